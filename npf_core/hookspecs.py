@@ -1,0 +1,346 @@
+"""The whole plugin contract of npf: every hook, and the four plugin kinds.
+
+A plugin is a module (or object) with functions marked ``@npf_core.hookimpl``,
+published under the entry-point group ``npf_core.plugins``::
+
+    [project.entry-points."npf_core.plugins"]
+    my_plugin = "my_package.npf_plugin"
+
+Hooks come in two sorts.
+
+Registration hooks (``npf_register_*``) are called once, in whichever process
+builds the plugin manager (the supervisor, and again in every fresh-interpreter
+benchmarker). Each receives a :class:`Registry` and adds classes to it under
+unique names; the classes below are the base classes to derive from.
+
+Lifecycle hooks (``npf_run_*``, ``npf_config_*``) are called in the supervisor
+process only, synchronously, in registration order, and only observe: their
+return values are ignored and an exception in one is logged, never fatal.
+No hook is ``async``; pluggy has no async hook calling.
+
+Implementations may accept fewer arguments than the spec lists (pluggy's rule),
+so new arguments can be added later without breaking existing plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import pluggy
+
+if TYPE_CHECKING:
+    from npf_core import events as ev
+
+__all__ = [
+    "Assignment",
+    "ChildContext",
+    "Dataset",
+    "Device",
+    "Framework",
+    "Registry",
+    "Reporter",
+    "ReporterContext",
+    "hookimpl",
+    "hookspec",
+]
+
+hookspec = pluggy.HookspecMarker("npf")
+hookimpl = pluggy.HookimplMarker("npf")
+
+
+# --------------------------------------------------------------------------
+# Registration hooks
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def npf_register_frameworks(registry: Registry[Framework]) -> None:
+    """Add framework plugins: ``registry.add("name", FrameworkSubclass)``.
+
+    A framework says how to check a model reference (supervisor, without
+    importing the framework), how to load it and call it (benchmarker), how to
+    turn input arrays into the framework's tensors, and which start method its
+    benchmarkers need.
+
+    :param registry: the framework registry; names must be unique.
+    """
+
+
+@hookspec
+def npf_register_devices(registry: Registry[Device]) -> None:
+    """Add device plugins: ``registry.add("name", DeviceSubclass)``.
+
+    A device counts what the machine has, decides what ``"max"`` model copies
+    means, and gives each copy its share (environment variables, CPU affinity).
+
+    :param registry: the device registry; names must be unique.
+    """
+
+
+@hookspec
+def npf_register_datasets(registry: Registry[Dataset]) -> None:
+    """Add dataset plugins: ``registry.add("name", DatasetSubclass)``.
+
+    A dataset yields examples (tuples of arrays) inside the benchmarker; the spec
+    names it under ``dataset.plugin``.
+
+    :param registry: the dataset registry; names must be unique.
+    """
+
+
+@hookspec
+def npf_register_reporters(registry: Registry[Reporter]) -> None:
+    """Add reporter plugins: ``registry.add("name", ReporterSubclass)``.
+
+    A reporter receives every run event in the supervisor process (progress,
+    finished and failed configurations, the end of the run) and writes or shows
+    what it likes; the spec lists the active ones in ``output.reporters``.
+
+    :param registry: the reporter registry; names must be unique.
+    """
+
+
+# --------------------------------------------------------------------------
+# Lifecycle hooks (supervisor process, observe-only)
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def npf_run_started(event: ev.RunStarted) -> None:
+    """A run begins: the plan is made and no benchmarker has started yet.
+
+    :param event: the run id, the spec and the planned configurations.
+    """
+
+
+@hookspec
+def npf_config_started(event: ev.ConfigStarted) -> None:
+    """A configuration begins: its benchmarker processes are about to start.
+
+    :param event: the configuration and its position in the plan.
+    """
+
+
+@hookspec
+def npf_config_finished(event: ev.ConfigFinished) -> None:
+    """A configuration finished with status ``"ok"``; its report is final.
+
+    :param event: the configuration and its report.
+    """
+
+
+@hookspec
+def npf_config_failed(event: ev.ConfigFailed) -> None:
+    """A configuration failed; its report has status ``"error"`` and the reason.
+
+    :param event: the configuration, its error report and the error.
+    """
+
+
+@hookspec
+def npf_run_finished(event: ev.RunFinished) -> None:
+    """A run ended: completed, failed in part, or interrupted.
+
+    :param event: every report of the run and whether it was interrupted.
+    """
+
+
+# --------------------------------------------------------------------------
+# The plugin kinds
+# --------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name -> plugin class for one kind. Passed to the ``npf_register_*`` hooks."""
+
+    def __init__(self, kind: str, base: type[T]) -> None:
+        self.kind = kind
+        self.base = base
+        self._classes: dict[str, type[T]] = {}
+        self._origins: dict[str, str] = {}
+        self._current_origin = "programmatic"
+
+    def add(self, name: str, cls: type[T]) -> None:
+        """Register ``cls`` under ``name``; a name may be taken only once."""
+        from npf_core.errors import PluginError
+
+        if not name or not isinstance(name, str):
+            raise PluginError(f"{self.kind} plugin name must be a non-empty string, got {name!r}")
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise PluginError(f"{self.kind} plugin {name!r} must be a subclass of npf_core.{self.base.__name__}")
+        if name in self._classes:
+            raise PluginError(
+                f"{self.kind} plugin {name!r} is registered twice "
+                f"({self._origins[name]} and {self._current_origin})"
+            )
+        self._classes[name] = cls
+        self._origins[name] = self._current_origin
+
+    def get(self, name: str, path: str = "") -> type[T]:
+        from npf_core.errors import UnknownPluginError
+
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise UnknownPluginError(self.kind, name, self._classes, path) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def origin(self, name: str) -> str:
+        return self._origins[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+
+class Assignment(dict):  # type: ignore[type-arg]
+    """What a device gives one model copy. Keys: ``env`` (variables to set in the
+    benchmarker), ``cpus`` (CPU affinity, or None), ``devices`` (device ids, for
+    reports), ``label`` (short text for reports). Plain data: it crosses the wire."""
+
+
+class ChildContext:
+    """What a plugin sees inside a benchmarker process."""
+
+    def __init__(
+        self,
+        *,
+        job: Any,
+        base_dir: Path,
+        assignment: Assignment,
+        device: Device,
+        objects: dict[str, Any],
+    ) -> None:
+        self.job = job
+        self.base_dir = base_dir
+        self.assignment = assignment
+        self.device = device
+        self.objects = objects
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+class Framework:
+    """Base class of framework plugins (``python``, ``torch``, ...).
+
+    Methods marked *supervisor* run in the supervisor and must not import the
+    framework; those marked *benchmarker* run in the child process.
+    """
+
+    #: the start method ``start_method: "auto"`` resolves to: ``"fork"`` or ``"fresh"``
+    start_method: ClassVar[str] = "fork"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        """*supervisor and benchmarker*: ``options`` is the spec's ``model.options``;
+        raise :class:`~npf_core.errors.SpecError` for a bad option."""
+        self.options = options
+
+    def check(self, kind: str, ref: str, spec: Any) -> None:
+        """*supervisor*: validate a model reference (``kind`` is ``"target"`` or
+        ``"path"``) before any process starts; raise ``SpecError``."""
+
+    def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
+        """*benchmarker*: load one model copy and return it (timed as load)."""
+        raise NotImplementedError
+
+    def convert_inputs(self, example: tuple[Any, ...], ctx: ChildContext) -> tuple[Any, ...]:
+        """*benchmarker*: turn one example (numpy arrays, or whatever the dataset
+        yields) into the call's positional arguments, on the model's device."""
+        return example
+
+    def callable(self, model: Any, ctx: ChildContext) -> Callable[..., Any]:
+        """*benchmarker*: the function each worker calls as ``fn(*inputs)``. It must
+        return only once the work is done (e.g. synchronise an asynchronous device)."""
+        return model  # type: ignore[no-any-return]
+
+    def worker_context(self, ctx: ChildContext) -> AbstractContextManager[Any]:
+        """*benchmarker*: a context each worker thread runs inside (e.g. no-grad)."""
+        return nullcontext()
+
+    def compile(self, request: Any) -> Any:
+        """*supervisor or a child*: compile one model variant for ``npf_core.compile``;
+        frameworks that cannot compile leave this as is."""
+        from npf_core.errors import PluginError
+
+        raise PluginError(f"framework {type(self).__name__} cannot compile models")
+
+
+class Device:
+    """Base class of device plugins (``cpu``, ``gpu``, ``neuron``, ...)."""
+
+    #: whether copies need a device each (more copies than devices is an error)
+    exclusive: ClassVar[bool] = True
+    #: the value reports give as ``device_type``
+    type_name: ClassVar[str] = "device"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        """*supervisor and benchmarker*: ``options`` is the spec's ``device.options``."""
+        self.options = options
+
+    def check(self) -> None:
+        """*supervisor*: fail with :class:`~npf_core.errors.DeviceUnavailable` if the
+        device is absent."""
+
+    def count(self) -> int | None:
+        """*supervisor*: how many devices (cores, GPUs) copies can use; None if unknown."""
+        return None
+
+    def assign(self, copy_index: int, n_models: int, pipeline_size: int) -> Assignment:
+        """*supervisor*: what copy ``copy_index`` of ``n_models`` gets."""
+        return Assignment(env={}, cpus=None, devices=[], label="")
+
+    def setup_child(self, assignment: Assignment) -> None:
+        """*benchmarker*, before the model loads: apply the assignment beyond env
+        vars (which the supervisor already set)."""
+
+
+class Dataset:
+    """Base class of dataset plugins: where a benchmarker's inputs come from."""
+
+    #: True when examples are cheap to hold in memory: the benchmarker then
+    #: materialises them once and each worker cycles through them, untimed.
+    in_memory: ClassVar[bool] = False
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        """*supervisor and benchmarker*: ``options`` is the spec's ``dataset.options``."""
+        self.options = options
+
+    def check(self, spec: Any) -> None:
+        """*supervisor*: validate the options (files exist, ...); raise ``SpecError``."""
+
+    def examples(self, ctx: ChildContext) -> Iterable[tuple[Any, ...]]:
+        """*benchmarker*: the examples, each a tuple of positional inputs. Called once
+        per worker (each iterates on its own, without a shared lock), and again when
+        exhausted if the spec's ``dataset.loop`` is true."""
+        raise NotImplementedError
+
+
+class ReporterContext:
+    """What a reporter gets: where to write, the console, and the run's spec."""
+
+    def __init__(self, *, output_dir: Path, spec: Any, verbosity: int, console: Any = None) -> None:
+        self.output_dir = output_dir
+        self.spec = spec
+        self.verbosity = verbosity
+        self.console = console
+
+
+class Reporter:
+    """Base class of reporter plugins (``console``, ``json``, ``csv``, ...)."""
+
+    def __init__(self, ctx: ReporterContext) -> None:
+        self.ctx = ctx
+
+    def on_event(self, event: ev.Event) -> None:
+        """*supervisor*: called for every event of the run, in order."""
+
+    def close(self) -> None:
+        """*supervisor*: the run is over (also after an interruption)."""

@@ -1,0 +1,203 @@
+"""Spec (+ model index) -> the ordered list of configurations to run (the sweep).
+
+NeuronPerf's rules, which users rely on:
+
+- one input per batch size, matched by position;
+- data parallel (pipeline size 1): ``n_models`` in {1, max} x ``workers_per_model``
+  in {1, 2}; pipeline size p > 1: workers = p - 1;
+- ``max`` = device count // pipeline size; when the count is unknown the ``max``
+  configurations are skipped;
+- duplicate configurations are removed (e.g. when max is 1);
+- with a model index, every finished entry runs through that sweep, and
+  ``batch_sizes`` / ``pipeline_sizes`` only filter the index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from npf_core.errors import DeviceUnavailable, SpecError
+from npf_core.spec import OBJECT_PREFIX, LoadedSpec, as_list
+
+if TYPE_CHECKING:
+    from npf_core.plugins import Plugins
+
+__all__ = ["RunConfig", "Variant", "make_plan"]
+
+logger = structlog.get_logger(__name__)
+
+
+class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """One configuration of the sweep: everything that varies between runs."""
+
+    config_id: str
+    model_name: str
+    framework: str
+    model_kind: str
+    model_ref: str
+    model_filename: str
+    input_idx: int
+    batch_size: int
+    n_models: int
+    workers_per_model: int
+    pipeline_size: int
+    start_method: str
+    device_type: str
+    performance_level: Any = None
+
+
+class Variant(msgspec.Struct, kw_only=True, frozen=True):
+    """One model variant to sweep: a spec's model, or one model-index entry."""
+
+    kind: str
+    ref: str
+    input_idx: int
+    batch_size: int
+    pipeline_size: int | None = None
+    performance_level: Any = None
+
+
+def _model_name(loaded: LoadedSpec) -> str:
+    spec = loaded.spec
+    if spec.name:
+        return spec.name
+    m = spec.model
+    if m.target is not None:
+        if m.target.startswith(OBJECT_PREFIX):
+            obj = loaded.objects[m.target]
+            return str(getattr(obj, "__name__", type(obj).__name__))
+        return m.target.rpartition(":")[2]
+    return Path(m.path or m.index or "model").stem
+
+
+def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
+    spec = loaded.spec
+    m = spec.model
+    n_inputs = len(spec.inputs) if spec.inputs is not None else 1
+    batch_sizes = as_list(spec.batch_sizes)
+    if m.index is not None:
+        from npf_core import model_index
+
+        index = model_index.load(loaded.resolve(m.index))
+        entries = model_index.filter(index, status="finished")["model_configs"]
+        if batch_sizes is not None:
+            entries = [e for e in entries if e.get("batch_size", 1) in batch_sizes]
+        wanted_p = as_list(spec.pipeline_sizes)
+        if wanted_p is not None:
+            entries = [e for e in entries if e.get("pipeline_size", 1) in wanted_p]
+        index_dir = loaded.resolve(m.index).parent
+        out = []
+        for i, e in enumerate(entries):
+            idx = int(e.get("input_idx", 0))
+            if idx >= n_inputs:
+                raise SpecError(
+                    "inputs",
+                    f"model index entry {i} ({e.get('filename')}) uses input_idx {idx} but the spec has {n_inputs} inputs",
+                    "list every input of the index in the spec, in order",
+                )
+            f = Path(e["filename"])
+            ref = str(f if f.is_absolute() else index_dir / f)
+            out.append(
+                Variant(
+                    kind="path",
+                    ref=ref,
+                    input_idx=idx,
+                    batch_size=int(e.get("batch_size", 1)),
+                    pipeline_size=int(e.get("pipeline_size", 1)),
+                    performance_level=e.get("performance_level", e.get("cast_mode")),
+                )
+            )
+        if not out:
+            raise SpecError("model.index", "no finished entry of the model index matches batch_sizes / pipeline_sizes")
+        return out, index.get("model_name")
+    if batch_sizes is None:
+        batch_sizes = [1] * n_inputs
+    kind = "target" if m.target is not None else "path"
+    ref = m.target if m.target is not None else str(loaded.resolve(m.path or ""))
+    return [Variant(kind=kind, ref=ref, input_idx=i, batch_size=b) for i, b in enumerate(batch_sizes)], None
+
+
+def make_plan(loaded: LoadedSpec, plugins: Plugins) -> list[RunConfig]:
+    """The ordered, de-duplicated configurations of a spec. Raises a ``UserError``
+    (before any process starts) for anything that cannot run."""
+    spec = loaded.spec
+    m = spec.model
+    framework = plugins.framework(m.framework, m.options)
+    dev_spec = loaded.device
+    device = plugins.device(dev_spec.type, dev_spec.options, "device")
+    device.check()
+    if spec.dataset is not None:
+        plugins.dataset(spec.dataset.plugin, spec.dataset.options).check(spec)
+    for name in spec.output.reporters:
+        plugins.reporters.get(name, "output.reporters")
+
+    start = spec.start_method if spec.start_method != "auto" else framework.start_method
+    if start == "fresh":
+        for field, token in loaded.objects.items():
+            raise SpecError(
+                field.removeprefix(OBJECT_PREFIX).rstrip(">"),
+                "a Python object cannot travel to a fresh interpreter",
+                "give an importable 'package.module:attr' or 'path/file.py:attr', or use start_method 'fork'",
+            )
+
+    variants, index_name = _variants(loaded)
+    name = spec.name or index_name or _model_name(loaded)
+    for v in variants:
+        framework.check(v.kind, v.ref, spec)
+
+    count = device.count()
+    configs: list[RunConfig] = []
+    seen: set[tuple[Any, ...]] = set()
+    for v in variants:
+        pipes = [v.pipeline_size] if v.pipeline_size is not None else as_list(spec.pipeline_sizes) or [1]
+        for p in pipes:
+            max_models = None if count is None else count // p
+            if max_models == 0:
+                raise DeviceUnavailable(
+                    f"spec $.pipeline_sizes: pipeline size {p} needs {p} {device.type_name} devices, "
+                    f"but only {count} are available"
+                )
+            n_list = as_list(spec.n_models) or [1, "max"]
+            workers = as_list(spec.workers_per_model) or ([1, 2] if p == 1 else [p - 1])
+            for n in n_list:
+                if n == "max":
+                    if max_models is None:
+                        logger.warning("device count unknown: skipping n_models 'max'", device=dev_spec.type)
+                        continue
+                    n = max_models
+                elif device.exclusive and max_models is not None and n > max_models:
+                    raise DeviceUnavailable(
+                        f"spec $.n_models: {n} model copies of pipeline size {p} need {n * p} "
+                        f"{device.type_name} devices, but {count} are available"
+                    )
+                for w in workers:
+                    key = (v.kind, v.ref, v.input_idx, v.batch_size, p, n, w, v.performance_level)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    level = "" if v.performance_level is None else f"-l{v.performance_level}"
+                    configs.append(
+                        RunConfig(
+                            config_id=f"{name}-i{v.input_idx}-b{v.batch_size}-p{p}{level}-n{n}-w{w}",
+                            model_name=name,
+                            framework=m.framework,
+                            model_kind=v.kind,
+                            model_ref=v.ref,
+                            model_filename=Path(v.ref).name if v.kind == "path" else v.ref,
+                            input_idx=v.input_idx,
+                            batch_size=v.batch_size,
+                            n_models=int(n),
+                            workers_per_model=int(w),
+                            pipeline_size=p,
+                            start_method=start,
+                            device_type=device.type_name,
+                            performance_level=v.performance_level,
+                        )
+                    )
+    if not configs:
+        raise SpecError("n_models", "the sweep is empty (the device count is unknown, so 'max' was skipped)")
+    return configs

@@ -1,0 +1,405 @@
+"""The run spec: msgspec Structs for every field of the v1 contract, and validation.
+
+Decoding is strict: unknown fields and values of the wrong type or range are
+errors naming the JSON path. Cross-field rules (one model reference, inputs
+matched to batch sizes, files that exist) are checked by :func:`validate`, before
+any process starts. ``python -m npf_core schema`` prints :func:`json_schema`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+import msgspec
+
+from npf_core.errors import SpecError
+
+__all__ = [
+    "DTYPES",
+    "Closed",
+    "Constant",
+    "DatasetSpec",
+    "DeviceSpec",
+    "InputItem",
+    "LoadedSpec",
+    "ModelSpec",
+    "Output",
+    "Poisson",
+    "Spec",
+    "Stability",
+    "Timeouts",
+    "Warmup",
+    "decode_options",
+    "decode_spec",
+    "json_schema",
+    "load_spec",
+]
+
+DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+StartMethod = Literal["auto", "fork", "fresh", "inline"]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Max = Literal["max"]
+ModelCount = Union[PositiveInt, Max]
+
+
+class SpecBase(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True):
+    """Strict base of every spec Struct: unknown fields are errors."""
+
+
+class ModelSpec(SpecBase):
+    """What to benchmark: a framework plugin and exactly one model reference."""
+
+    framework: str = "python"
+    target: str | None = None
+    path: str | None = None
+    index: str | None = None
+    options: dict[str, Any] = {}
+
+
+class InputItem(SpecBase):
+    """One tensor: a description (`shape`, `dtype`, `fill`) or a file (`file`, `key`)."""
+
+    shape: list[Annotated[int, msgspec.Meta(ge=0)]] | None = None
+    dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
+    fill: Literal["random", "zeros", "ones"] = "random"
+    file: str | None = None
+    key: str | None = None
+
+
+InputEntry = Union[InputItem, list[InputItem]]
+
+
+class DatasetSpec(SpecBase):
+    """Inputs from a dataset plugin instead of `inputs`."""
+
+    plugin: str
+    options: dict[str, Any] = {}
+    loop: bool = True
+
+
+class DeviceSpec(SpecBase):
+    """A device plugin by name, with its options."""
+
+    type: str = "cpu"
+    options: dict[str, Any] = {}
+
+
+class Closed(SpecBase, tag="closed", tag_field="mode"):
+    """Closed loop: each worker sends its next request when the last one returns."""
+
+
+class Poisson(SpecBase, tag="poisson", tag_field="mode"):
+    """Open loop: requests arrive as a Poisson process of `rate` per second (all copies)."""
+
+    rate: PositiveFloat
+
+
+class Constant(SpecBase, tag="constant", tag_field="mode"):
+    """Open loop: requests arrive evenly spaced at `rate` per second (all copies)."""
+
+    rate: PositiveFloat
+
+
+Load = Union[Closed, Poisson, Constant]
+
+
+class Timeouts(SpecBase):
+    """How long the supervisor waits before it gives up on a benchmarker."""
+
+    load_s: PositiveFloat = 600.0
+    stop_s: PositiveFloat = 30.0
+    grace_s: PositiveFloat = 5.0
+
+
+class Warmup(SpecBase):
+    """Untimed calls before measurement, per worker: at least `iterations`, and for `seconds`."""
+
+    iterations: Annotated[int, msgspec.Meta(ge=0)] = 1
+    seconds: NonNegativeFloat = 0.0
+
+
+class Stability(SpecBase):
+    """Stop a configuration early once `windows` consecutive windows agree within `tolerance`."""
+
+    windows: Annotated[int, msgspec.Meta(ge=2)] = 3
+    tolerance: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.05
+    min_s: NonNegativeFloat = 1.0
+
+
+class Output(SpecBase):
+    """Where results go and which reporters run."""
+
+    dir: str = "npf-results"
+    reporters: list[str] = msgspec.field(default_factory=lambda: ["console", "json", "csv"])
+
+
+class Spec(SpecBase):
+    """A run spec: one model, its inputs and the sweep to run (see docs/spec.md)."""
+
+    model: ModelSpec
+    name: str | None = None
+    inputs: list[InputEntry] | None = None
+    dataset: DatasetSpec | None = None
+    batch_sizes: PositiveInt | list[PositiveInt] | None = None
+    device: str | DeviceSpec = "cpu"
+    n_models: ModelCount | list[ModelCount] | None = None
+    workers_per_model: PositiveInt | list[PositiveInt] | None = None
+    pipeline_sizes: PositiveInt | list[PositiveInt] | None = None
+    duration_s: PositiveFloat = 60.0
+    load: Load = Closed()
+    warmup: Warmup = Warmup()
+    window_s: Annotated[float, msgspec.Meta(ge=0.01)] = 0.5
+    stability: Stability | None = None
+    preprocess: str | None = None
+    postprocess: str | None = None
+    setup: str | None = None
+    start_method: StartMethod = "auto"
+    timeouts: Timeouts = Timeouts()
+    cost_per_hour: NonNegativeFloat | None = None
+    output: Output = Output()
+
+
+class LoadedSpec(msgspec.Struct, kw_only=True):
+    """A decoded spec plus where it came from; `objects` holds Python objects given
+    through the API in place of import references (see :func:`decode_spec`)."""
+
+    spec: Spec
+    base_dir: Path
+    objects: dict[str, Any] = {}
+
+    def resolve(self, path: str) -> Path:
+        """A path from the spec, relative to the spec file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def device(self) -> DeviceSpec:
+        d = self.spec.device
+        return DeviceSpec(type=d) if isinstance(d, str) else d
+
+
+OBJECT_PREFIX = "<object:"
+_OBJECT_FIELDS = (("model", "target"), ("preprocess",), ("postprocess",), ("setup",))
+
+
+def _pull_objects(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Replace Python objects that stand in for import references by tokens."""
+    objects: dict[str, Any] = {}
+    data = dict(data)
+    if isinstance(data.get("model"), Mapping):
+        data["model"] = dict(data["model"])
+    for path in _OBJECT_FIELDS:
+        holder: Any = data
+        for key in path[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict):
+            continue
+        value = holder.get(path[-1])
+        if value is not None and not isinstance(value, str):
+            token = f"{OBJECT_PREFIX}{'.'.join(path)}>"
+            objects[token] = value
+            holder[path[-1]] = token
+    return data, objects
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
+
+
+def _fields_at(path: str) -> list[str]:
+    """The field names of the Struct found at a JSON path of the spec, for hints."""
+    info: Any = msgspec.inspect.type_info(Spec)
+    for part in re.findall(r"\.(\w+)|\[\d+\]", path):
+        info = _struct_of(info)
+        if info is None:
+            return []
+        if part:
+            info = next((f.type for f in info.fields if f.encode_name == part), None)
+        if info is None:
+            return []
+        if not part and hasattr(info, "item_type"):
+            info = info.item_type
+    info = _struct_of(info)
+    return [f.encode_name for f in info.fields] if info is not None else []
+
+
+def _struct_of(info: Any) -> Any:
+    if isinstance(info, msgspec.inspect.StructType):
+        return info
+    if isinstance(info, msgspec.inspect.UnionType):
+        for t in info.types:
+            found = _struct_of(t)
+            if found is not None:
+                return found
+    if isinstance(info, msgspec.inspect.ListType):
+        return _struct_of(info.item_type)
+    return None
+
+
+def _spec_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> SpecError:
+    m = _AT.match(str(exc))
+    assert m is not None
+    msg, path = m.group("msg"), m.group("path") or "$"
+    hint = None
+    unknown = re.search(r"unknown field `([^`]*)`", msg)
+    if unknown:
+        allowed = _fields_at(path)
+        close = difflib.get_close_matches(unknown.group(1), allowed, n=1)
+        hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
+        msg = f"unknown field {unknown.group(1)!r}"
+    return SpecError(path, msg, hint)
+
+
+def decode_spec(data: bytes | str | Mapping[str, Any] | Spec, base_dir: Path | str = ".") -> LoadedSpec:
+    """Decode JSON text or a dict (which may hold Python objects in place of import
+    references) into a validated :class:`LoadedSpec`."""
+    objects: dict[str, Any] = {}
+    try:
+        if isinstance(data, Spec):
+            spec = data
+        elif isinstance(data, (bytes, str)):
+            spec = msgspec.json.decode(data, type=Spec)
+        elif isinstance(data, Mapping):
+            plain, objects = _pull_objects(dict(data))
+            spec = msgspec.convert(plain, type=Spec)
+        else:
+            raise SpecError("$", f"expected a JSON object, a dict or a Spec, got {type(data).__name__}")
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise _spec_error(exc) from None
+    loaded = LoadedSpec(spec=spec, base_dir=Path(base_dir).resolve(), objects=objects)
+    validate(loaded)
+    return loaded
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Read and validate a spec file; relative paths in it are relative to its folder."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise SpecError("$", f"cannot read spec file {str(p)!r}: {exc.strerror or exc}") from None
+    return decode_spec(raw, p.resolve().parent)
+
+
+def as_list(value: Any) -> list[Any] | None:
+    """A scalar-or-list field as a list (None stays None)."""
+    if value is None:
+        return None
+    return list(value) if isinstance(value, list) else [value]
+
+
+def validate(loaded: LoadedSpec) -> None:
+    """Cross-field rules that the types alone cannot say; raises :class:`SpecError`."""
+    spec = loaded.spec
+    m = spec.model
+    refs = [k for k in ("target", "path", "index") if getattr(m, k) is not None]
+    if len(refs) != 1:
+        got = " and ".join(refs) if refs else "none"
+        raise SpecError("model", f"give exactly one of 'target', 'path' or 'index' (got {got})")
+    if not m.framework:
+        raise SpecError("model.framework", "must name a framework plugin, e.g. 'python' or 'torch'")
+    if m.target is not None and not m.target.startswith(OBJECT_PREFIX):
+        check_reference(loaded, "model.target", m.target)
+    for key in ("path", "index"):
+        value = getattr(m, key)
+        if value is not None and not loaded.resolve(value).exists():
+            raise SpecError(f"model.{key}", f"file not found: {str(loaded.resolve(value))!r}")
+    for field in ("preprocess", "postprocess", "setup"):
+        value = getattr(spec, field)
+        if value is not None and not value.startswith(OBJECT_PREFIX):
+            check_reference(loaded, field, value)
+
+    if spec.inputs is not None and spec.dataset is not None:
+        raise SpecError("dataset", "give either 'inputs' or 'dataset', not both")
+    if spec.inputs is None and spec.dataset is None:
+        raise SpecError("inputs", "required: one input per batch size (or give 'dataset')")
+    if spec.inputs is not None:
+        if not spec.inputs:
+            raise SpecError("inputs", "must hold at least one input")
+        for i, entry in enumerate(spec.inputs):
+            items = entry if isinstance(entry, list) else [entry]
+            if not items:
+                raise SpecError(f"inputs[{i}]", "an input list must hold at least one tensor")
+            for j, item in enumerate(items):
+                where = f"inputs[{i}]" + (f"[{j}]" if isinstance(entry, list) else "")
+                _check_item(loaded, where, item)
+    batch_sizes = as_list(spec.batch_sizes)
+    n_inputs = len(spec.inputs) if spec.inputs is not None else None
+    if batch_sizes is not None and not batch_sizes:
+        raise SpecError("batch_sizes", "must hold at least one batch size")
+    if batch_sizes is not None and n_inputs is not None and m.index is None and len(batch_sizes) != n_inputs:
+        raise SpecError(
+            "batch_sizes",
+            f"{len(batch_sizes)} batch sizes for {n_inputs} inputs",
+            "give one input per batch size, matched by position",
+        )
+    for field in ("n_models", "workers_per_model", "pipeline_sizes"):
+        value = as_list(getattr(spec, field))
+        if value is not None and not value:
+            raise SpecError(field, "must hold at least one value (or leave it out for the default)")
+    if not spec.output.reporters and spec.output.reporters is not None:
+        pass  # no reporters is allowed: results come back through the API
+
+
+def _check_item(loaded: LoadedSpec, where: str, item: InputItem) -> None:
+    if (item.shape is None) == (item.file is None):
+        raise SpecError(where, "give either 'shape' (a tensor description) or 'file'")
+    if item.file is not None:
+        f = loaded.resolve(item.file)
+        if f.suffix not in (".npy", ".npz", ".pt"):
+            raise SpecError(f"{where}.file", f"unsupported file type {f.suffix!r}", "use .npy, .npz or .pt")
+        if not f.exists():
+            raise SpecError(f"{where}.file", f"file not found: {str(f)!r}")
+
+
+def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:
+    """Check a ``module:attr`` or ``file.py:attr`` reference without importing it."""
+    module, sep, attr = ref.rpartition(":")
+    if not sep or not module or not attr:
+        raise SpecError(field, f"{ref!r} is not a reference", "write 'package.module:attr' or 'path/file.py:attr'")
+    if module.endswith(".py") or "/" in module or "\\" in module:
+        f = loaded.resolve(module)
+        if not f.is_file():
+            raise SpecError(field, f"file not found: {str(f)!r}")
+        return
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise SpecError(field, f"module {module!r} cannot be found", "is it installed, or on PYTHONPATH?")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the spec format, from the same Structs."""
+    schema = msgspec.json.schema(Spec)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "npf run spec"
+    return schema
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """The spec as plain JSON-able data (defaults omitted)."""
+    return json.loads(msgspec.json.encode(spec))
+
+
+T = TypeVar("T")
+
+
+def decode_options(options: Mapping[str, Any], type_: type[T], path: str) -> T:
+    """A plugin's ``options`` block decoded into its own Struct; errors name the
+    spec path (e.g. ``device.options.count``)."""
+    try:
+        return msgspec.convert(dict(options), type=type_)
+    except msgspec.ValidationError as exc:
+        err = _spec_error(exc)
+        sub = err.path.removeprefix("$")
+        raise SpecError(f"{path}{sub}", err.problem, err.hint) from None

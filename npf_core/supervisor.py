@@ -1,0 +1,745 @@
+"""The supervisor (anyio): runs the plan, one configuration at a time.
+
+Per configuration it starts ``n_models`` benchmarker processes (fork, fresh
+interpreter, or threads for debugging), waits for every READY, sends GO with one
+common start time, lets the benchmarkers stop at the common deadline (or sends
+STOP early: stability, cancellation), collects the RESULTs and merges them into a
+report. Any fault — an exception in the child, a death, a hang, garbage on the
+wire — becomes a failed configuration with its reason, and the sweep goes on.
+
+Only the supervisor decides time. Every child is reaped on every exit path,
+under a shielded cancel scope: terminate, a grace period, kill, wait.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import psutil
+import structlog
+
+from npf_core import events as ev
+from npf_core import protocol as pr
+from npf_core.errors import BenchmarkerFailed, ProtocolError, ResultsError
+from npf_core.hookspecs import Reporter, ReporterContext
+from npf_core.plan import RunConfig, make_plan
+from npf_core.plugins import Plugins, get_plugins
+from npf_core.report import ErrorInfo, Report, build_report, error_report
+from npf_core.results import comparable_spec, load_results
+from npf_core.spec import LoadedSpec, Spec, decode_spec, load_spec, spec_to_dict
+from npf_core.stats import windows_stable
+
+__all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
+
+logger = structlog.get_logger(__name__)
+OUTPUT_TAIL = 64 * 1024
+GO_MARGIN_S = 0.02
+
+#: parent-side fds of live benchmarkers; a forked child closes the ones not its own
+_PARENT_FDS: set[int] = set()
+
+
+def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
+    """A spec path, JSON text, dict or Spec, with overrides applied, validated."""
+    if isinstance(spec, LoadedSpec):
+        loaded = spec
+    elif isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
+        loaded = load_spec(spec)
+    elif isinstance(spec, (str, bytes, Mapping, Spec)):
+        loaded = decode_spec(spec)
+    else:
+        from npf_core.errors import SpecError
+
+        raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return loaded
+    data = msgspec.to_builtins(loaded.spec)
+    output = dict(data.get("output", {}))
+    if "output_dir" in overrides:
+        output["dir"] = str(overrides.pop("output_dir"))
+    if "reporters" in overrides:
+        output["reporters"] = list(overrides.pop("reporters"))
+    data["output"] = output
+    data.update(overrides)
+    return decode_spec(_restore(data, loaded.objects), loaded.base_dir)
+
+
+def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
+    """Put API objects back in place of their tokens before decoding again."""
+    if not objects:
+        return data
+    out = dict(data)
+    model = dict(out.get("model", {}))
+    for key in ("preprocess", "postprocess", "setup"):
+        if isinstance(out.get(key), str) and out[key] in objects:
+            out[key] = objects[out[key]]
+    if isinstance(model.get("target"), str) and model["target"] in objects:
+        model["target"] = objects[model["target"]]
+    out["model"] = model
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Child processes
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    """One benchmarker: its process (or thread) and the parent's socket ends."""
+
+    copy_index: int
+    sock: socket.socket
+    out: socket.socket | None
+    pid: int | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    thread: threading.Thread | None = None
+    returncode: int | None = None
+    output: bytearray = field(default_factory=bytearray)
+    result: pr.Result | None = None
+    ready: pr.Ready | None = None
+    hello: bool = False
+    job: Any = None
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            self.returncode = self.popen.poll()
+        elif self.pid is not None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -255
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        elif self.thread is not None and not self.thread.is_alive():
+            self.returncode = 0
+        return self.returncode
+
+    def signal(self, sig: int) -> None:
+        if self.pid is not None and self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def reap(self, grace_s: float) -> None:
+        """Terminate, wait ``grace_s``, kill, wait. Call under a shielded scope."""
+        if self.pid is None:
+            self.close()
+            return
+        if self.poll() is None:
+            self.signal(signal.SIGTERM)
+            with anyio.move_on_after(grace_s):
+                while self.poll() is None:
+                    await anyio.sleep(0.01)
+        if self.poll() is None:
+            logger.warning("benchmarker ignored SIGTERM; killing it", pid=self.pid, grace_s=grace_s)
+            self.signal(signal.SIGKILL)
+            while self.poll() is None:
+                await anyio.sleep(0.01)
+        self.close()
+
+    def close(self) -> None:
+        for s in (self.sock, self.out):
+            if s is not None and s.fileno() >= 0:
+                _PARENT_FDS.discard(s.fileno())
+                s.close()
+
+    def describe_exit(self) -> str:
+        code = self.returncode
+        if code is None:
+            return "is still running"
+        if code < 0 and code != -255:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            hint = " (out of memory? the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+            return f"was killed by {name}{hint}"
+        return f"exited with code {code}"
+
+    def output_tail(self, lines: int = 20) -> str:
+        text = bytes(self.output).decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _child_pythonpath() -> str:
+    """The parent's import path, so that a fresh interpreter finds the same modules."""
+    entries = []
+    for p in sys.path:
+        p = p or os.getcwd()
+        if os.path.isdir(p) and p not in entries:
+            entries.append(p)
+    old = os.environ.get("PYTHONPATH")
+    return os.pathsep.join(entries + ([old] if old else []))
+
+
+def _spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, Any], plugins: Plugins) -> Child:
+    parent_sock, child_sock = socket.socketpair()
+    if method == "inline":
+        from npf_core.benchmarker import serve
+
+        def inline() -> None:
+            try:
+                serve(child_sock, objects, plugins, inline=True)
+            finally:
+                child_sock.close()
+
+        t = threading.Thread(target=inline, daemon=True, name=f"npf-inline-{copy_index}")
+        t.start()
+        parent_sock.setblocking(False)
+        return Child(copy_index, parent_sock, None, thread=t)
+    out_r, out_w = socket.socketpair()
+    try:
+        if method == "fork":
+            parent_pid = os.getpid()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                from npf_core.benchmarker import child_main
+
+                for fd in list(_PARENT_FDS) + [parent_sock.fileno(), out_r.fileno()]:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                os.environ.update(env)
+                child_main(child_sock, out_w.fileno(), parent_pid, objects, plugins)
+            child = Child(copy_index, parent_sock, out_r, pid=pid)
+        else:
+            full_env = {**os.environ, **env, "PYTHONPATH": _child_pythonpath()}
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "npf_core.benchmarker", "--fd", str(child_sock.fileno()),
+                 "--parent", str(os.getpid())],
+                pass_fds=[child_sock.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=out_w.fileno(),
+                stderr=out_w.fileno(),
+                env=full_env,
+                start_new_session=False,
+            )  # fmt: skip
+            child = Child(copy_index, parent_sock, out_r, pid=popen.pid, popen=popen)
+    finally:
+        child_sock.close()
+        out_w.close()
+    for s in (parent_sock, out_r):
+        s.setblocking(False)
+        _PARENT_FDS.add(s.fileno())
+    return child
+
+
+async def _send(child: Child, msg: pr.Message) -> None:
+    data = memoryview(pr.encode_frame(msg))
+    while data:
+        try:
+            n = child.sock.send(data)
+            data = data[n:]
+        except BlockingIOError:
+            await anyio.wait_writable(child.sock)
+
+
+async def _read_wire(child: Child, sink: Any) -> None:
+    """Frames from one child into the config's shared stream; EOF as None."""
+    buffer = bytearray()
+    try:
+        while True:
+            await anyio.wait_readable(child.sock)
+            try:
+                chunk = child.sock.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                await sink.send((child, None))
+                return
+            buffer += chunk
+            for msg in pr.decode_frames(buffer):
+                await sink.send((child, msg))
+    except ProtocolError as exc:
+        await sink.send((child, exc))
+
+
+async def _drain_output(child: Child) -> None:
+    """Keep the last OUTPUT_TAIL bytes of what the child writes to stdout/stderr."""
+    assert child.out is not None
+    while True:
+        await anyio.wait_readable(child.out)
+        try:
+            chunk = child.out.recv(1 << 16)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
+        if not chunk:
+            return
+        child.output += chunk
+        if len(child.output) > 2 * OUTPUT_TAIL:
+            del child.output[:-OUTPUT_TAIL]
+
+
+class ConfigFailure(Exception):
+    """A configuration failed; carries the error to record."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        self.info = info
+        super().__init__(info.message)
+
+
+# ---------------------------------------------------------------------------
+# The supervisor
+# ---------------------------------------------------------------------------
+
+
+class Supervisor:
+    """Runs one spec. For embedding::
+
+        async with Supervisor(spec) as sup:
+            async for event in sup.events():
+                ...
+        reports = sup.reports
+
+    or simply ``reports = await Supervisor(spec).run()``. Cancelling the caller's
+    scope stops the run, reaps every child and re-raises the cancellation.
+    Bad input raises a :class:`~npf_core.errors.UserError` from the constructor,
+    before any process starts.
+    """
+
+    def __init__(
+        self,
+        spec: Any,
+        *,
+        plugins: Plugins | None = None,
+        extra_plugins: tuple[Any, ...] = (),
+        resume: bool = False,
+        verbosity: int = 1,
+        console: Any = None,
+        **overrides: Any,
+    ) -> None:
+        self.loaded = prepare(spec, **overrides)
+        self.spec = self.loaded.spec
+        self.plugins = plugins or get_plugins(extra_plugins)
+        self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
+        self.output_dir = self.loaded.resolve(self.spec.output.dir)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.verbosity = verbosity
+        self.reports: list[Report] = []
+        self.interrupted = False
+        self._done: dict[str, Report] = {}
+        if resume:
+            self._load_resume()
+        self._reporters: list[Reporter] = []
+        rctx = ReporterContext(output_dir=self.output_dir, spec=self.spec, verbosity=verbosity, console=console)
+        for name in self.spec.output.reporters:
+            self._reporters.append(self.plugins.reporters.get(name, "output.reporters")(rctx))
+        self._send, self._receive = anyio.create_memory_object_stream[ev.Event](math.inf)
+        self._tg: Any = None
+        self._scope: anyio.CancelScope | None = None
+
+    def _load_resume(self) -> None:
+        path = self.output_dir / "results.json"
+        if not path.exists():
+            return
+        old_spec, reports = load_results(path)
+        if comparable_spec(old_spec) != comparable_spec(spec_to_dict(self.spec)):
+            raise ResultsError(
+                f"{path} holds results of a different spec; resume needs the same spec "
+                "(or use another --output-dir)"
+            )
+        wanted = {c.config_id for c in self.plan}
+        self._done = {r.config_id: r for r in reports if r.status == "ok" and r.config_id in wanted}
+
+    # -- the embedding interface ---------------------------------------------
+
+    async def __aenter__(self) -> Supervisor:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self.run)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if exc_info[0] is not None and self._scope is not None:
+            self._scope.cancel()
+        return await self._tg.__aexit__(*exc_info)  # type: ignore[no-any-return]
+
+    async def events(self) -> AsyncIterator[ev.Event]:
+        """Every event of the run, in order, ending after ``RunFinished``."""
+        async for event in self._receive:
+            yield event
+
+    def cancel(self) -> None:
+        """Stop the run: the current configuration is stopped and its children reaped."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def run(self) -> list[Report]:
+        """Run every configuration of the plan; returns the reports."""
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            await self._run()
+        if scope.cancelled_caught:
+            self.interrupted = True
+        return self.reports
+
+    # -- internals -----------------------------------------------------------
+
+    def _emit(self, event: ev.Event) -> None:
+        self._send.send_nowait(event)
+        for reporter in self._reporters:
+            try:
+                reporter.on_event(event)
+            except Exception as exc:
+                logger.error("reporter failed", reporter=type(reporter).__name__, error=repr(exc))
+        hook = {
+            ev.RunStarted: "npf_run_started",
+            ev.ConfigStarted: "npf_config_started",
+            ev.ConfigFinished: "npf_config_finished",
+            ev.ConfigFailed: "npf_config_failed",
+            ev.RunFinished: "npf_run_finished",
+        }.get(type(event))
+        if hook:
+            self.plugins.notify(hook, event)
+
+    async def _run(self) -> None:
+        total = len(self.plan)
+        self._emit(
+            ev.RunStarted(
+                run_id=self.run_id, configs=self.plan, output_dir=str(self.output_dir), spec=spec_to_dict(self.spec)
+            )
+        )
+        interrupted = True
+        try:
+            for index, config in enumerate(self.plan):
+                old = self._done.get(config.config_id)
+                if old is not None:
+                    self.reports.append(old)
+                    self._emit(ev.ConfigSkipped(index=index, total=total, config=config, report=old))
+                    continue
+                self._emit(ev.ConfigStarted(index=index, total=total, config=config))
+                structlog.contextvars.bind_contextvars(config=config.config_id)
+                try:
+                    report = await self._run_config(index, config)
+                finally:
+                    structlog.contextvars.unbind_contextvars("config")
+                self.reports.append(report)
+                if report.status == "ok":
+                    self._emit(ev.ConfigFinished(index=index, total=total, config=config, report=report))
+                else:
+                    self._emit(ev.ConfigFailed(index=index, total=total, config=config, report=report))
+            interrupted = False
+        finally:
+            self.interrupted = interrupted
+            failed = sum(r.status != "ok" for r in self.reports)
+            self._emit(ev.RunFinished(reports=list(self.reports), interrupted=interrupted, failed=failed))
+            for reporter in self._reporters:
+                try:
+                    reporter.close()
+                except Exception as exc:
+                    logger.error("reporter failed to close", reporter=type(reporter).__name__, error=repr(exc))
+            self._send.close()
+
+    def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
+        spec = self.spec
+        inputs = None
+        if spec.inputs is not None:
+            entry = spec.inputs[config.input_idx]
+            items = entry if isinstance(entry, list) else [entry]
+            inputs = [msgspec.to_builtins(i) for i in items]
+        load = spec.load
+        mode = type(load).__name__.lower()
+        rate = getattr(load, "rate", 0.0)
+        return pr.Job(
+            config_id=config.config_id,
+            copy_index=copy_index,
+            n_models=config.n_models,
+            workers=config.workers_per_model,
+            batch_size=config.batch_size,
+            pipeline_size=config.pipeline_size,
+            input_idx=config.input_idx,
+            framework=config.framework,
+            model_kind=config.model_kind,
+            model_ref=config.model_ref,
+            model_options=spec.model.options,
+            base_dir=str(self.loaded.base_dir),
+            inputs=inputs,
+            dataset=msgspec.to_builtins(spec.dataset) if spec.dataset is not None else None,
+            device=msgspec.to_builtins(self.loaded.device),
+            assignment=assignment,
+            preprocess=spec.preprocess,
+            postprocess=spec.postprocess,
+            setup=spec.setup,
+            load_mode=mode,
+            rate_per_worker=rate / (config.n_models * config.workers_per_model) if rate else 0.0,
+            warmup_iterations=spec.warmup.iterations,
+            warmup_s=spec.warmup.seconds,
+            window_ns=int(self._window_s() * 1e9),
+            seed=hash(config.config_id) & 0xFFFF,
+        )
+
+    def _window_s(self) -> float:
+        """The measurement window: the spec's, but at least five per configuration."""
+        return max(0.01, min(self.spec.window_s, self.spec.duration_s / 5))
+
+    async def _run_config(self, index: int, config: RunConfig) -> Report:
+        spec = self.spec
+        device = self.plugins.device(self.loaded.device.type, self.loaded.device.options)
+        children: list[Child] = []
+        started = time.time()
+        timestamps: dict[str, str] = {"start_dts": _dts(started)}
+        resources: dict[str, list[float]] = {"cpu": [], "mem": [], "proc_cpu": [], "proc_rss": []}
+        send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
+        failure: ConfigFailure | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                try:
+                    for i in range(config.n_models):
+                        assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
+                        env = {k: str(v) for k, v in assignment.get("env", {}).items()}
+                        try:
+                            child = _spawn(i, config.start_method, env, self.loaded.objects, self.plugins)
+                        except OSError as exc:
+                            raise ConfigFailure(
+                                ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}",
+                                          stage="start-up")
+                            ) from exc
+                        child.job = self._job(config, i, assignment)
+                        children.append(child)
+                        tg.start_soon(_read_wire, child, send)
+                        if child.out is not None:
+                            tg.start_soon(_drain_output, child)
+                    results = await self._drive(index, config, children, receive, resources)
+                except ConfigFailure as exc:
+                    failure = exc
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._reap(children)
+        if failure is not None:
+            info = failure.info
+            logger.warning("configuration failed", config=config.config_id, error=info.message)
+            readies = [c.ready for c in children if c.ready is not None]
+            extra = {}
+            if readies:
+                extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
+            return error_report(config, info, start_dts=timestamps["start_dts"], stop_dts=_dts(time.time()), **extra)
+        readies = [c.ready for c in children if c.ready is not None]
+        load = spec.load
+        return build_report(
+            config,
+            results,
+            readies,
+            window_s=self._window_s(),
+            load_mode=type(load).__name__.lower(),
+            target_rate=getattr(load, "rate", None),
+            resources=resources,
+            cost_per_hour=spec.cost_per_hour,
+            start_dts=timestamps["start_dts"],
+            stop_dts=_dts(time.time()),
+            devices=[str(c.job.assignment.get("label", "")) for c in children],
+        )
+
+    async def _reap(self, children: list[Child]) -> None:
+        grace = self.spec.timeouts.grace_s
+        async with anyio.create_task_group() as tg:
+            for c in children:
+                tg.start_soon(c.reap, grace)
+
+    def _fail(self, child: Child, config: RunConfig, stage: str, what: str, **kw: Any) -> ConfigFailure:
+        who = f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
+        return ConfigFailure(
+            ErrorInfo(message=f"{who}: {what}", stage=stage, output_tail=child.output_tail(), **kw)  # type: ignore[arg-type]
+        )
+
+    async def _died(self, child: Child, config: RunConfig, stage: str) -> ConfigFailure:
+        with anyio.move_on_after(self.spec.timeouts.grace_s):
+            while child.poll() is None:
+                await anyio.sleep(0.005)
+        await anyio.sleep(0.05)  # let the output drain
+        return self._fail(
+            child, config, stage, f"benchmarker {child.describe_exit()} during {stage}",
+            type="BenchmarkerDied", exitcode=child.returncode,
+        )  # fmt: skip
+
+    async def _next(self, receive: Any, deadline: float) -> tuple[Child, Any] | None:
+        with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+            return await receive.receive()  # type: ignore[no-any-return]
+        return None
+
+    def _check(self, child: Child, msg: Any, config: RunConfig, stage: str) -> None:
+        if isinstance(msg, ProtocolError):
+            raise self._fail(child, config, stage, f"sent garbage on the wire: {msg}", type="ProtocolError")
+        if isinstance(msg, pr.Failed):
+            raise self._fail(
+                child, config, msg.stage or stage, f"{msg.stage or stage}: {msg.type}: {msg.message}",
+                type=msg.type, traceback=msg.traceback,
+            )  # fmt: skip
+
+    async def _drive(
+        self,
+        index: int,
+        config: RunConfig,
+        children: list[Child],
+        receive: Any,
+        resources: dict[str, list[float]],
+    ) -> list[pr.Result]:
+        spec = self.spec
+        t = spec.timeouts
+        # Hello, Setup, Ready: all within the load timeout.
+        deadline = time.monotonic() + t.load_s
+        pending = {id(c) for c in children}
+        while pending:
+            item = await self._next(receive, deadline)
+            if item is None:
+                slow = next(c for c in children if id(c) in pending)
+                raise self._fail(
+                    slow, config, "load", f"not ready after timeouts.load_s = {t.load_s:g} s (load hung?)",
+                    type="LoadTimeout",
+                )  # fmt: skip
+            child, msg = item
+            stage = "load" if child.ready is None else "warmup"
+            if msg is None:
+                raise await self._died(child, config, "load" if child.hello else "start-up")
+            self._check(child, msg, config, stage)
+            if isinstance(msg, pr.Hello):
+                if msg.protocol != pr.PROTOCOL_VERSION:
+                    raise self._fail(child, config, "start-up", f"speaks protocol {msg.protocol}, not {pr.PROTOCOL_VERSION}", type="ProtocolError")
+                child.hello = True
+                await _send(child, pr.Setup(job=child.job))
+            elif isinstance(msg, pr.Ready):
+                child.ready = msg
+                pending.discard(id(child))
+            else:
+                raise self._fail(child, config, "load", f"sent {type(msg).__name__} before Ready", type="ProtocolError")
+
+        # GO: one common start time, one common deadline.
+        window_s = self._window_s()
+        go_at = time.perf_counter_ns() + int(GO_MARGIN_S * 1e9)
+        stop_at = go_at + int(spec.duration_s * 1e9)
+        procs = _ps_processes(children)
+        psutil.cpu_percent(None)
+        for c in children:
+            await _send(c, pr.Go(go_at_ns=go_at, stop_at_ns=stop_at))
+        mono_go = time.monotonic() + GO_MARGIN_S
+        result_deadline = mono_go + spec.duration_s + t.stop_s
+        next_sample = mono_go + min(window_s, 0.5)
+        progress: dict[int, list[int]] = {}
+        rates: list[float] = []
+        stopped = False
+        pending = {id(c) for c in children}
+        while pending:
+            now = time.monotonic()
+            item = await self._next(receive, min(result_deadline, next_sample))
+            if time.monotonic() >= next_sample:
+                _sample(procs, resources)
+                next_sample += min(window_s, 0.5)
+            if item is None:
+                if time.monotonic() < result_deadline:
+                    continue
+                slow = next(c for c in children if id(c) in pending)
+                raise self._fail(
+                    slow, config, "stop",
+                    f"no result {t.stop_s:g} s after the deadline (timeouts.stop_s): a call is still running",
+                    type="StopTimeout",
+                )  # fmt: skip
+            child, msg = item
+            if msg is None:
+                if child.result is not None:
+                    continue  # finished and exited: normal
+                raise await self._died(child, config, "measurement")
+            self._check(child, msg, config, "call")
+            if isinstance(msg, pr.Progress):
+                progress.setdefault(msg.window, []).append(msg.completed)
+                counts = progress.get(msg.window, [])
+                if len(counts) == len(children):
+                    prev = sum(progress.get(msg.window - 1, [0] * len(children)))
+                    rate = (sum(counts) - prev) * config.batch_size / window_s
+                    rates.append(rate)
+                    self._emit(
+                        ev.Progress(
+                            index=index, total=len(self.plan), config=config,
+                            elapsed_s=(msg.window + 1) * window_s, duration_s=spec.duration_s,
+                            completed=sum(counts), throughput=rate,
+                        )
+                    )  # fmt: skip
+                    stab = spec.stability
+                    if (
+                        stab is not None and not stopped
+                        and (msg.window + 1) * window_s >= stab.min_s
+                        and windows_stable(rates, stab.windows, stab.tolerance)
+                    ):  # fmt: skip
+                        stopped = True
+                        for c in children:
+                            await _send(c, pr.Stop(reason="stable"))
+            elif isinstance(msg, pr.Result):
+                child.result = msg
+                pending.discard(id(child))
+            else:
+                raise self._fail(child, config, "call", f"sent {type(msg).__name__} while measuring", type="ProtocolError")
+            del now
+        return [c.result for c in children if c.result is not None]
+
+
+def _ps_processes(children: list[Child]) -> list[psutil.Process]:
+    procs = []
+    for c in children:
+        if c.pid is None:
+            continue
+        try:
+            p = psutil.Process(c.pid)
+            p.cpu_percent(None)
+            procs.append(p)
+        except psutil.Error:
+            pass
+    return procs
+
+
+def _sample(procs: list[psutil.Process], resources: dict[str, list[float]]) -> None:
+    resources["cpu"].append(psutil.cpu_percent(None))
+    resources["mem"].append(psutil.virtual_memory().percent)
+    cpu = rss = 0.0
+    for p in procs:
+        try:
+            cpu += p.cpu_percent(None)
+            rss += p.memory_info().rss
+        except psutil.Error:
+            pass
+    if procs:
+        resources["proc_cpu"].append(cpu)
+        resources["proc_rss"].append(rss)
+
+
+def _dts(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
+
+async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
+    """Run a spec inside an existing event loop; returns the reports. Cancelling the
+    caller stops the run and reaps every child."""
+    return await Supervisor(spec, extra_plugins=extra_plugins, **overrides).run()
+
+
+def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
+    """Run a spec (a path, JSON text, a dict — which may hold Python objects in place
+    of import references — or a Spec) and return its reports.
+
+    Keyword overrides replace spec fields (``duration_s=5``, ``n_models=[1]``,
+    ``output_dir=...``, ``reporters=[...]``); ``reporters=[]`` writes and prints nothing.
+    """
+    return anyio.run(lambda: abenchmark(spec, extra_plugins=extra_plugins, **overrides))

@@ -1,0 +1,57 @@
+"""Device ``cpu``: the CPUs this process may use.
+
+``max`` model copies is the number of usable CPUs (the process's affinity mask).
+More copies than CPUs is allowed (they share the cores). Options:
+``{"pin": true}`` gives copy ``i`` its own block of CPUs (affinity), and
+``{"count": N}`` overrides the count used for ``max``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import msgspec
+
+from npf_core.hookspecs import Assignment, Device, Registry, hookimpl
+from npf_core.spec import decode_options
+
+
+class CpuOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pin: bool = False
+    count: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+def usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+class CpuDevice(Device):
+    """The host CPUs."""
+
+    exclusive = False
+    type_name = "cpu"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.opts = decode_options(options, CpuOptions, "device.options")
+
+    def count(self) -> int:
+        return self.opts.count or len(usable_cpus())
+
+    def assign(self, copy_index: int, n_models: int, pipeline_size: int) -> Assignment:
+        if not self.opts.pin:
+            return Assignment(env={}, cpus=None, devices=[], label="cpu")
+        cpus = usable_cpus()
+        per = max(1, len(cpus) // max(1, n_models))
+        start = (copy_index * per) % len(cpus)
+        mine = cpus[start : start + per]
+        return Assignment(env={}, cpus=mine, devices=[str(c) for c in mine], label=f"cpu{mine[0]}-{mine[-1]}")
+
+
+@hookimpl
+def npf_register_devices(registry: Registry[Device]) -> None:
+    registry.add("cpu", CpuDevice)
