@@ -248,19 +248,21 @@ class Worker:
                 return
 
     def _open_loop(self) -> None:
-        """Requests scheduled at arrival times that do not depend on completions;
-        latency runs from the scheduled time, so queueing is never hidden."""
+        """Requests arrive on a schedule that does not depend on completions; the
+        copy's workers serve one shared queue (the next free worker takes the next
+        arrival), and latency runs from the scheduled time, so queueing is never
+        hidden (no coordinated omission)."""
         b = self.bench
         fn = b.fn
         x = b.fixed_example
         nxt = None if x is not None else b.example_iterator()
+        take = b.take_arrival
         pc = time.perf_counter_ns
         sleep = time.sleep
         st = self.state
         rng = range(BUFFER)
         bufs = [array("q", bytes(8 * BUFFER)) for _ in range(3)]
         ts, tr, te = bufs
-        arrivals = b.arrivals(self.index)
         stop_at = b.stop_at_ns
         while True:
             n = BUFFER
@@ -269,7 +271,7 @@ class Worker:
                     if st[0]:
                         n = i
                         break
-                    due = next(arrivals)
+                    due = take()
                     if due >= stop_at:
                         n = i
                         st[0] = HALT
@@ -281,9 +283,13 @@ class Worker:
                             break
                         sleep(min(wait, 20_000_000) / 1e9)
                         wait = due - pc()
-                    if wait > 0:  # stopped while waiting: never started
-                        self.scheduled -= 1
+                    if wait > 0:  # stopped while waiting: it never started
+                        if due > (b.ctl[0] or stop_at):
+                            self.scheduled -= 1
+                        else:
+                            self.dropped += 1
                         n = i
+                        st[0] = HALT
                         break
                     ts[i] = due
                     tr[i] = pc()
@@ -296,12 +302,6 @@ class Worker:
                 raise StageError("call", exc) from exc
             self._fold(bufs, n)
             if self._should_stop():
-                stop_ns = b.ctl[0] or pc()
-                for due in arrivals:  # arrivals due before the stop that never started
-                    if due > stop_ns:
-                        break
-                    self.dropped += 1
-                    self.scheduled += 1
                 return
 
     def _should_stop(self) -> bool:
@@ -428,26 +428,42 @@ class Benchmarker:
 
         return stream().__next__
 
-    def arrivals(self, worker_index: int) -> Iterator[int]:
-        """This worker's request times (ns): its share of the spec's total rate."""
+    def start_arrivals(self) -> None:
+        """This copy's request schedule (ns): its share of the spec's total rate,
+        constant (copies staggered by phase) or Poisson (independent per copy)."""
         job = self.job
-        rate = job.rate_per_worker
+        rate = job.rate_per_worker * job.workers  # this copy's share
         period = 1e9 / rate
-        total_workers = job.n_models * job.workers
-        slot = job.copy_index * job.workers + worker_index
-        t = float(self.go_at_ns) + period * slot / total_workers
+        start = float(self.go_at_ns)
+        self._arrival_lock = threading.Lock()
         if job.load_mode == "constant":
-            return (int(t + k * period) for k in itertools.count())
-        rng = np.random.default_rng([job.seed, job.copy_index, worker_index])
+            first = start + period * job.copy_index / job.n_models
+            self._arrivals: Iterator[int] = (int(first + k * period) for k in itertools.count())
+            return
+        rng = np.random.default_rng([job.seed, job.copy_index])
 
         def poisson() -> Iterator[int]:
-            now = float(self.go_at_ns)
+            now = start
             while True:
-                for gap in rng.exponential(period, 4096):
+                for gap in rng.exponential(period, 4096).tolist():
                     now += gap
                     yield int(now)
 
-        return poisson()
+        self._arrivals = poisson()
+
+    def take_arrival(self) -> int:
+        with self._arrival_lock:
+            return next(self._arrivals)
+
+    def count_unstarted(self, stop_ns: int) -> int:
+        """Arrivals due before the stop that no worker took: dropped requests."""
+        n = 0
+        with self._arrival_lock:
+            for due in self._arrivals:
+                if due > stop_ns:
+                    break
+                n += 1
+        return n
 
     def warmup(self) -> tuple[int, int]:
         job = self.job
@@ -491,6 +507,8 @@ class Benchmarker:
         self.go_at_ns, self.stop_at_ns = msg.go_at_ns, msg.stop_at_ns
         self.n_windows_hint = int((msg.stop_at_ns - msg.go_at_ns) // self.window_ns) + 2
         workers = [Worker(self, i) for i in range(self.job.workers)]
+        if self.open_loop:
+            self.start_arrivals()
         for w in workers:
             w.thread.start()
         pc = time.perf_counter_ns
@@ -509,6 +527,10 @@ class Benchmarker:
         failed = next((w.error for w in workers if w.error is not None), None)
         if failed is not None:
             raise failed
+        if self.open_loop:
+            unstarted = self.count_unstarted(min(stop_ns, self.stop_at_ns))
+            workers[0].scheduled += unstarted
+            workers[0].dropped += unstarted
         interval = max(0, stop_ns - self.go_at_ns)
         n_full = interval // self.window_ns
         windows = np.zeros(n_full, dtype=np.int64)

@@ -156,13 +156,13 @@ def t95(df: int) -> float:
 def rate_ci(count: int, seconds: float, window_rates: Sequence[float]) -> tuple[float, float, str]:
     """A 95% interval for a throughput.
 
-    With at least five full windows it is the batch-means interval (mean of the
+    With at least three full windows it is the batch-means interval (mean of the
     window rates +- t * standard error), which captures drift and jitter; with
     fewer it falls back to the counting interval of a Poisson process of ``count``
     events in ``seconds``. Returns (low, high, method).
     """
     k = len(window_rates)
-    if k >= 5:
+    if k >= 3:
         arr = np.asarray(window_rates, dtype=float)
         mean = float(arr.mean())
         half = t95(k - 1) * float(arr.std(ddof=1)) / math.sqrt(k)

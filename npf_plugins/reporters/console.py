@@ -48,12 +48,28 @@ def report_table(reports: list[Report], title: str | None = None) -> Table:
     return table
 
 
+def make_console() -> Console:
+    """A console on stdout; not a terminal (a pipe, a CI log): wide enough for the table."""
+    import sys
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def validity_notes(reports: list[Report]) -> list[str]:
+    """One line per report whose figures should be read with care ("ok?")."""
+    return [
+        f"ok? {r.config_id}: " + "; ".join(r.validity_reasons)
+        for r in reports
+        if r.status == "ok" and not r.valid
+    ]
+
+
 class ConsoleReporter(Reporter):
     """Progress on the terminal, one line per configuration, a table at the end."""
 
     def __init__(self, ctx: ReporterContext) -> None:
         super().__init__(ctx)
-        self.console: Console = ctx.console or Console(highlight=False)
+        self.console: Console = ctx.console or make_console()
         self.progress: Progress | None = None
         self.task: Any = None
 
@@ -105,6 +121,8 @@ class ConsoleReporter(Reporter):
             self._stop_progress()
             if event.reports:
                 c.print(report_table(event.reports))
+                for note in validity_notes(event.reports):
+                    c.print(escape(note), style="yellow")
             if event.interrupted and not quiet:
                 c.print("[yellow]interrupted[/yellow]: finished configurations are kept")
 
