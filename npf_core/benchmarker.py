@@ -18,6 +18,7 @@ interpreter: ``python -m npf_core.benchmarker --fd N --parent PID``.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import importlib
 import importlib.util
 import itertools
@@ -543,7 +544,9 @@ class Benchmarker:
                 completed=sum(w.completed for w in workers),
                 interval_ns=interval,
                 latency=Histogram.merged(w.latency for w in workers).to_wire(),
-                stages={k: Histogram.merged(w.stages[k] for w in workers if k in w.stages).to_wire() for k in stage_names},
+                stages={
+                    k: Histogram.merged(w.stages[k] for w in workers if k in w.stages).to_wire() for k in stage_names
+                },
                 windows=windows.tolist(),
                 scheduled=sum(w.scheduled for w in workers),
                 late=sum(w.late for w in workers),
@@ -673,8 +676,10 @@ def child_main(sock: socket.socket, out_fd: int, parent_pid: int, objects: dict[
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.close(out_fd)
-        sys.stdout = open(1, "w", closefd=False, errors="replace")  # noqa: SIM115
-        sys.stderr = open(2, "w", closefd=False, errors="replace")  # noqa: SIM115
+        # line-buffered: what the model printed before a crash or a hang is in the report
+        sys.stdout = open(1, "w", buffering=1, closefd=False, errors="replace")  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="replace")  # noqa: SIM115
+        faulthandler.enable(file=sys.stderr)  # a crash leaves its Python stack in the output tail
         code = serve(sock, objects, plugins)
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
@@ -697,6 +702,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_signals()
     _set_parent_death_signal(args.parent)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True, errors="replace")
+    faulthandler.enable(file=sys.stderr)
     sock = socket.socket(fileno=args.fd)
     return serve(sock, {}, None)
 

@@ -171,7 +171,9 @@ def decode_frames(buffer: bytearray, max_frame: int = MAX_FRAME) -> list[Message
     while len(buffer) >= 4:
         (size,) = _HEADER.unpack_from(buffer)
         if size > max_frame:
-            raise ProtocolError(f"frame of {size} bytes announced, over the {max_frame}-byte limit (garbage on the wire?)")
+            raise ProtocolError(
+                f"frame of {size} bytes announced, over the {max_frame}-byte limit (garbage on the wire?)"
+            )
         if len(buffer) < 4 + size:
             break
         body = bytes(buffer[4 : 4 + size])

@@ -9,6 +9,10 @@ wire — becomes a failed configuration with its reason, and the sweep goes on.
 
 Only the supervisor decides time. Every child is reaped on every exit path,
 under a shielded cancel scope: terminate, a grace period, kill, wait.
+
+A benchmarker process finds its configuration in its environment, set before
+anything of the user's runs: ``NPF_CONFIG_ID`` (the report's ``config_id``) and
+``NPF_COPY_INDEX`` (0 .. n_models - 1), besides what the device plugin assigns.
 """
 
 from __future__ import annotations
@@ -21,23 +25,27 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
-from collections.abc import AsyncIterator, Mapping
+import warnings
+import zlib
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import psutil
 import structlog
 
 from npf_core import events as ev
 from npf_core import protocol as pr
-from npf_core.errors import BenchmarkerFailed, ProtocolError, ResultsError
+from npf_core.errors import PluginError, ProtocolError, ResultsError
 from npf_core.hookspecs import Reporter, ReporterContext
 from npf_core.plan import RunConfig, make_plan
-from npf_core.plugins import Plugins, get_plugins
+from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
 from npf_core.report import ErrorInfo, Report, build_report, error_report
 from npf_core.results import comparable_spec, load_results
 from npf_core.spec import LoadedSpec, Spec, decode_spec, load_spec, spec_to_dict
@@ -46,7 +54,8 @@ from npf_core.stats import windows_stable
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
 logger = structlog.get_logger(__name__)
-OUTPUT_TAIL = 64 * 1024
+OUTPUT_TAIL = 64 * 1024  # bytes of a child's stdout/stderr kept while it runs
+TAIL_LINES, TAIL_CHARS = 200, 16 * 1024  # what an error report keeps of them
 GO_MARGIN_S = 0.02
 
 #: parent-side fds of live benchmarkers; a forked child closes the ones not its own
@@ -115,6 +124,9 @@ class Child:
     ready: pr.Ready | None = None
     hello: bool = False
     job: Any = None
+    failed: bool = False  # sent Failed: it is exiting on its own
+    ended_by: str = ""  # how reap() ended it: "", "SIGTERM" or "SIGKILL"
+    out_closed: bool = False  # its stdout/stderr reached EOF: the output tail is complete
 
     def poll(self) -> int | None:
         if self.returncode is not None:
@@ -140,22 +152,52 @@ class Child:
             except ProcessLookupError:
                 pass
 
-    async def reap(self, grace_s: float) -> None:
-        """Terminate, wait ``grace_s``, kill, wait. Call under a shielded scope."""
-        if self.pid is None:
-            self.close()
-            return
-        if self.poll() is None:
-            self.signal(signal.SIGTERM)
-            with anyio.move_on_after(grace_s):
-                while self.poll() is None:
-                    await anyio.sleep(0.01)
-        if self.poll() is None:
-            logger.warning("benchmarker ignored SIGTERM; killing it", pid=self.pid, grace_s=grace_s)
-            self.signal(signal.SIGKILL)
+    async def _wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the process to end; True if it has."""
+        with anyio.move_on_after(timeout_s):
             while self.poll() is None:
                 await anyio.sleep(0.01)
-        self.close()
+        return self.poll() is not None
+
+    async def reap(self, grace_s: float) -> None:
+        """End the process and collect its exit status; call under a shielded scope.
+
+        One that finished its work (sent Result or Failed) first gets ``grace_s`` to
+        exit on its own (device runtimes like to close cleanly); then SIGTERM,
+        ``grace_s`` more, SIGKILL, and wait."""
+        try:
+            if self.pid is None:
+                return
+            if (self.result is not None or self.failed) and await self._wait(grace_s):
+                return
+            if self.poll() is None:
+                self.signal(signal.SIGTERM)
+                self.ended_by = "SIGTERM"
+                if await self._wait(grace_s):
+                    return
+                logger.warning("benchmarker ignored SIGTERM; killing it", pid=self.pid, grace_s=grace_s)
+                self.signal(signal.SIGKILL)
+                self.ended_by = "SIGKILL"
+                while self.poll() is None:
+                    await anyio.sleep(0.01)
+        finally:
+            self.read_rest()
+            self.close()
+
+    def read_rest(self) -> None:
+        """Take what output is left in the socket (the process has ended)."""
+        if self.out is None or self.out.fileno() < 0 or self.out_closed:
+            return
+        for _ in range(64):
+            try:
+                chunk = self.out.recv(1 << 16)
+            except OSError:  # BlockingIOError: nothing more for now
+                return
+            if not chunk:
+                return
+            self.output += chunk
+            if len(self.output) > 2 * OUTPUT_TAIL:
+                del self.output[:-OUTPUT_TAIL]
 
     def close(self) -> None:
         for s in (self.sock, self.out):
@@ -176,8 +218,10 @@ class Child:
             return f"was killed by {name}{hint}"
         return f"exited with code {code}"
 
-    def output_tail(self, lines: int = 20) -> str:
-        text = bytes(self.output).decode("utf-8", errors="replace")
+    def output_tail(self, lines: int = TAIL_LINES) -> str:
+        """The last lines the process wrote to stdout/stderr (enough to hold a
+        faulthandler dump of every thread after a crash), at most TAIL_CHARS."""
+        text = bytes(self.output[-TAIL_CHARS:]).decode("utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
 
@@ -193,6 +237,7 @@ def _child_pythonpath() -> str:
 
 
 def _spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, Any], plugins: Plugins) -> Child:
+    """Start one benchmarker. The caller owns the returned child and must reap it."""
     parent_sock, child_sock = socket.socketpair()
     if method == "inline":
         from npf_core.benchmarker import serve
@@ -211,17 +256,30 @@ def _spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str,
     try:
         if method == "fork":
             parent_pid = os.getpid()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child
-                from npf_core.benchmarker import child_main
-
-                for fd in list(_PARENT_FDS) + [parent_sock.fileno(), out_r.fileno()]:
+            # Signals stay blocked across fork until the child has dropped the parent's
+            # handlers: those write to the parent's wakeup fd, which the child shares, so
+            # a SIGTERM to a just-forked child would look like a SIGTERM to the supervisor.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            pid = -1
+            try:
+                pid = _fork()
+                if pid == 0:  # pragma: no cover - runs in the child
                     try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                os.environ.update(env)
-                child_main(child_sock, out_w.fileno(), parent_pid, objects, plugins)
+                        _reset_signals_in_child(mask)
+                        from npf_core.benchmarker import child_main
+
+                        for fd in list(_PARENT_FDS) + [parent_sock.fileno(), out_r.fileno()]:
+                            try:
+                                os.close(fd)
+                            except OSError:
+                                pass
+                        os.environ.update(env)
+                        child_main(child_sock, out_w.fileno(), parent_pid, objects, plugins)
+                    finally:
+                        os._exit(70)  # never return into the supervisor's code
+            finally:
+                if pid != 0:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             child = Child(copy_index, parent_sock, out_r, pid=pid)
         else:
             full_env = {**os.environ, **env, "PYTHONPATH": _child_pythonpath()}
@@ -245,7 +303,47 @@ def _spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str,
     return child
 
 
+def _reset_signals_in_child(mask: set[signal.Signals]) -> None:  # pragma: no cover - runs in the child
+    """In a just-forked child: no wakeup fd, default handlers, SIGINT ignored (the
+    supervisor decides when to stop), then the signal mask from before the fork."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+    for sig in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(sig)):  # a Python-level handler of the parent
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+_warned_threads = False
+
+
+def _fork() -> int:
+    """``os.fork()``. Python 3.12+ warns when the forking process has other threads
+    (a child may inherit a lock some thread held); the supervisor itself starts none,
+    but an embedding application may have. We say so once, with what to do, rather
+    than let the interpreter's DeprecationWarning fire for every copy."""
+    global _warned_threads
+    if threading.active_count() > 1 and not _warned_threads:
+        _warned_threads = True
+        logger.warning(
+            "forking benchmarkers from a process that has other threads; if a benchmarker hangs "
+            "at start-up, use start_method 'fresh'",
+            threads=threading.active_count(),
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks", category=DeprecationWarning)
+        return os.fork()
+
+
 async def _send(child: Child, msg: pr.Message) -> None:
+    """Send a frame. A child that is gone (broken pipe) is not an error here: its
+    wire reader sees the EOF and the supervisor reports how it died."""
     data = memoryview(pr.encode_frame(msg))
     while data:
         try:
@@ -253,6 +351,9 @@ async def _send(child: Child, msg: pr.Message) -> None:
             data = data[n:]
         except BlockingIOError:
             await anyio.wait_writable(child.sock)
+        except OSError as exc:  # EPIPE, ECONNRESET: the child has died
+            logger.debug("benchmarker is gone; message not sent", pid=child.pid, msg=type(msg).__name__, error=str(exc))
+            return
 
 
 async def _read_wire(child: Child, sink: Any) -> None:
@@ -273,33 +374,83 @@ async def _read_wire(child: Child, sink: Any) -> None:
             buffer += chunk
             for msg in pr.decode_frames(buffer):
                 await sink.send((child, msg))
-    except ProtocolError as exc:
+    except Exception as exc:  # ProtocolError, or a bug: the config fails, the sweep goes on
         await sink.send((child, exc))
 
 
 async def _drain_output(child: Child) -> None:
     """Keep the last OUTPUT_TAIL bytes of what the child writes to stdout/stderr."""
     assert child.out is not None
-    while True:
-        await anyio.wait_readable(child.out)
-        try:
-            chunk = child.out.recv(1 << 16)
-        except BlockingIOError:
-            continue
-        except OSError:
-            return
-        if not chunk:
-            return
-        child.output += chunk
-        if len(child.output) > 2 * OUTPUT_TAIL:
-            del child.output[:-OUTPUT_TAIL]
+    try:
+        while True:
+            await anyio.wait_readable(child.out)
+            try:
+                chunk = child.out.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            child.output += chunk
+            if len(child.output) > 2 * OUTPUT_TAIL:
+                del child.output[:-OUTPUT_TAIL]
+    finally:
+        child.out_closed = True
+
+
+class EventStream:
+    """The run's events for an embedding application: an async iterator that ends
+    after ``RunFinished``. Unbounded (the run never waits for its reader); a plain
+    object, so an abandoned or unfinished iteration leaves no resource open."""
+
+    def __init__(self) -> None:
+        self._items: deque[ev.Event] = deque()
+        self._ended = False
+        self._dropped = False
+        self._wakeup: anyio.Event | None = None
+
+    def put(self, event: ev.Event) -> None:
+        if not (self._ended or self._dropped):
+            self._items.append(event)
+            self._wake()
+
+    def end(self) -> None:
+        """No more events: readers stop once they have the ones already put."""
+        self._ended = True
+        self._wake()
+
+    async def aclose(self) -> None:
+        """The reader is done: drop what is buffered, keep nothing more."""
+        self._dropped = True
+        self._items.clear()
+        self.end()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> ev.Event:
+        await anyio.lowlevel.checkpoint()
+        while not self._items:
+            if self._ended:
+                raise StopAsyncIteration
+            if self._wakeup is None:
+                self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+        return self._items.popleft()
 
 
 class ConfigFailure(Exception):
-    """A configuration failed; carries the error to record."""
+    """A configuration failed; carries the error to record (and the child at fault)."""
 
-    def __init__(self, info: ErrorInfo) -> None:
+    def __init__(self, info: ErrorInfo, child: Child | None = None) -> None:
         self.info = info
+        self.child = child
         super().__init__(info.message)
 
 
@@ -337,21 +488,61 @@ class Supervisor:
         self.spec = self.loaded.spec
         self.plugins = plugins or get_plugins(extra_plugins)
         self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
+        if any(c.start_method == "fresh" for c in self.plan):
+            self._check_fresh_plugins()
         self.output_dir = self.loaded.resolve(self.spec.output.dir)
         self.run_id = uuid.uuid4().hex[:12]
         self.verbosity = verbosity
         self.reports: list[Report] = []
         self.interrupted = False
+        #: reporters that raised (their output, e.g. a results file, may be incomplete)
+        self.reporter_errors: list[str] = []
         self._done: dict[str, Report] = {}
         if resume:
             self._load_resume()
+        if set(self.spec.output.reporters) - {"console"}:
+            self._check_output_dir()
         self._reporters: list[Reporter] = []
         rctx = ReporterContext(output_dir=self.output_dir, spec=self.spec, verbosity=verbosity, console=console)
         for name in self.spec.output.reporters:
             self._reporters.append(self.plugins.reporters.get(name, "output.reporters")(rctx))
-        self._send, self._receive = anyio.create_memory_object_stream[ev.Event](math.inf)
+        self._events = EventStream()
         self._tg: Any = None
         self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+
+    def _check_output_dir(self) -> None:
+        """Reporters write files there: a folder that cannot be made or written is
+        found now, not after the first configuration has run."""
+        d = self.output_dir
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultsError(
+                f"spec $.output.dir: cannot create the output folder {str(d)!r}: {exc.strerror or exc} "
+                "(give another output.dir or --output-dir)"
+            ) from None
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise ResultsError(f"spec $.output.dir: the output folder {str(d)!r} is not writable (give another one)")
+
+    def _check_fresh_plugins(self) -> None:
+        """A fresh interpreter finds plugins through entry points only, so a plugin
+        registered programmatically cannot travel there: say so before any process
+        starts, rather than failing every configuration."""
+        child_view = get_plugins()
+        needed = [
+            ("framework", "model.framework", self.spec.model.framework, child_view.frameworks),
+            ("device", "device", self.loaded.device.type, child_view.devices),
+        ]
+        if self.spec.dataset is not None:
+            needed.append(("dataset", "dataset.plugin", self.spec.dataset.plugin, child_view.datasets))
+        for kind, path, name, registry in needed:
+            if name not in registry:
+                raise PluginError(
+                    f"spec $.{path}: {kind} plugin {name!r} is not installed through an entry point, so a "
+                    f"fresh interpreter (start_method 'fresh') cannot find it; install it as a package with "
+                    f"an entry point in group {ENTRY_POINT_GROUP!r}, or use start_method 'fork'"
+                )
 
     def _load_resume(self) -> None:
         path = self.output_dir / "results.json"
@@ -375,25 +566,44 @@ class Supervisor:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
-        if exc_info[0] is not None and self._scope is not None:
-            self._scope.cancel()
-        return await self._tg.__aexit__(*exc_info)  # type: ignore[no-any-return]
+        try:
+            if exc_info[0] is None:
+                return await self._tg.__aexit__(None, None, None)  # type: ignore[no-any-return]
+            # The body raised (or was cancelled): stop the run, wait until every child is
+            # reaped, and let the body's own exception propagate, not wrapped in a group.
+            self.cancel()
+            await self._tg.__aexit__(None, None, None)
+            return None
+        finally:
+            await self._events.aclose()  # events nobody read are dropped with the block
 
-    async def events(self) -> AsyncIterator[ev.Event]:
-        """Every event of the run, in order, ending after ``RunFinished``."""
-        async for event in self._receive:
-            yield event
+    def events(self) -> EventStream:
+        """Every event of the run, in order, ending after ``RunFinished``: the run's one
+        event stream. Breaking out of ``async for`` leaves nothing to clean up (a
+        later loop goes on where the last stopped); ``aclose()`` drops what is left."""
+        return self._events
 
     def cancel(self) -> None:
-        """Stop the run: the current configuration is stopped and its children reaped."""
+        """Stop the run: the current configuration is stopped, its children are reaped
+        and :meth:`run` returns the reports so far, with ``interrupted`` set. (To stop
+        and get the cancellation re-raised instead, cancel the caller's scope.)"""
+        self._cancel_requested = True
         if self._scope is not None:
             self._scope.cancel()
 
     async def run(self) -> list[Report]:
-        """Run every configuration of the plan; returns the reports."""
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            await self._run()
+        """Run every configuration of the plan; returns the reports.
+
+        :meth:`cancel` ends it early (it then returns what finished); a cancellation
+        of the caller's scope also reaps every child, then propagates."""
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._cancel_requested:
+                    scope.cancel()
+                await self._run()
+        finally:
+            self._events.end()
         if scope.cancelled_caught:
             self.interrupted = True
         return self.reports
@@ -401,12 +611,14 @@ class Supervisor:
     # -- internals -----------------------------------------------------------
 
     def _emit(self, event: ev.Event) -> None:
-        self._send.send_nowait(event)
+        """To the event stream, the reporters and the lifecycle hooks. A reporter that
+        raises is logged and remembered (``reporter_errors``), never fatal to the run."""
+        self._events.put(event)
         for reporter in self._reporters:
             try:
                 reporter.on_event(event)
             except Exception as exc:
-                logger.error("reporter failed", reporter=type(reporter).__name__, error=repr(exc))
+                self._reporter_failed(reporter, exc)
         hook = {
             ev.RunStarted: "npf_run_started",
             ev.ConfigStarted: "npf_config_started",
@@ -427,6 +639,7 @@ class Supervisor:
         interrupted = True
         try:
             for index, config in enumerate(self.plan):
+                await anyio.lowlevel.checkpoint()  # a pending cancellation stops us before any process starts
                 old = self._done.get(config.config_id)
                 if old is not None:
                     self.reports.append(old)
@@ -452,8 +665,16 @@ class Supervisor:
                 try:
                     reporter.close()
                 except Exception as exc:
-                    logger.error("reporter failed to close", reporter=type(reporter).__name__, error=repr(exc))
-            self._send.close()
+                    self._reporter_failed(reporter, exc)
+            self._events.end()
+
+    def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
+        """Remembered once per reporter (its first failure), logged each time."""
+        name = type(reporter).__name__
+        first = not any(e.startswith(f"{name}: ") for e in self.reporter_errors)
+        (logger.error if first else logger.debug)("reporter failed", reporter=name, error=repr(exc))
+        if first:
+            self.reporter_errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
     def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
         spec = self.spec
@@ -490,7 +711,7 @@ class Supervisor:
             warmup_iterations=spec.warmup.iterations,
             warmup_s=spec.warmup.seconds,
             window_ns=int(self._window_s() * 1e9),
-            seed=hash(config.config_id) & 0xFFFF,
+            seed=zlib.crc32(config.config_id.encode()),
         )
 
     def _window_s(self) -> float:
@@ -506,12 +727,14 @@ class Supervisor:
         resources: dict[str, list[float]] = {"cpu": [], "mem": [], "proc_cpu": [], "proc_rss": []}
         send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
         failure: ConfigFailure | None = None
+        results: list[pr.Result] = []
         try:
             async with anyio.create_task_group() as tg:
                 try:
                     for i in range(config.n_models):
                         assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
                         env = {k: str(v) for k, v in assignment.get("env", {}).items()}
+                        env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
                         try:
                             child = _spawn(i, config.start_method, env, self.loaded.objects, self.plugins)
                         except OSError as exc:
@@ -519,41 +742,69 @@ class Supervisor:
                                 ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}",
                                           stage="start-up")
                             ) from exc
+                        children.append(child)  # tracked at once: reaped whatever happens next
                         child.job = self._job(config, i, assignment)
-                        children.append(child)
                         tg.start_soon(_read_wire, child, send)
                         if child.out is not None:
                             tg.start_soon(_drain_output, child)
                     results = await self._drive(index, config, children, receive, resources)
                 except ConfigFailure as exc:
                     failure = exc
+                except Exception as exc:  # a bug (npf's or a plugin's): this config fails, the sweep goes on
+                    failure = _internal_failure(exc, "supervisor")
                 tg.cancel_scope.cancel()
         finally:
+            send.close()
+            receive.close()
             with anyio.CancelScope(shield=True):
                 await self._reap(children)
-        if failure is not None:
-            info = failure.info
-            logger.warning("configuration failed", config=config.config_id, error=info.message)
+        if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
-            extra = {}
-            if readies:
-                extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
-            return error_report(config, info, start_dts=timestamps["start_dts"], stop_dts=_dts(time.time()), **extra)
+            load = spec.load
+            try:
+                return build_report(
+                    config,
+                    results,
+                    readies,
+                    window_s=self._window_s(),
+                    load_mode=type(load).__name__.lower(),
+                    target_rate=getattr(load, "rate", None),
+                    resources=resources,
+                    cost_per_hour=spec.cost_per_hour,
+                    start_dts=timestamps["start_dts"],
+                    stop_dts=_dts(time.time()),
+                    devices=[str(c.job.assignment.get("label", "")) for c in children],
+                )
+            except Exception as exc:
+                failure = _internal_failure(exc, "report")
+        return self._failure_report(config, failure, children, timestamps["start_dts"])
+
+    def _failure_report(
+        self, config: RunConfig, failure: ConfigFailure, children: list[Child], start_dts: str
+    ) -> Report:
+        """The error report, completed once the children are reaped: how the child at
+        fault ended (exit code or signal) and the last of its output."""
+        info = failure.info
+        child = failure.child
+        if child is not None:
+            changes: dict[str, Any] = {"output_tail": child.output_tail()}
+            if info.exitcode is None and child.returncode is not None:
+                changes["exitcode"] = child.returncode
+                if child.ended_by == "SIGKILL":
+                    grace = self.spec.timeouts.grace_s
+                    changes["message"] = (
+                        f"{info.message}; it ignored SIGTERM and was killed with SIGKILL after "
+                        f"timeouts.grace_s = {grace:g} s"
+                    )
+                elif child.ended_by == "SIGTERM":
+                    changes["message"] = f"{info.message}; stopped with SIGTERM"
+            info = msgspec.structs.replace(info, **changes)
+        logger.warning("configuration failed", config=config.config_id, error=info.message)
         readies = [c.ready for c in children if c.ready is not None]
-        load = spec.load
-        return build_report(
-            config,
-            results,
-            readies,
-            window_s=self._window_s(),
-            load_mode=type(load).__name__.lower(),
-            target_rate=getattr(load, "rate", None),
-            resources=resources,
-            cost_per_hour=spec.cost_per_hour,
-            start_dts=timestamps["start_dts"],
-            stop_dts=_dts(time.time()),
-            devices=[str(c.job.assignment.get("label", "")) for c in children],
-        )
+        extra = {}
+        if readies:
+            extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
+        return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
 
     async def _reap(self, children: list[Child]) -> None:
         grace = self.spec.timeouts.grace_s
@@ -562,16 +813,18 @@ class Supervisor:
                 tg.start_soon(c.reap, grace)
 
     def _fail(self, child: Child, config: RunConfig, stage: str, what: str, **kw: Any) -> ConfigFailure:
-        who = f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
         return ConfigFailure(
-            ErrorInfo(message=f"{who}: {what}", stage=stage, output_tail=child.output_tail(), **kw)  # type: ignore[arg-type]
+            ErrorInfo(message=f"{_who(child, config)}: {what}", stage=stage, output_tail=child.output_tail(), **kw),  # type: ignore[arg-type]
+            child,
         )
 
     async def _died(self, child: Child, config: RunConfig, stage: str) -> ConfigFailure:
-        with anyio.move_on_after(self.spec.timeouts.grace_s):
-            while child.poll() is None:
+        """The wire hung up before a result: wait (bounded) for the exit status and the
+        rest of the output, so that the report says how it died and what it said."""
+        await child._wait(self.spec.timeouts.grace_s)
+        with anyio.move_on_after(0.5):
+            while not child.out_closed and child.out is not None:
                 await anyio.sleep(0.005)
-        await anyio.sleep(0.05)  # let the output drain
         return self._fail(
             child, config, stage, f"benchmarker {child.describe_exit()} during {stage}",
             type="BenchmarkerDied", exitcode=child.returncode,
@@ -585,7 +838,10 @@ class Supervisor:
     def _check(self, child: Child, msg: Any, config: RunConfig, stage: str) -> None:
         if isinstance(msg, ProtocolError):
             raise self._fail(child, config, stage, f"sent garbage on the wire: {msg}", type="ProtocolError")
+        if isinstance(msg, Exception):
+            raise _internal_failure(msg, stage, f"{_who(child, config)}: ")
         if isinstance(msg, pr.Failed):
+            child.failed = True
             raise self._fail(
                 child, config, msg.stage or stage, f"{msg.stage or stage}: {msg.type}: {msg.message}",
                 type=msg.type, traceback=msg.traceback,
@@ -619,7 +875,10 @@ class Supervisor:
             self._check(child, msg, config, stage)
             if isinstance(msg, pr.Hello):
                 if msg.protocol != pr.PROTOCOL_VERSION:
-                    raise self._fail(child, config, "start-up", f"speaks protocol {msg.protocol}, not {pr.PROTOCOL_VERSION}", type="ProtocolError")
+                    raise self._fail(
+                        child, config, "start-up", f"speaks protocol {msg.protocol}, not {pr.PROTOCOL_VERSION}",
+                        type="ProtocolError",
+                    )  # fmt: skip
                 child.hello = True
                 await _send(child, pr.Setup(job=child.job))
             elif isinstance(msg, pr.Ready):
@@ -691,9 +950,26 @@ class Supervisor:
                 child.result = msg
                 pending.discard(id(child))
             else:
-                raise self._fail(child, config, "call", f"sent {type(msg).__name__} while measuring", type="ProtocolError")
+                raise self._fail(
+                    child, config, "call", f"sent {type(msg).__name__} while measuring", type="ProtocolError"
+                )
             del now
         return [c.result for c in children if c.result is not None]
+
+
+def _who(child: Child, config: RunConfig) -> str:
+    return f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
+
+
+def _internal_failure(exc: Exception, stage: str, who: str = "") -> ConfigFailure:
+    """A bug (npf's or a plugin's) met while running one configuration."""
+    logger.error("internal error; the configuration is recorded as failed (traceback in its report)",
+                 stage=stage, error=repr(exc))  # fmt: skip
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return ConfigFailure(
+        ErrorInfo(type=type(exc).__name__, message=f"{who}unexpected error (a bug in npf or a plugin): {exc}",
+                  traceback=tb, stage=stage)  # fmt: skip
+    )
 
 
 def _ps_processes(children: list[Child]) -> list[psutil.Process]:

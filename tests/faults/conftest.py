@@ -1,0 +1,96 @@
+"""Fixtures for the fault tests: specs around the planted models, the CLI run in
+this process, and the check that no process outlives a test."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import structlog
+
+from npf_core import cli
+
+from .support import make_spec
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Write a spec (see :func:`make_spec`) to ``tmp_path/spec.json``; results go to
+    ``tmp_path/out``."""
+
+    def write(**fields: Any) -> Path:
+        path = tmp_path / "spec.json"
+        path.write_text(json.dumps(make_spec(tmp_path / "out", **fields)))
+        return path
+
+    return write
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str, elapsed: float) -> None:
+        self.code, self.out, self.err, self.elapsed = code, out, err, elapsed
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., CliResult]]:
+    """``npf_core.cli.main(argv)`` in this process (no interpreter start-up to pay),
+    with the logging configuration it installs put back afterwards."""
+    saved_structlog = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+
+    def run(*argv: str) -> CliResult:
+        t0 = time.monotonic()
+        code = cli.main(list(argv))
+        elapsed = time.monotonic() - t0
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err, elapsed)
+
+    yield run
+    structlog.configure(**saved_structlog)
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+
+
+@pytest.fixture
+def spawn_guard(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Every benchmarker the supervisor starts, as (copy index, start method)."""
+    from npf_core import supervisor
+
+    started: list[tuple[int, str]] = []
+    real = supervisor._spawn
+
+    def spawn(copy_index: int, method: str, *args: Any) -> Any:
+        started.append((copy_index, method))
+        return real(copy_index, method, *args)
+
+    monkeypatch.setattr(supervisor, "_spawn", spawn)
+    return started
+
+
+@pytest.fixture(autouse=True)
+def no_surviving_process() -> Iterator[Callable[[], None]]:
+    """Every test here ends with no child process of this one alive (zombies included:
+    psutil lists them too)."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+
+    def check() -> None:
+        left = [p for p in me.children(recursive=True) if p.pid not in before]
+        assert not left, f"processes survived: {[(p.pid, _status(p)) for p in left]}"
+
+    yield check
+    check()
+
+
+def _status(p: psutil.Process) -> str:
+    try:
+        return p.status()
+    except psutil.Error:
+        return "gone"

@@ -1,0 +1,172 @@
+"""Faults before the model is even loaded: a benchmarker that dies before (or just
+after) its Hello, and a fresh interpreter that cannot import what it needs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import npf_core
+from npf_core import benchmarker
+
+from .support import read_results
+
+BOUND_S = 6.0  # see test_fault_modes.BASE_BOUND_S
+
+# A sitecustomize for fresh interpreters (found first through the PYTHONPATH the
+# supervisor passes on); it strikes only in the configuration NPF_FAULT_CONFIG names.
+SITECUSTOMIZE = '''
+import os, sys
+if os.environ.get("NPF_CONFIG_ID", "").endswith(os.environ.get("NPF_FAULT_CONFIG", "-w1")):
+    plant = os.environ.get("NPF_PLANT_STARTUP")
+    if plant == "exit":
+        sys.stderr.write("planted: dying before hello\\n")
+        sys.stderr.flush()
+        os._exit(7)
+    if plant == "block-numpy":
+        class _Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "numpy" or name.startswith("numpy."):
+                    raise ImportError("planted: numpy cannot be imported in this interpreter")
+                return None
+        sys.meta_path.insert(0, _Block())
+'''
+
+
+@pytest.fixture
+def plant_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Plant a start-up fault in the benchmarkers of the ``-w1`` configuration: for
+    fork, by replacing the child's entry point; for fresh, by a sitecustomize."""
+
+    def plant(method: str, what: str) -> None:
+        if method == "fresh":
+            site = tmp_path / "site"
+            site.mkdir()
+            (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+            monkeypatch.syspath_prepend(str(site))
+            monkeypatch.setenv("NPF_PLANT_STARTUP", what)
+            return
+        real = benchmarker.child_main
+
+        def child_main(sock: Any, out_fd: int, parent_pid: int, objects: Any, plugins: Any) -> None:
+            if os.environ.get("NPF_CONFIG_ID", "").endswith("-w1"):
+                if what == "exit":
+                    os.write(out_fd, b"planted: dying before hello\n")
+                    os._exit(7)
+                if what == "exit-after-hello":
+                    from npf_core.protocol import PROTOCOL_VERSION, Channel, Hello
+
+                    Channel(sock).send(Hello(protocol=PROTOCOL_VERSION, pid=os.getpid()))
+                    os.write(out_fd, b"planted: dying after hello\n")
+                    os._exit(8)
+            real(sock, out_fd, parent_pid, objects, plugins)
+
+        monkeypatch.setattr(benchmarker, "child_main", child_main)
+
+    return plant
+
+
+@pytest.mark.parametrize("method", ["fork", "fresh"])
+def test_dies_before_hello(method: str, plant_startup, write_spec, run_cli, tmp_path) -> None:
+    plant_startup(method, "exit")
+    res = run_cli("run", str(write_spec(start_method=method)), "-q")
+    assert res.code == 1, res.err
+    assert res.elapsed < BOUND_S
+    reports, _ = read_results(tmp_path / "out")
+    assert [r["status"] for r in reports] == ["error", "ok"]
+    error = reports[0]["error"]
+    assert error["type"] == "BenchmarkerDied"
+    assert error["stage"] == "start-up"
+    assert error["exitcode"] == 7
+    assert "exited with code 7 during start-up" in error["message"]
+    assert "planted: dying before hello" in error["output_tail"]
+
+
+def test_dies_right_after_hello(plant_startup, write_spec, run_cli, tmp_path) -> None:
+    """The supervisor's Setup then meets a closed socket (EPIPE): still a recorded
+    death, not a crash of the sweep."""
+    plant_startup("fork", "exit-after-hello")
+    res = run_cli("run", str(write_spec(start_method="fork")), "-q")
+    assert res.code == 1, res.err
+    reports, _ = read_results(tmp_path / "out")
+    assert [r["status"] for r in reports] == ["error", "ok"]
+    error = reports[0]["error"]
+    assert error["type"] == "BenchmarkerDied"
+    assert error["stage"] == "load"
+    assert error["exitcode"] == 8
+    assert "planted: dying after hello" in error["output_tail"]
+
+
+def test_fresh_interpreter_cannot_import_npf_dependency(plant_startup, write_spec, run_cli, tmp_path) -> None:
+    """numpy is importable in the supervisor but not in the fresh benchmarker."""
+    plant_startup("fresh", "block-numpy")
+    res = run_cli("run", str(write_spec(start_method="fresh")), "-q")
+    assert res.code == 1, res.err
+    assert res.elapsed < BOUND_S
+    reports, _ = read_results(tmp_path / "out")
+    assert [r["status"] for r in reports] == ["error", "ok"]
+    error = reports[0]["error"]
+    assert error["type"] == "BenchmarkerDied"
+    assert error["stage"] == "start-up"
+    assert error["exitcode"] == 1
+    assert "ImportError: planted: numpy cannot be imported" in error["output_tail"]
+    assert "Traceback" in error["output_tail"]
+
+
+@pytest.mark.parametrize("method", ["fork", "fresh"])
+def test_module_only_the_supervisor_has(method: str, write_spec, run_cli, monkeypatch, tmp_path) -> None:
+    """A module that exists only in the supervisor's memory: a forked benchmarker
+    inherits it, a fresh interpreter cannot import it, and says so."""
+    monkeypatch.setitem(sys.modules, "npf_fault_parent_only", types.ModuleType("npf_fault_parent_only"))
+    monkeypatch.setenv("NPF_FAULT_IMPORT", "npf_fault_parent_only")
+    res = run_cli("run", str(write_spec(start_method=method)), "-q")
+    reports, _ = read_results(tmp_path / "out")
+    if method == "fork":
+        assert res.code == 0, res.err
+        assert [r["status"] for r in reports] == ["ok", "ok"]
+        return
+    assert res.code == 1, res.err
+    assert res.elapsed < BOUND_S
+    assert [r["status"] for r in reports] == ["error", "ok"]
+    error = reports[0]["error"]
+    assert error["type"] == "ModuleNotFoundError"
+    assert error["stage"] == "load"
+    assert "npf_fault_parent_only" in error["message"]
+    assert "Traceback" in error["traceback"]
+
+
+def test_plugin_registered_in_process_cannot_reach_a_fresh_interpreter(spawn_guard, tmp_path) -> None:
+    """A framework plugin registered through the API is unknown to a fresh
+    interpreter (which finds plugins through entry points): a typed error before
+    any process starts, naming the field and what to do."""
+    from npf_core.errors import PluginError
+    from npf_core.hookspecs import hookimpl
+    from npf_plugins.frameworks.python import PythonFramework
+
+    from .support import MODELS
+
+    class InProcessOnly:
+        @hookimpl
+        def npf_register_frameworks(self, registry: Any) -> None:
+            registry.add("in-process-only", PythonFramework)
+
+    spec = {
+        "model": {"framework": "in-process-only", "target": f"{MODELS}:Faulty"},
+        "inputs": [{"shape": [1]}],
+        "start_method": "fresh",
+        "duration_s": 0.2,
+        "output": {"dir": str(tmp_path / "out"), "reporters": []},
+    }
+    with pytest.raises(PluginError, match=r"model\.framework.*'in-process-only'.*entry point.*'fork'"):
+        npf_core.benchmark(spec, extra_plugins=(InProcessOnly(),))
+    assert spawn_guard == []
+    # the same plugin is fine where objects travel: fork
+    reports = npf_core.benchmark(
+        {**spec, "start_method": "fork", "n_models": [1], "workers_per_model": [1]}, extra_plugins=(InProcessOnly(),)
+    )
+    assert [r.status for r in reports] == ["ok"]
