@@ -53,3 +53,11 @@ def typecheck(session: nox.Session) -> None:
     _install(session)
     session.install("mypy>=1.10")
     session.run("mypy", "npf_core", "npf_plugins", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation with mkdocs, strict: a broken link or a page missing
+    from the nav fails. (tests/unit/test_docs.py keeps docs/ in step with the code.)"""
+    session.install("mkdocs>=1.6")
+    session.run("mkdocs", "build", "--strict", "-d", f"{session.create_tmp()}/site", *session.posargs)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 __all__ = [
     "BenchmarkerFailed",
     "DeviceUnavailable",
+    "ModelIndexError",
     "NpfError",
     "PluginError",
     "PluginLoadError",
@@ -36,11 +37,11 @@ class SpecError(UserError):
     """A run spec field is missing, misspelt or out of range."""
 
     def __init__(self, path: str, problem: str, hint: str | None = None) -> None:
-        self.path = path
+        #: the JSON path of the field, always in the form ``$.a.b[0]``
+        self.path = path if path.startswith("$") else f"$.{path}" if path else "$"
         self.problem = problem
         self.hint = hint
-        where = path if path.startswith("$") else f"$.{path}" if path else "$"
-        message = f"spec {where}: {problem}"
+        message = f"spec {self.path}: {problem}"
         if hint:
             message += f" ({hint})"
         super().__init__(message)
@@ -79,6 +80,19 @@ class PluginLoadError(PluginError):
 
 class DeviceUnavailable(UserError):
     """The spec asks for a device this machine does not have (or not enough of it)."""
+
+
+class ModelIndexError(UserError):
+    """A model index file is missing, malformed or names what it does not hold."""
+
+    def __init__(self, where: str, problem: str, hint: str | None = None) -> None:
+        self.where = where
+        self.problem = problem
+        self.hint = hint
+        message = f"model index {where}: {problem}" if where else f"model index: {problem}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
 
 
 class ResultsError(UserError):

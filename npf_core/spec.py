@@ -22,6 +22,7 @@ from npf_core.errors import SpecError
 __all__ = [
     "DTYPES",
     "Closed",
+    "CompileSpec",
     "Constant",
     "DatasetSpec",
     "DeviceSpec",
@@ -119,7 +120,7 @@ class Timeouts(SpecBase):
 
 
 class Warmup(SpecBase):
-    """Untimed calls before measurement, per worker: at least `iterations`, and for `seconds`."""
+    """Untimed calls before measurement, per model copy: at least `iterations`, and for `seconds`."""
 
     iterations: Annotated[int, msgspec.Meta(ge=0)] = 1
     seconds: NonNegativeFloat = 0.0
@@ -138,6 +139,22 @@ class Output(SpecBase):
 
     dir: str = "npf-results"
     reporters: list[str] = msgspec.field(default_factory=lambda: ["console", "json", "csv"])
+
+
+class CompileSpec(SpecBase):
+    """How ``python -m npf_core compile`` builds model variants: one per input (batch
+    size) x pipeline size x performance level or auto-cast setting (see
+    docs/model-index-and-compile.md). ``run`` ignores this block."""
+
+    performance_levels: list[Annotated[int, msgspec.Meta(ge=0, le=3)]] | None = None
+    auto_cast: list[Literal["none", "matmult", "all"]] | None = None
+    auto_cast_type: Literal["bf16", "fp16", "tf32", "fp8_e4m3"] | None = None
+    compiler_args: str | list[str] = []
+    compiler_target: str | None = None
+    models_dir: str = "models"
+    artifact: str = "{model_name}_i{input_idx}_b{batch_size}_p{pipeline_size}{cast}.pt"
+    filename: str = "{model_name}_index.json"
+    timeout_s: PositiveFloat = 3600.0
 
 
 class Spec(SpecBase):
@@ -164,6 +181,7 @@ class Spec(SpecBase):
     timeouts: Timeouts = Timeouts()
     cost_per_hour: NonNegativeFloat | None = None
     output: Output = Output()
+    compile: CompileSpec | None = None
 
 
 class LoadedSpec(msgspec.Struct, kw_only=True):
@@ -212,21 +230,32 @@ def _pull_objects(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
 
 
-def _fields_at(path: str) -> list[str]:
-    """The field names of the Struct found at a JSON path of the spec, for hints."""
-    info: Any = msgspec.inspect.type_info(Spec)
-    for part in re.findall(r"\.(\w+)|\[\d+\]", path):
-        info = _struct_of(info)
+def _info_at(path: str, root: type) -> Any:
+    """The msgspec type info found at a JSON path below ``root`` (None if unknown).
+    Unions are searched for the branch that has the next field."""
+    info: Any = msgspec.inspect.type_info(root)
+    for field, _index in re.findall(r"\.(\w+)|(\[\d+\])", path):
+        if field:
+            struct = _struct_of(info)
+            if struct is None:
+                return None
+            info = next((f.type for f in struct.fields if f.encode_name == field), None)
+        else:
+            info = _item_of(info)
         if info is None:
-            return []
-        if part:
-            info = next((f.type for f in info.fields if f.encode_name == part), None)
-        if info is None:
-            return []
-        if not part and hasattr(info, "item_type"):
-            info = info.item_type
-    info = _struct_of(info)
-    return [f.encode_name for f in info.fields] if info is not None else []
+            return None
+    return info
+
+
+def _item_of(info: Any) -> Any:
+    if isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.SetType, msgspec.inspect.VarTupleType)):
+        return info.item_type
+    if isinstance(info, msgspec.inspect.UnionType):
+        for t in info.types:
+            found = _item_of(t)
+            if found is not None:
+                return found
+    return None
 
 
 def _struct_of(info: Any) -> Any:
@@ -242,17 +271,40 @@ def _struct_of(info: Any) -> Any:
     return None
 
 
-def _spec_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> SpecError:
+def _literals_of(info: Any) -> list[Any]:
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return list(info.values)
+    if isinstance(info, msgspec.inspect.UnionType):
+        return [v for t in info.types for v in _literals_of(t)]
+    return []
+
+
+def _spec_error(exc: msgspec.ValidationError | msgspec.DecodeError, root: type = Spec) -> SpecError:
     m = _AT.match(str(exc))
     assert m is not None
     msg, path = m.group("msg"), m.group("path") or "$"
     hint = None
     unknown = re.search(r"unknown field `([^`]*)`", msg)
     if unknown:
-        allowed = _fields_at(path)
+        struct = _struct_of(_info_at(path, root))
+        allowed = [f.encode_name for f in struct.fields] if struct is not None else []
         close = difflib.get_close_matches(unknown.group(1), allowed, n=1)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
         msg = f"unknown field {unknown.group(1)!r}"
+    elif msg.startswith("Invalid enum value"):
+        values = _literals_of(_info_at(path, root))
+        if values:
+            hint = "allowed: " + ", ".join(repr(v) for v in values)
+    elif msg.startswith("Invalid value") and "." in path:
+        parent, _, tag_field = path.rpartition(".")
+        union = _info_at(parent, root)
+        tags = [
+            t.tag
+            for t in getattr(union, "types", ())
+            if isinstance(t, msgspec.inspect.StructType) and t.tag_field == tag_field
+        ]
+        if tags:
+            hint = "allowed: " + ", ".join(repr(t) for t in tags)
     return SpecError(path, msg, hint)
 
 
@@ -400,6 +452,6 @@ def decode_options(options: Mapping[str, Any], type_: type[T], path: str) -> T:
     try:
         return msgspec.convert(dict(options), type=type_)
     except msgspec.ValidationError as exc:
-        err = _spec_error(exc)
+        err = _spec_error(exc, type_)
         sub = err.path.removeprefix("$")
         raise SpecError(f"{path}{sub}", err.problem, err.hint) from None

@@ -1,0 +1,81 @@
+"""The plugin module named by the entry point: one hook implementation per kind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from npf_core import events as ev
+from npf_core.benchmarker import resolve_reference
+from npf_core.errors import SpecError
+from npf_core.hookspecs import ChildContext, Framework, Registry, Reporter, ReporterContext, hookimpl
+from npf_core.spec import decode_options
+
+
+class DemoOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``model.options`` of the demo framework."""
+
+    marks: str | None = None
+
+
+class DemoFramework(Framework):
+    """Benchmarks a plain function named by ``model.target`` (no instantiation)."""
+
+    start_method = "fork"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.opts = decode_options(options, DemoOptions, "model.options")
+
+    def check(self, kind: str, ref: str, spec: Any) -> None:
+        if kind != "target":
+            raise SpecError("model.path", "the demo framework benchmarks a function", "give model.target instead")
+
+    def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
+        fn = resolve_reference(ref, ctx.base_dir, ctx.objects)
+        if not callable(fn):
+            raise TypeError(f"{ref!r} is not a function")
+        if self.opts.marks:
+            folder = ctx.resolve(self.opts.marks)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"loaded-{os.getpid()}").write_text(f"demo {ref} copy {ctx.job.copy_index}\n")
+        return fn
+
+    def callable(self, model: Any, ctx: ChildContext) -> Callable[..., Any]:
+        return model  # type: ignore[no-any-return]
+
+
+class DemoReporter(Reporter):
+    """Writes ``demo-report.txt``: one line per configuration, then ``closed``."""
+
+    def __init__(self, ctx: ReporterContext) -> None:
+        super().__init__(ctx)
+        self.lines: list[str] = []
+
+    def on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self.lines.append(f"run {event.run_id} configs={len(event.configs)}")
+        elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed)):
+            r = event.report
+            self.lines.append(
+                f"config {r.config_id} framework={event.config.framework} status={r.status} total_infs={r.total_infs}"
+            )
+
+    def close(self) -> None:
+        path = Path(self.ctx.output_dir) / "demo-report.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([*self.lines, "closed"]) + "\n")
+
+
+@hookimpl
+def npf_register_frameworks(registry: Registry[Framework]) -> None:
+    registry.add("demo", DemoFramework)
+
+
+@hookimpl
+def npf_register_reporters(registry: Registry[Reporter]) -> None:
+    registry.add("demo-report", DemoReporter)
