@@ -243,6 +243,13 @@ class Framework:
         raise :class:`~npf_core.errors.SpecError` for a bad option."""
         self.options = options
 
+    def start_method_for(self, device: Device) -> str:
+        """*supervisor*: the start method ``start_method: "auto"`` resolves to on
+        ``device``. The default is the class's :attr:`start_method`; a framework whose
+        runtime must never be initialised before a fork (torch-neuronx on ``neuron``)
+        returns ``"fresh"`` here."""
+        return self.start_method
+
     def check(self, kind: str, ref: str, spec: Any) -> None:
         """*supervisor*: validate a model reference (``kind`` is ``"target"`` or
         ``"path"``) before any process starts; raise ``SpecError``."""

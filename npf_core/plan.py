@@ -96,7 +96,8 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
             if idx >= n_inputs:
                 raise SpecError(
                     "inputs",
-                    f"model index entry {i} ({e.get('filename')}) uses input_idx {idx} but the spec has {n_inputs} inputs",
+                    f"model index entry {i} ({e.get('filename')}) uses input_idx {idx}, "
+                    f"but the spec has {n_inputs} inputs",
                     "list every input of the index in the spec, in order",
                 )
             f = Path(e["filename"])
@@ -135,11 +136,11 @@ def make_plan(loaded: LoadedSpec, plugins: Plugins) -> list[RunConfig]:
     for name in spec.output.reporters:
         plugins.reporters.get(name, "output.reporters")
 
-    start = spec.start_method if spec.start_method != "auto" else framework.start_method
+    start = spec.start_method if spec.start_method != "auto" else framework.start_method_for(device)
     if start == "fresh":
-        for field, token in loaded.objects.items():
+        for token in loaded.objects:
             raise SpecError(
-                field.removeprefix(OBJECT_PREFIX).rstrip(">"),
+                token.removeprefix(OBJECT_PREFIX).rstrip(">"),
                 "a Python object cannot travel to a fresh interpreter",
                 "give an importable 'package.module:attr' or 'path/file.py:attr', or use start_method 'fork'",
             )

@@ -1,0 +1,395 @@
+"""Model indexes: JSON files that list compiled model variants (NeuronPerf's format).
+
+An index is a plain dict, as in NeuronPerf::
+
+    {"version": "0.1.0", "npf_index_format": 1, "model_name": "resnet",
+     "model_configs": [{"filename": "models/resnet_b1_p1.pt", "input_idx": 0,
+                        "batch_size": 1, "pipeline_size": 1, "compile_s": 5.3,
+                        "status": "finished"}]}
+
+Each entry may also hold ``performance_level`` or ``cast_mode`` (how it was
+compiled) and, for a variant that failed to compile, ``error``. Keys this module
+does not know are kept as they are. ``npf_index_format`` is ours: a file written
+by a newer npf with a format this one cannot read is refused clearly.
+
+Paths: in a file, a relative ``filename`` is relative to the index file's folder.
+:func:`load` returns absolute filenames; in memory a relative filename is relative
+to the current directory (as NeuronPerf had it), and :func:`save` writes filenames
+relative to the index's folder when the model lies inside it, absolute otherwise.
+So an index and its ``models/`` folder can be moved together.
+
+Every function that takes an index accepts a loaded index (dict) or the path of
+an index file. Malformed input raises :class:`~npf_core.errors.ModelIndexError`
+naming the file and the JSON path of the bad field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import msgspec
+
+from npf_core.errors import ModelIndexError
+
+__all__ = [
+    "INDEX_FORMAT",
+    "append",
+    "copy",
+    "create",
+    "delete",
+    "filter",
+    "load",
+    "move",
+    "save",
+]
+
+#: the format version written as ``npf_index_format``; bumped on incompatible changes
+INDEX_FORMAT = 1
+
+IndexLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+
+
+class ModelConfig(msgspec.Struct, kw_only=True):
+    """One compiled variant. Unknown keys are allowed (and kept by the dict API)."""
+
+    filename: Annotated[str, msgspec.Meta(min_length=1)]
+    input_idx: Annotated[int, msgspec.Meta(ge=0)] = 0
+    batch_size: Annotated[int, msgspec.Meta(ge=1)] = 1
+    pipeline_size: Annotated[int, msgspec.Meta(ge=1)] = 1
+    performance_level: int | str | None = None
+    cast_mode: str | None = None
+    compile_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    status: str = "finished"
+    error: str | None = None
+
+
+class IndexFile(msgspec.Struct, kw_only=True):
+    """A whole index. ``version`` is the writer's package version (any JSON value is
+    tolerated: NeuronPerf wrote its own version strings)."""
+
+    model_configs: list[ModelConfig]
+    version: Any = None
+    model_name: str | None = None
+    npf_index_format: Annotated[int, msgspec.Meta(ge=1)] = INDEX_FORMAT
+
+
+#: the keys every entry dict has, in the order they are written
+_ENTRY_KEYS = ("filename", "input_idx", "batch_size", "pipeline_size", "compile_s", "status")
+#: the keys an entry dict has only when they are set
+_OPTIONAL_KEYS = ("performance_level", "cast_mode", "error")
+#: plural spellings ``filter`` accepts (NeuronPerf's benchmark arguments)
+_PLURALS = {
+    "filenames": "filename",
+    "input_idxs": "input_idx",
+    "input_indices": "input_idx",
+    "batch_sizes": "batch_size",
+    "pipeline_sizes": "pipeline_size",
+    "performance_levels": "performance_level",
+    "cast_modes": "cast_mode",
+    "statuses": "status",
+}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("npf")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "0.0.0+source"
+
+
+def _validate(data: Any, where: str) -> dict[str, Any]:
+    """A normalised copy of an index (dict form), or ModelIndexError naming the field."""
+    if not isinstance(data, Mapping):
+        raise ModelIndexError(where, f"expected a JSON object, got {type(data).__name__}")
+    try:
+        parsed = msgspec.convert(dict(data), type=IndexFile)
+    except msgspec.ValidationError as exc:
+        msg, _, path = str(exc).partition(" - at `")
+        raise ModelIndexError(f"{where} {path.rstrip('`') or '$'}".strip(), msg) from None
+    if parsed.npf_index_format > INDEX_FORMAT:
+        raise ModelIndexError(
+            where,
+            f"format {parsed.npf_index_format} is newer than this npf reads ({INDEX_FORMAT})",
+            "upgrade npf",
+        )
+    raw_configs = data.get("model_configs") or []
+    configs = [_entry(cfg, raw) for cfg, raw in zip(parsed.model_configs, raw_configs, strict=True)]
+    out: dict[str, Any] = {
+        "version": parsed.version if parsed.version is not None else _version(),
+        "npf_index_format": INDEX_FORMAT,
+        "model_name": parsed.model_name,
+        "model_configs": configs,
+    }
+    out.update({k: v for k, v in data.items() if k not in out})
+    return out
+
+
+def _entry(cfg: ModelConfig, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry dict: the known keys in order, then the unknown ones as they were."""
+    out: dict[str, Any] = {k: getattr(cfg, k) for k in _ENTRY_KEYS}
+    for k in _OPTIONAL_KEYS:
+        if getattr(cfg, k) is not None:
+            out[k] = getattr(cfg, k)
+    known = set(_ENTRY_KEYS) | set(_OPTIONAL_KEYS)
+    out.update({k: v for k, v in raw.items() if k not in known})
+    return out
+
+
+def _as_index(index: IndexLike, what: str = "index") -> dict[str, Any]:
+    if isinstance(index, (str, os.PathLike)):
+        return load(index)
+    if isinstance(index, Mapping):
+        return _validate(index, what)
+    raise ModelIndexError("", f"expected an index (dict) or the path of an index file, got {type(index).__name__}")
+
+
+def create(
+    filename: str | os.PathLike[str],
+    model_name: str | None = None,
+    input_idx: int = 0,
+    batch_size: int = 1,
+    pipeline_size: int = 1,
+    performance_level: int | str | None = None,
+    compile_s: float | None = None,
+    status: str = "finished",
+    *,
+    cast_mode: str | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """A new index holding one compiled model.
+
+    :param filename: the compiled model (relative to the current directory, or absolute).
+    :param model_name: a name for reports; defaults to the file's stem when the
+        index is benchmarked.
+    :param input_idx: which of the spec's inputs this model runs on.
+    :param batch_size: the batch size it was compiled for.
+    :param pipeline_size: the NeuronCores one copy spans.
+    :param performance_level: the performance level it was compiled with, if any.
+    :param compile_s: seconds spent compiling.
+    :param status: ``"finished"`` (benchmarked) or ``"error"`` (skipped).
+    :param cast_mode: the auto-cast setting it was compiled with, if any.
+    :param error: why compiling failed, for ``status="error"``.
+    """
+    entry = {
+        "filename": os.fspath(filename),
+        "input_idx": input_idx,
+        "batch_size": batch_size,
+        "pipeline_size": pipeline_size,
+        "performance_level": performance_level,
+        "cast_mode": cast_mode,
+        "compile_s": compile_s,
+        "status": status,
+        "error": error,
+    }
+    return _validate({"model_name": model_name, "model_configs": [entry]}, "create()")
+
+
+def load(filename: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an index file; relative model filenames come back absolute."""
+    path = Path(filename).expanduser()
+    where = repr(str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelIndexError(where, f"cannot read it: {exc.strerror or exc}") from None
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ModelIndexError(where, f"not valid JSON: {exc}") from None
+    index = _validate(data, where)
+    base = path.resolve().parent
+    for e in index["model_configs"]:
+        f = Path(e["filename"]).expanduser()
+        e["filename"] = str(f if f.is_absolute() else base / f)
+    return index
+
+
+def save(index: IndexLike, filename: str | os.PathLike[str] | None = None, root_dir: str | None = None) -> str:
+    """Write an index atomically and return its path.
+
+    :param filename: where to write; by default ``MODELNAME_XXXXXXXX.json`` (a random
+        suffix) in the current directory.
+    :param root_dir: the folder a relative ``filename`` is relative to.
+    """
+    data = _as_index(index)
+    if filename is None:
+        filename = f"{data.get('model_name') or 'model'}_{secrets.token_hex(4)}.json"
+    path = Path(filename).expanduser()
+    if root_dir is not None and not path.is_absolute():
+        path = Path(root_dir).expanduser() / path
+    path = path.absolute()
+    base = path.parent
+    out = dict(data)
+    out["model_configs"] = [{**e, "filename": _relative(e["filename"], base)} for e in data["model_configs"]]
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = base / f".{path.name}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ModelIndexError(repr(str(path)), f"cannot write it: {exc.strerror or exc}") from None
+    return str(path)
+
+
+def _relative(filename: str, base: Path) -> str:
+    """A model path as written into an index in ``base``: relative when inside it."""
+    p = Path(os.path.abspath(Path(filename).expanduser()))
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _config_key(e: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        os.path.abspath(Path(e["filename"]).expanduser()),
+        e.get("input_idx", 0),
+        e.get("batch_size", 1),
+        e.get("pipeline_size", 1),
+        json.dumps(e.get("performance_level")),
+        e.get("cast_mode"),
+    )
+
+
+def append(*indexes: IndexLike) -> dict[str, Any]:
+    """A new index with the entries of all ``indexes`` in order, duplicates removed
+    (same model file, input, batch size, pipeline size and cast setting: the first
+    one is kept). The model name is the first index's."""
+    if not indexes:
+        raise ModelIndexError("", "append() needs at least one index")
+    loaded = [_as_index(i, f"append() argument {n}") for n, i in enumerate(indexes)]
+    seen: set[tuple[Any, ...]] = set()
+    configs = []
+    for index in loaded:
+        for e in index["model_configs"]:
+            key = _config_key(e)
+            if key not in seen:
+                seen.add(key)
+                configs.append(dict(e))
+    first = loaded[0]
+    name = next((i["model_name"] for i in loaded if i.get("model_name")), None)
+    return {**first, "model_name": name, "model_configs": configs}
+
+
+def filter(index: IndexLike, **criteria: Any) -> dict[str, Any]:
+    """A new index with the entries that match every criterion.
+
+    Each keyword names an entry field (``batch_size``, ``pipeline_size``,
+    ``status``, ...; NeuronPerf's plurals such as ``batch_sizes`` work too) and
+    gives one value or a list of accepted values::
+
+        filter(index, batch_sizes=[1, 4], status="finished")
+    """
+    data = _as_index(index)
+    known = set(_ENTRY_KEYS) | set(_OPTIONAL_KEYS)
+    for e in data["model_configs"]:
+        known.update(e)
+    wanted: dict[str, list[Any]] = {}
+    for key, value in criteria.items():
+        field = _PLURALS.get(key, key)
+        if field not in known:
+            allowed = sorted(known | set(_PLURALS))
+            raise ModelIndexError("", f"cannot filter on {key!r}", "filter on one of: " + ", ".join(allowed))
+        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        wanted.setdefault(field, values)
+        wanted[field] = [v for v in wanted[field] if v in values]
+    configs = [dict(e) for e in data["model_configs"] if all(_matches(e, f, vs) for f, vs in wanted.items())]
+    return {**data, "model_configs": configs}
+
+
+def _matches(entry: Mapping[str, Any], field: str, values: list[Any]) -> bool:
+    got = entry.get(field)
+    if field == "filename":
+        mine = os.path.abspath(str(got))
+        return any(got == v or mine == os.path.abspath(os.fspath(v)) for v in values)
+    return got in values
+
+
+def copy(old_index: IndexLike, new_index: str | os.PathLike[str], new_dir: str | os.PathLike[str]) -> str:
+    """Copy an index's model files into ``new_dir`` and write a new index that points
+    at them at ``new_index``; returns the new index's path. Entries whose file does not
+    exist (failed compiles) are copied as entries only."""
+    return _copy(old_index, new_index, new_dir)[0]
+
+
+def _copy(
+    old_index: IndexLike, new_index: str | os.PathLike[str], new_dir: str | os.PathLike[str]
+) -> tuple[str, list[tuple[Path, Path]]]:
+    data = _as_index(old_index)
+    dest_dir = Path(new_dir).expanduser().absolute()
+    plan: list[tuple[Path, Path]] = []
+    taken: set[Path] = set()
+    configs = []
+    for i, e in enumerate(data["model_configs"]):
+        src = Path(os.path.abspath(Path(e["filename"]).expanduser()))
+        dst = _unique(dest_dir / src.name, taken)
+        taken.add(dst)
+        if src.exists():
+            plan.append((src, dst))
+        elif e.get("status", "finished") == "finished":
+            raise ModelIndexError(
+                f"$.model_configs[{i}]", f"model file not found: {str(src)!r}", "nothing was copied"
+            )
+        configs.append({**e, "filename": str(dst)})
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        for src, dst in plan:
+            if dst.exists() and os.path.samefile(src, dst):
+                continue
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, dst)
+    except OSError as exc:
+        raise ModelIndexError(repr(str(dest_dir)), f"cannot copy the model files: {exc}") from None
+    return save({**data, "model_configs": configs}, new_index), plan
+
+
+def _unique(path: Path, taken: Iterable[Path]) -> Path:
+    taken = set(taken)
+    n = 1
+    candidate = path
+    while candidate in taken:
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
+def move(old_index: IndexLike, new_index: str | os.PathLike[str], new_dir: str | os.PathLike[str]) -> str:
+    """:func:`copy`, then remove the old model files and the old index file (when
+    ``old_index`` is a path); returns the new index's path."""
+    new_path, plan = _copy(old_index, new_index, new_dir)
+    for src, dst in plan:
+        if not os.path.samefile(src, dst):
+            _remove(src)
+    if isinstance(old_index, (str, os.PathLike)):
+        old = Path(old_index).expanduser()
+        if old.exists() and not os.path.samefile(old, new_path):
+            old.unlink()
+    return new_path
+
+
+def delete(filename: str | os.PathLike[str]) -> None:
+    """Delete an index file and every model file it references."""
+    data = load(filename)
+    for e in data["model_configs"]:
+        _remove(Path(e["filename"]))
+    Path(filename).expanduser().unlink()
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError as exc:
+        raise ModelIndexError("", f"cannot delete {str(path)!r}: {exc.strerror or exc}") from None

@@ -1,0 +1,308 @@
+"""Framework ``torch``: PyTorch models, on CPU, CUDA GPUs and NeuronCores.
+
+Models (``model.path`` or ``model.target``):
+
+- a TorchScript archive (``.pt``, ``.pth``, ``.ts``, ``.torchscript``), loaded with
+  ``torch.jit.load`` — also what ``torch_neuronx.trace`` produces;
+- a ``torch.export`` program (``.pt2``), loaded with ``torch.export.load(p).module()``;
+- ``model.target``: an ``nn.Module`` class or zero-argument factory
+  (``"package.module:Class"`` or ``"path/file.py:Class"``), instantiated in every
+  copy; through the Python API, an ``nn.Module`` instance also works (fork only).
+
+Every copy puts the model in ``eval()`` mode and each worker thread runs inside
+``torch.inference_mode()`` (thread-local, so per thread; ``inference_mode: false``
+uses ``torch.no_grad()`` instead). Inputs (numpy arrays from the spec's
+descriptions, or tensors from ``.pt`` files) become tensors on the model's device
+before the clock starts: ``x = x.to(device)``.
+
+Devices: on ``gpu`` the model and inputs move to ``cuda`` (the copy's own GPU, which
+its ``CUDA_VISIBLE_DEVICES`` makes ``cuda:0``) and each call ends with
+``torch.cuda.synchronize()``, so latency covers the GPU's work. On ``neuron`` (or
+with ``neuron: true``) the model is a torch-neuronx model: the copy runs
+``import torch_neuronx`` before loading it, and it takes CPU tensors.
+
+CPU threads. Copies run side by side, so each one gets its share of the CPUs this
+process may use: ``torch.set_num_threads(max(1, usable_cpus // n_models))`` — or all
+CPUs of its block when the ``cpu`` device pins copies (``pin: true``). The workers of
+one copy share that intra-op pool. ``threads`` overrides the number and
+``interop_threads`` sets ``torch.set_num_interop_threads``.
+
+Start method: ``fork`` (the model is loaded in the child, after the fork). ``fresh``
+interpreters on ``neuron`` or with ``neuron: true`` — the Neuron runtime must never
+be initialised in the supervisor and inherited by a fork (``NRT_STATE_CHILD``) — and
+on ``gpu`` when the supervisor has already initialised CUDA. torch itself is never
+imported in the supervisor by this plugin: ``check`` looks at files, and finds torch
+(and torch_neuronx where needed) on the path without importing them.
+
+Options (``model.options``): ``threads``, ``interop_threads``, ``neuron``,
+``device`` (a torch device string that overrides the one the device plugin implies,
+e.g. ``"cuda:1"`` or ``"cpu"``), ``inference_mode`` (default true).
+
+torch 2.13 deprecates TorchScript; torch-neuronx still produces it, so this plugin
+keeps loading it and silences that one ``DeprecationWarning`` around its own calls.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from importlib.machinery import PathFinder
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import structlog
+
+from npf_core.benchmarker import resolve_reference
+from npf_core.errors import DeviceUnavailable, PluginError, SpecError
+from npf_core.hookspecs import ChildContext, Device, Framework, Registry, hookimpl
+from npf_core.spec import decode_options
+
+__all__ = ["EXPORT_SUFFIXES", "SCRIPT_SUFFIXES", "TorchFramework", "TorchOptions", "quiet_torchscript"]
+
+logger = structlog.get_logger(__name__)
+
+SCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+EXPORT_SUFFIXES = (".pt2",)
+#: torch 2.13: "`torch.jit.load` is deprecated. Please switch to ..."
+_DEPRECATED = r"`torch\.jit\.[\w.]+` is deprecated"
+
+
+def _installed(name: str) -> bool:
+    """Whether benchmarkers can import top-level module ``name``, found without
+    importing it (the supervisor never imports torch or torch_neuronx): on this
+    process's path and on ``PYTHONPATH``, which fresh interpreters also get."""
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None):
+        return True
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for spec in (importlib.util.find_spec(name), PathFinder.find_spec(name, entries)):
+        # a spec without an origin is a namespace package: some folder named like the
+        # module (e.g. a folder named torch on sys.path), not the installed package
+        if spec is not None and spec.origin not in (None, "namespace"):
+            return True
+    return False
+
+
+@contextmanager
+def quiet_torchscript() -> Iterator[None]:
+    """Silence torch's TorchScript deprecation warning (only that one) inside the block."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_DEPRECATED, category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=_DEPRECATED, category=FutureWarning)
+        yield
+
+
+class TorchOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: intra-op CPU threads per copy (default: usable CPUs // n_models)
+    threads: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    #: inter-op CPU threads per copy (default: torch's)
+    interop_threads: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    #: the model is a torch-neuronx model: import torch_neuronx before loading it
+    neuron: bool = False
+    #: a torch device string that overrides the device plugin's ("cpu", "cuda:1", ...)
+    device: str | None = None
+    #: run calls under torch.inference_mode() (else torch.no_grad())
+    inference_mode: bool = True
+
+
+class TorchFramework(Framework):
+    """PyTorch: TorchScript, torch.export programs and nn.Module classes."""
+
+    start_method = "fork"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.opts = decode_options(options, TorchOptions, "model.options")
+
+    # -- supervisor ------------------------------------------------------------
+
+    def start_method_for(self, device: Device) -> str:
+        if self.opts.neuron or device.type_name == "neuron":
+            return "fresh"
+        if device.type_name == "gpu":
+            torch = sys.modules.get("torch")  # never imported here; only looked at
+            cuda = getattr(torch, "cuda", None)
+            if cuda is not None and getattr(cuda, "is_initialized", lambda: False)():
+                return "fresh"  # a fork of a process that initialised CUDA cannot use it
+        return self.start_method
+
+    def check(self, kind: str, ref: str, spec: Any) -> None:
+        if not _installed("torch"):
+            raise PluginError("the torch framework needs PyTorch: pip install 'npf[torch]' (torch==2.13.0)")
+        device = getattr(spec, "device", "cpu")
+        device_type = device if isinstance(device, str) else getattr(device, "type", "cpu")
+        if (self.opts.neuron or device_type == "neuron") and not _installed("torch_neuronx"):
+            raise DeviceUnavailable(
+                "the torch framework on Neuron needs torch-neuronx, which is not installed "
+                "(install it from the Neuron pip repository on an inf2/trn instance, or run on device 'cpu')"
+            )
+        if kind != "path":
+            return  # a target is resolved (and checked) in the benchmarker
+        p = Path(ref)
+        field = "model.index" if getattr(getattr(spec, "model", None), "index", None) else "model.path"
+        if p.suffix.lower() not in SCRIPT_SUFFIXES + EXPORT_SUFFIXES:
+            raise SpecError(
+                field,
+                f"{p.name!r} is not a file the torch framework loads",
+                f"use a TorchScript file ({', '.join(SCRIPT_SUFFIXES)}) or a torch.export program (.pt2), "
+                "or give model.target as an nn.Module class",
+            )
+        if not p.is_file():
+            raise SpecError(field, f"no such model file: {str(p)!r}")
+        if not zipfile.is_zipfile(p):
+            raise SpecError(
+                field,
+                f"{str(p)!r} is not a TorchScript or torch.export archive",
+                "save it with torch.jit.save, torch_neuronx.trace + torch.jit.save, or torch.export.save",
+            )
+
+    def compile(self, request: Any) -> Any:
+        from npf_plugins.frameworks.torch_compile import compile_variant
+
+        return compile_variant(self, request)
+
+    # -- benchmarker -----------------------------------------------------------
+
+    def is_neuron(self, ctx: ChildContext) -> bool:
+        return self.opts.neuron or ctx.device.type_name == "neuron"
+
+    def torch_device(self, ctx: ChildContext) -> str:
+        """The torch device string of this copy's model and inputs."""
+        if self.opts.device:
+            return self.opts.device
+        if ctx.device.type_name == "gpu":
+            return "cuda"
+        return "cpu"  # also for Neuron: torch-neuronx models take and return CPU tensors
+
+    def _set_threads(self, ctx: ChildContext) -> None:
+        import torch
+
+        threads = self.opts.threads
+        if threads is None:
+            try:
+                usable = len(os.sched_getaffinity(0))
+            except AttributeError:  # not Linux
+                usable = os.cpu_count() or 1
+            pinned = bool(ctx.assignment.get("cpus"))
+            n_models = max(1, int(getattr(ctx.job, "n_models", 1)))
+            threads = usable if pinned else max(1, usable // n_models)
+        torch.set_num_threads(threads)
+        if self.opts.interop_threads is not None:
+            try:
+                torch.set_num_interop_threads(self.opts.interop_threads)
+            except RuntimeError as exc:  # once inter-op work has started (e.g. inherited by fork)
+                logger.warning("model.options.interop_threads not applied", error=str(exc))
+
+    def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
+        import torch
+
+        self._set_threads(ctx)
+        if self.is_neuron(ctx):
+            try:
+                import torch_neuronx  # noqa: F401 - registers the neuron:: ops TorchScript needs
+            except ImportError as exc:
+                raise ImportError(
+                    f"this model runs on Neuron but torch_neuronx cannot be imported ({exc}); install "
+                    "torch-neuronx from the Neuron pip repository on an inf2/trn instance"
+                ) from exc
+        device = self.torch_device(ctx)
+        if kind == "path":
+            model = self._load_file(ctx.resolve(ref), device, neuron=self.is_neuron(ctx))
+        else:
+            model = self._load_target(ref, ctx)
+        if device != "cpu" and hasattr(model, "to"):
+            model = model.to(device)
+        self.device = torch.device(device)
+        return model
+
+    def _load_file(self, path: Path, device: str, neuron: bool) -> Any:
+        import torch
+
+        if path.suffix.lower() in EXPORT_SUFFIXES:
+            # an exported program is already traced for inference: its module has no eval()
+            return torch.export.load(str(path)).module()
+        try:
+            with quiet_torchscript():
+                # torch-neuronx models load on the CPU; the runtime places them on the copy's cores
+                return torch.jit.load(str(path), map_location="cpu" if neuron else device).eval()
+        except RuntimeError as exc:
+            text = str(exc)
+            first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+            if "neuron" in text.lower() and not neuron:
+                raise RuntimeError(
+                    f"{path.name} is a Neuron model ({first}); run it on device 'neuron' "
+                    "or set model.options.neuron to true"
+                ) from exc
+            if "constants.pkl" in text or "archive" in text.lower():
+                raise RuntimeError(
+                    f"{path.name} is not a TorchScript archive ({first}); a torch.save()d "
+                    "module cannot be loaded safely: save it with torch.jit.save or torch.export.save, or "
+                    "give model.target"
+                ) from exc
+            raise
+
+    def _load_target(self, ref: str, ctx: ChildContext) -> Any:
+        import torch
+
+        obj = resolve_reference(ref, ctx.base_dir, ctx.objects)
+        if isinstance(obj, torch.nn.Module):
+            model = obj
+        elif callable(obj):
+            with quiet_torchscript():
+                model = obj()
+        else:
+            raise TypeError(f"{ref!r} is a {type(obj).__name__}, not an nn.Module class or zero-argument factory")
+        if not callable(model):
+            raise TypeError(f"{ref!r}() returned a {type(model).__name__}, which cannot be called with inputs")
+        if isinstance(model, torch.nn.Module):
+            try:
+                model = model.eval()
+            except NotImplementedError:  # a torch.export module: already an inference graph
+                pass
+        return model
+
+    def convert_inputs(self, example: tuple[Any, ...], ctx: ChildContext) -> tuple[Any, ...]:
+        import numpy as np
+        import torch
+
+        device = getattr(self, "device", None) or torch.device(self.torch_device(ctx))
+        out: list[Any] = []
+        for x in example:
+            if isinstance(x, np.ndarray):
+                if not x.flags.writeable or not x.flags.c_contiguous:
+                    x = np.ascontiguousarray(x).copy()
+                x = torch.from_numpy(x)
+            if isinstance(x, torch.Tensor) and x.device != device:
+                x = x.to(device)
+            out.append(x)
+        return tuple(out)
+
+    def callable(self, model: Any, ctx: ChildContext) -> Callable[..., Any]:
+        device = getattr(self, "device", None)
+        if device is None or device.type != "cuda":
+            return model  # type: ignore[no-any-return]
+        import torch
+
+        synchronize = torch.cuda.synchronize
+
+        def call_and_wait(*inputs: Any) -> Any:
+            out = model(*inputs)
+            synchronize(device)  # the clock stops after the GPU's work, not when it was queued
+            return out
+
+        return call_and_wait
+
+    def worker_context(self, ctx: ChildContext) -> AbstractContextManager[Any]:
+        import torch
+
+        return torch.inference_mode() if self.opts.inference_mode else torch.no_grad()
+
+
+@hookimpl
+def npf_register_frameworks(registry: Registry[Framework]) -> None:
+    registry.add("torch", TorchFramework)
