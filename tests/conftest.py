@@ -73,6 +73,22 @@ def no_child_processes_left() -> Iterator[None]:
         pytest.fail("test left child processes behind (killed now): " + "; ".join(found), pytrace=False)
 
 
+@pytest.fixture
+def spawn_guard(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Every benchmarker the supervisor starts, as (copy index, start method)."""
+    from npf_core import supervisor
+
+    started: list[tuple[int, str]] = []
+    real = supervisor._spawn
+
+    def spawn(copy_index: int, method: str, *args: Any) -> Any:
+        started.append((copy_index, method))
+        return real(copy_index, method, *args)
+
+    monkeypatch.setattr(supervisor, "_spawn", spawn)
+    return started
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Async tests (``@pytest.mark.anyio``) run under both anyio backends."""

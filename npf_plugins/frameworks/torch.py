@@ -110,6 +110,28 @@ class TorchOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     inference_mode: bool = True
 
 
+
+def instantiate(obj: Any, ref: str) -> Any:
+    """The model a target names: an nn.Module instance as is, else the result of
+    calling the class or zero-argument factory; modules are put in eval mode."""
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        model = obj
+    elif callable(obj):
+        with quiet_torchscript():
+            model = obj()
+    else:
+        raise TypeError(f"{ref!r} is a {type(obj).__name__}, not an nn.Module class or zero-argument factory")
+    if not callable(model):
+        raise TypeError(f"{ref!r}() returned a {type(model).__name__}, which cannot be called with inputs")
+    if isinstance(model, torch.nn.Module):
+        try:
+            model = model.eval()
+        except NotImplementedError:  # a torch.export module: already an inference graph
+            pass
+    return model
+
 class TorchFramework(Framework):
     """PyTorch: TorchScript, torch.export programs and nn.Module classes."""
 
@@ -247,24 +269,7 @@ class TorchFramework(Framework):
             raise
 
     def _load_target(self, ref: str, ctx: ChildContext) -> Any:
-        import torch
-
-        obj = resolve_reference(ref, ctx.base_dir, ctx.objects)
-        if isinstance(obj, torch.nn.Module):
-            model = obj
-        elif callable(obj):
-            with quiet_torchscript():
-                model = obj()
-        else:
-            raise TypeError(f"{ref!r} is a {type(obj).__name__}, not an nn.Module class or zero-argument factory")
-        if not callable(model):
-            raise TypeError(f"{ref!r}() returned a {type(model).__name__}, which cannot be called with inputs")
-        if isinstance(model, torch.nn.Module):
-            try:
-                model = model.eval()
-            except NotImplementedError:  # a torch.export module: already an inference graph
-                pass
-        return model
+        return instantiate(resolve_reference(ref, ctx.base_dir, ctx.objects), ref)
 
     def convert_inputs(self, example: tuple[Any, ...], ctx: ChildContext) -> tuple[Any, ...]:
         import numpy as np

@@ -63,7 +63,7 @@ def neuron_compiler_args(request: Any) -> list[str]:
 def _load(request: Any) -> Any:
     import torch
 
-    from npf_plugins.frameworks.torch import EXPORT_SUFFIXES, quiet_torchscript
+    from npf_plugins.frameworks.torch import EXPORT_SUFFIXES, instantiate, quiet_torchscript
 
     if request.model_kind == "path":
         path = request.resolve(request.model_ref)
@@ -71,20 +71,7 @@ def _load(request: Any) -> Any:
             return torch.export.load(str(path)).module()
         with quiet_torchscript():
             return torch.jit.load(str(path), map_location="cpu").eval()
-    obj = resolve_reference(request.model_ref, Path(request.base_dir), {})
-    if isinstance(obj, torch.nn.Module):
-        model = obj
-    elif callable(obj):
-        with quiet_torchscript():
-            model = obj()
-    else:
-        raise TypeError(f"{request.model_ref!r} is a {type(obj).__name__}, not an nn.Module class or factory")
-    if isinstance(model, torch.nn.Module):
-        try:
-            model = model.eval()
-        except NotImplementedError:  # a torch.export module has no eval()
-            pass
-    return model
+    return instantiate(resolve_reference(request.model_ref, Path(request.base_dir), {}), request.model_ref)
 
 
 def _example(request: Any) -> tuple[Any, ...]:

@@ -58,22 +58,6 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., CliRes
     root.setLevel(saved_level)
 
 
-@pytest.fixture
-def spawn_guard(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
-    """Every benchmarker the supervisor starts, as (copy index, start method)."""
-    from npf_core import supervisor
-
-    started: list[tuple[int, str]] = []
-    real = supervisor._spawn
-
-    def spawn(copy_index: int, method: str, *args: Any) -> Any:
-        started.append((copy_index, method))
-        return real(copy_index, method, *args)
-
-    monkeypatch.setattr(supervisor, "_spawn", spawn)
-    return started
-
-
 @pytest.fixture(autouse=True)
 def no_surviving_process() -> Iterator[Callable[[], None]]:
     """Every test here ends with no child process of this one alive (zombies included:
