@@ -283,8 +283,11 @@ class Framework:
 class Device:
     """Base class of device plugins (``cpu``, ``gpu``, ``neuron``, ...)."""
 
-    #: whether copies need a device each (more copies than devices is an error)
-    exclusive: ClassVar[bool] = True
+    #: whether copies need a device each (more copies than devices is an error);
+    #: an instance may set it from its options
+    exclusive: bool = True
+    #: appended to the "more copies than devices" error: how this device allows more
+    exclusive_hint: ClassVar[str] = ""
     #: the value reports give as ``device_type``
     type_name: ClassVar[str] = "device"
 

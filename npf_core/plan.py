@@ -173,7 +173,8 @@ def make_plan(loaded: LoadedSpec, plugins: Plugins) -> list[RunConfig]:
                 elif device.exclusive and max_models is not None and n > max_models:
                     raise DeviceUnavailable(
                         f"spec $.n_models: {n} model copies of pipeline size {p} need {n * p} "
-                        f"{device.type_name} devices, but {count} are available"
+                        f"{device.type_name} devices, but {count} are available "
+                        f"(ask for fewer copies{', ' + device.exclusive_hint if device.exclusive_hint else ''})"
                     )
                 for w in workers:
                     key = (v.kind, v.ref, v.input_idx, v.batch_size, p, n, w, v.performance_level)

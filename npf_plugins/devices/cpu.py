@@ -1,9 +1,11 @@
 """Device ``cpu``: the CPUs this process may use.
 
-``max`` model copies is the number of usable CPUs (the process's affinity mask).
-More copies than CPUs is allowed (they share the cores). Options:
-``{"pin": true}`` gives copy ``i`` its own block of CPUs (affinity), and
-``{"count": N}`` overrides the count used for ``max``.
+``max`` model copies is the number of usable CPUs (the process's affinity mask),
+and asking for more copies than that is a spec error before anything starts:
+copies that share cores measure the sharing, not the model. Options:
+``{"oversubscribe": true}`` allows more copies than CPUs on purpose (e.g. models
+that mostly wait), ``{"pin": true}`` gives copy ``i`` its own block of CPUs
+(affinity), and ``{"count": N}`` overrides the count used for ``max``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from npf_core.spec import decode_options
 
 class CpuOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pin: bool = False
+    oversubscribe: bool = False
     count: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
@@ -32,12 +35,13 @@ def usable_cpus() -> list[int]:
 class CpuDevice(Device):
     """The host CPUs."""
 
-    exclusive = False
     type_name = "cpu"
+    exclusive_hint = "or set device.options.oversubscribe to true to let copies share CPUs"
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, CpuOptions, "device.options")
+        self.exclusive = not self.opts.oversubscribe
 
     def count(self) -> int:
         return self.opts.count or len(usable_cpus())

@@ -127,10 +127,19 @@ def test_more_copies_than_exclusive_devices_is_an_error(plugins: Plugins, target
     assert "but 2 are available" in message
 
 
-def test_more_copies_than_cpus_is_allowed(plugins: Plugins, target: str) -> None:
+def test_more_copies_than_cpus_is_an_error_that_says_how_to_allow_it(plugins: Plugins, target: str) -> None:
+    with pytest.raises(DeviceUnavailable) as info:
+        plan(plugins, target, device={"type": "cpu", "options": {"count": 2}}, n_models=[3], workers_per_model=[1])
+    message = str(info.value)
+    assert message.startswith("spec $.n_models: 3 model copies")
+    assert "device.options.oversubscribe" in message
+
+
+def test_more_copies_than_cpus_when_oversubscribing(plugins: Plugins, target: str) -> None:
     configs = plan(
-        plugins, target, device={"type": "cpu", "options": {"count": 2}}, n_models=[3], workers_per_model=[1]
-    )
+        plugins, target, device={"type": "cpu", "options": {"count": 2, "oversubscribe": True}},
+        n_models=[3], workers_per_model=[1],
+    )  # fmt: skip
     assert grid(configs) == [(0, 1, 3, 1)]
 
 
