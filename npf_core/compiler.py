@@ -370,9 +370,9 @@ def _compile_one(v: Variant, timeout_s: float, plugin_modules: Sequence[str]) ->
 def _run(cmd: list[str], log_file: Path, timeout_s: float) -> str | None:
     """Run the worker in its own process group; None when it exited 0, else why not.
     On a timeout or an interruption the whole group (compiler children too) is killed."""
-    from npf_core.supervisor import _child_pythonpath
+    from npf_core.processes import child_pythonpath
 
-    env = {**os.environ, "PYTHONPATH": _child_pythonpath()}
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

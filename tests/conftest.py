@@ -76,16 +76,16 @@ def no_child_processes_left() -> Iterator[None]:
 @pytest.fixture
 def spawn_guard(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     """Every benchmarker the supervisor starts, as (copy index, start method)."""
-    from npf_core import supervisor
+    from npf_core import processes
 
     started: list[tuple[int, str]] = []
-    real = supervisor._spawn
+    real = processes.spawn
 
     def spawn(copy_index: int, method: str, *args: Any) -> Any:
         started.append((copy_index, method))
         return real(copy_index, method, *args)
 
-    monkeypatch.setattr(supervisor, "_spawn", spawn)
+    monkeypatch.setattr(processes, "spawn", spawn)
     return started
 
 

@@ -14,8 +14,8 @@ import psutil
 import pytest
 
 import npf_core
+from npf_core import processes
 from npf_core import protocol as pr
-from npf_core import supervisor
 from npf_core.supervisor import Supervisor
 
 from .conftest import MODELS, sweep_spec
@@ -37,7 +37,7 @@ def test_no_fd_leak_across_configurations(method: str, n_configs: int, tmp_path:
     after = open_fds()
     assert len(reports) == n_configs and all(r.status == "ok" for r in reports)
     assert after == before
-    assert set() == supervisor._PARENT_FDS
+    assert set() == processes.PARENT_FDS
     assert psutil.Process().children(recursive=True) == []  # reaped: no zombie either
 
 
@@ -53,7 +53,7 @@ def test_no_fd_leak_when_configurations_fail(tmp_path: Path, monkeypatch: pytest
     reports = npf_core.benchmark(spec)
     assert [r.status for r in reports] == ["error"] * 6
     assert open_fds() == before
-    assert set() == supervisor._PARENT_FDS
+    assert set() == processes.PARENT_FDS
 
 
 def _inodes(pid: int) -> set[str]:
@@ -74,8 +74,8 @@ def test_forked_benchmarker_holds_no_other_benchmarkers_wire(tmp_path: Path) -> 
     """Otherwise a benchmarker would keep another one's wire open, and that one
     would never see the hang-up when the supervisor dies."""
     sup = Supervisor(sweep_spec(tmp_path / "out", start_method="fork"))
-    a = supervisor._spawn(0, "fork", {}, {}, sup.plugins)
-    b = supervisor._spawn(1, "fork", {}, {}, sup.plugins)
+    a = processes.spawn(0, "fork", {}, {}, sup.plugins)
+    b = processes.spawn(1, "fork", {}, {}, sup.plugins)
     try:
         assert a.out is not None and b.out is not None
         for child in (a, b):  # both are up: their Hello is on the wire
@@ -103,7 +103,7 @@ def test_benchmarker_exits_when_the_wire_hangs_up_during_a_hung_load(
     spec = sweep_spec(tmp_path / "out", start_method=method, model=model)
     sup = Supervisor(spec)
     config = sup.plan[0]
-    child = supervisor._spawn(0, method, {"NPF_CONFIG_ID": config.config_id}, {}, sup.plugins)
+    child = processes.spawn(0, method, {"NPF_CONFIG_ID": config.config_id}, {}, sup.plugins)
     try:
         child.sock.settimeout(10)
         channel = pr.Channel(child.sock)
@@ -113,7 +113,7 @@ def test_benchmarker_exits_when_the_wire_hangs_up_during_a_hung_load(
         while not list(markers.iterdir()):  # the model is loading, and will never finish
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        supervisor._PARENT_FDS.discard(child.sock.fileno())
+        processes.PARENT_FDS.discard(child.sock.fileno())
         child.sock.close()  # the wire only: the output socket stays open
         t0 = time.monotonic()
         status = _wait_exit(child, timeout=2.0)
@@ -123,14 +123,14 @@ def test_benchmarker_exits_when_the_wire_hangs_up_during_a_hung_load(
         _hang_up_and_reap([child])
 
 
-def _wait_exit(child: supervisor.Child, timeout: float) -> int | None:
+def _wait_exit(child: processes.Child, timeout: float) -> int | None:
     deadline = time.monotonic() + timeout
     while child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     return child.poll()
 
 
-def _hang_up_and_reap(children: list[supervisor.Child]) -> None:
+def _hang_up_and_reap(children: list[processes.Child]) -> None:
     for c in children:
         c.close()
     for c in children:
@@ -151,7 +151,7 @@ def test_signal_to_a_just_forked_child_is_not_the_supervisors(tmp_path: Path) ->
     old_wakeup = signal.set_wakeup_fd(w.fileno())
     old_handler = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
-        child = supervisor._spawn(0, "fork", {}, {}, sup.plugins)
+        child = processes.spawn(0, "fork", {}, {}, sup.plugins)
         child.signal(signal.SIGTERM)  # at once: the child has barely started
         status = _wait_exit(child, timeout=5.0)
         child.close()

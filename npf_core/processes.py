@@ -1,0 +1,325 @@
+"""Benchmarker processes seen from the supervisor: starting them (fork, a fresh
+interpreter, or a thread for debugging), the parent's ends of their sockets,
+talking to them, keeping their output tail, and reaping them.
+
+Nothing here decides time or policy: :mod:`npf_core.supervisor` does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import structlog
+
+from npf_core import protocol as pr
+from npf_core.plugins import Plugins
+
+__all__ = ["PARENT_FDS", "Child", "child_pythonpath", "drain_output", "read_wire", "send", "spawn"]
+
+logger = structlog.get_logger(__name__)
+OUTPUT_TAIL = 64 * 1024  # bytes of a child's stdout/stderr kept while it runs
+TAIL_LINES, TAIL_CHARS = 200, 16 * 1024  # what an error report keeps of them
+
+#: parent-side fds of live benchmarkers; a forked child closes the ones not its own
+PARENT_FDS: set[int] = set()
+
+
+@dataclass
+class Child:
+    """One benchmarker: its process (or thread) and the parent's socket ends."""
+
+    copy_index: int
+    sock: socket.socket
+    out: socket.socket | None
+    pid: int | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    thread: threading.Thread | None = None
+    returncode: int | None = None
+    output: bytearray = field(default_factory=bytearray)
+    result: pr.Result | None = None
+    ready: pr.Ready | None = None
+    hello: bool = False
+    job: Any = None
+    failed: bool = False  # sent Failed: it is exiting on its own
+    ended_by: str = ""  # how reap() ended it: "", "SIGTERM" or "SIGKILL"
+    out_closed: bool = False  # its stdout/stderr reached EOF: the output tail is complete
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            self.returncode = self.popen.poll()
+        elif self.pid is not None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -255
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        elif self.thread is not None and not self.thread.is_alive():
+            self.returncode = 0
+        return self.returncode
+
+    def signal(self, sig: int) -> None:
+        if self.pid is not None and self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def _wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the process to end; True if it has."""
+        with anyio.move_on_after(timeout_s):
+            while self.poll() is None:
+                await anyio.sleep(0.01)
+        return self.poll() is not None
+
+    async def reap(self, grace_s: float) -> None:
+        """End the process and collect its exit status; call under a shielded scope.
+
+        One that finished its work (sent Result or Failed) first gets ``grace_s`` to
+        exit on its own (device runtimes like to close cleanly); then SIGTERM,
+        ``grace_s`` more, SIGKILL, and wait."""
+        try:
+            if self.pid is None:
+                return
+            if (self.result is not None or self.failed) and await self._wait(grace_s):
+                return
+            if self.poll() is None:
+                self.signal(signal.SIGTERM)
+                self.ended_by = "SIGTERM"
+                if await self._wait(grace_s):
+                    return
+                logger.warning("benchmarker ignored SIGTERM; killing it", pid=self.pid, grace_s=grace_s)
+                self.signal(signal.SIGKILL)
+                self.ended_by = "SIGKILL"
+                while self.poll() is None:
+                    await anyio.sleep(0.01)
+        finally:
+            self.read_rest()
+            self.close()
+
+    def read_rest(self) -> None:
+        """Take what output is left in the socket (the process has ended)."""
+        if self.out is None or self.out.fileno() < 0 or self.out_closed:
+            return
+        for _ in range(64):
+            try:
+                chunk = self.out.recv(1 << 16)
+            except OSError:  # BlockingIOError: nothing more for now
+                return
+            if not chunk:
+                return
+            self.output += chunk
+            if len(self.output) > 2 * OUTPUT_TAIL:
+                del self.output[:-OUTPUT_TAIL]
+
+    def close(self) -> None:
+        for s in (self.sock, self.out):
+            if s is not None and s.fileno() >= 0:
+                PARENT_FDS.discard(s.fileno())
+                s.close()
+
+    def describe_exit(self) -> str:
+        code = self.returncode
+        if code is None:
+            return "is still running"
+        if code < 0 and code != -255:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            hint = " (out of memory? the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+            return f"was killed by {name}{hint}"
+        return f"exited with code {code}"
+
+    def output_tail(self, lines: int = TAIL_LINES) -> str:
+        """The last lines the process wrote to stdout/stderr (enough to hold a
+        faulthandler dump of every thread after a crash), at most TAIL_CHARS."""
+        text = bytes(self.output[-TAIL_CHARS:]).decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def child_pythonpath() -> str:
+    """The parent's import path, so that a fresh interpreter finds the same modules."""
+    entries = []
+    for p in sys.path:
+        p = p or os.getcwd()
+        if os.path.isdir(p) and p not in entries:
+            entries.append(p)
+    old = os.environ.get("PYTHONPATH")
+    return os.pathsep.join(entries + ([old] if old else []))
+
+
+def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, Any], plugins: Plugins) -> Child:
+    """Start one benchmarker. The caller owns the returned child and must reap it."""
+    parent_sock, child_sock = socket.socketpair()
+    if method == "inline":
+        from npf_core.benchmarker import serve
+
+        def inline() -> None:
+            try:
+                serve(child_sock, objects, plugins, inline=True)
+            finally:
+                child_sock.close()
+
+        t = threading.Thread(target=inline, daemon=True, name=f"npf-inline-{copy_index}")
+        t.start()
+        parent_sock.setblocking(False)
+        return Child(copy_index, parent_sock, None, thread=t)
+    out_r, out_w = socket.socketpair()
+    try:
+        if method == "fork":
+            parent_pid = os.getpid()
+            # Signals stay blocked across fork until the child has dropped the parent's
+            # handlers: those write to the parent's wakeup fd, which the child shares, so
+            # a SIGTERM to a just-forked child would look like a SIGTERM to the supervisor.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            pid = -1
+            try:
+                pid = _fork()
+                if pid == 0:  # pragma: no cover - runs in the child
+                    try:
+                        _reset_signals_in_child(mask)
+                        from npf_core.benchmarker import child_main
+
+                        for fd in list(PARENT_FDS) + [parent_sock.fileno(), out_r.fileno()]:
+                            try:
+                                os.close(fd)
+                            except OSError:
+                                pass
+                        os.environ.update(env)
+                        child_main(child_sock, out_w.fileno(), parent_pid, objects, plugins)
+                    finally:
+                        os._exit(70)  # never return into the supervisor's code
+            finally:
+                if pid != 0:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            child = Child(copy_index, parent_sock, out_r, pid=pid)
+        else:
+            full_env = {**os.environ, **env, "PYTHONPATH": child_pythonpath()}
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "npf_core.benchmarker", "--fd", str(child_sock.fileno()),
+                 "--parent", str(os.getpid())],
+                pass_fds=[child_sock.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=out_w.fileno(),
+                stderr=out_w.fileno(),
+                env=full_env,
+                start_new_session=False,
+            )  # fmt: skip
+            child = Child(copy_index, parent_sock, out_r, pid=popen.pid, popen=popen)
+    finally:
+        child_sock.close()
+        out_w.close()
+    for s in (parent_sock, out_r):
+        s.setblocking(False)
+        PARENT_FDS.add(s.fileno())
+    return child
+
+
+def _reset_signals_in_child(mask: set[signal.Signals]) -> None:  # pragma: no cover - runs in the child
+    """In a just-forked child: no wakeup fd, default handlers, SIGINT ignored (the
+    supervisor decides when to stop), then the signal mask from before the fork."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+    for sig in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(sig)):  # a Python-level handler of the parent
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+_warned_threads = False
+
+
+def _fork() -> int:
+    """``os.fork()``. Python 3.12+ warns when the forking process has other threads
+    (a child may inherit a lock some thread held); the supervisor itself starts none,
+    but an embedding application may have. We say so once, with what to do, rather
+    than let the interpreter's DeprecationWarning fire for every copy."""
+    global _warned_threads
+    if threading.active_count() > 1 and not _warned_threads:
+        _warned_threads = True
+        logger.warning(
+            "forking benchmarkers from a process that has other threads; if a benchmarker hangs "
+            "at start-up, use start_method 'fresh'",
+            threads=threading.active_count(),
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks", category=DeprecationWarning)
+        return os.fork()
+
+
+async def send(child: Child, msg: pr.Message) -> None:
+    """Send a frame. A child that is gone (broken pipe) is not an error here: its
+    wire reader sees the EOF and the supervisor reports how it died."""
+    data = memoryview(pr.encode_frame(msg))
+    while data:
+        try:
+            n = child.sock.send(data)
+            data = data[n:]
+        except BlockingIOError:
+            await anyio.wait_writable(child.sock)
+        except OSError as exc:  # EPIPE, ECONNRESET: the child has died
+            logger.debug("benchmarker is gone; message not sent", pid=child.pid, msg=type(msg).__name__, error=str(exc))
+            return
+
+
+async def read_wire(child: Child, sink: Any) -> None:
+    """Frames from one child into the config's shared stream; EOF as None."""
+    buffer = bytearray()
+    try:
+        while True:
+            await anyio.wait_readable(child.sock)
+            try:
+                chunk = child.sock.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                await sink.send((child, None))
+                return
+            buffer += chunk
+            for msg in pr.decode_frames(buffer):
+                await sink.send((child, msg))
+    except Exception as exc:  # ProtocolError, or a bug: the config fails, the sweep goes on
+        await sink.send((child, exc))
+
+
+async def drain_output(child: Child) -> None:
+    """Keep the last OUTPUT_TAIL bytes of what the child writes to stdout/stderr."""
+    assert child.out is not None
+    try:
+        while True:
+            await anyio.wait_readable(child.out)
+            try:
+                chunk = child.out.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            child.output += chunk
+            if len(child.output) > 2 * OUTPUT_TAIL:
+                del child.output[:-OUTPUT_TAIL]
+    finally:
+        child.out_closed = True
