@@ -219,8 +219,13 @@ def build_report(
     n_windows = min((len(r.windows) for r in results), default=0)
     window_rates = [sum(r.windows[i] for r in results) * bs / window_s for i in range(n_windows)]
     low, high, method = rate_ci(calls * bs, seconds, window_rates) if seconds > 0 else (math.nan, math.nan, "none")
-    if method == "poisson":  # the counting interval is for events; scale it for batches
-        half = (high - low) / 2 * math.sqrt(bs) if calls else math.nan
+    if seconds > 0 and calls:
+        half = (high - low) / 2
+        if method == "poisson":  # the counting interval is for calls; each carries a batch
+            half *= math.sqrt(bs)
+        # centred on the reported figure (which also counts the last, partial window),
+        # and never narrower than the count's own resolution: one call over the interval
+        half = max(half, bs / seconds)
         low, high = max(0.0, throughput - half), throughput + half
 
     def pct(q: float) -> float:
@@ -234,7 +239,11 @@ def build_report(
     if latency.n < VALIDITY_MIN_SAMPLES_P99:
         reasons.append(f"too few samples for p99: {latency.n} < {VALIDITY_MIN_SAMPLES_P99}")
     cv = coefficient_of_variation(window_rates)
-    if n_windows >= 3 and cv > VALIDITY_MAX_CV:
+    # windows of few calls vary by counting alone (about 1/sqrt(calls) for Poisson
+    # arrivals): only variation well beyond that is instability
+    per_window = calls / n_windows if n_windows else 0.0
+    max_cv = max(VALIDITY_MAX_CV, 2.0 / math.sqrt(per_window)) if per_window > 0 else math.inf
+    if n_windows >= 3 and cv > max_cv:
         reasons.append(f"unstable: window throughput varies by {cv:.0%} (coefficient of variation)")
     scheduled = sum(r.scheduled for r in results)
     late = sum(r.late for r in results)
