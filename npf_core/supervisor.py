@@ -597,7 +597,6 @@ class Supervisor:
         stopped = False
         pending = {id(c) for c in children}
         while pending:
-            now = time.monotonic()
             item = await self._next(receive, min(result_deadline, next_sample))
             if time.monotonic() >= next_sample:
                 _sample(procs, resources)
@@ -647,7 +646,6 @@ class Supervisor:
                 raise self._fail(
                     child, config, "call", f"sent {type(msg).__name__} while measuring", type="ProtocolError"
                 )
-            del now
         return [c.result for c in children if c.result is not None]
 
 
