@@ -121,9 +121,13 @@ class Child:
                 return
             if not chunk:
                 return
-            self.output += chunk
-            if len(self.output) > 2 * OUTPUT_TAIL:
-                del self.output[:-OUTPUT_TAIL]
+            self.keep_output(chunk)
+
+    def keep_output(self, chunk: bytes) -> None:
+        """Append to the output, keeping about the last OUTPUT_TAIL bytes."""
+        self.output += chunk
+        if len(self.output) > 2 * OUTPUT_TAIL:
+            del self.output[:-OUTPUT_TAIL]
 
     def close(self) -> None:
         for s in (self.sock, self.out):
@@ -282,18 +286,24 @@ async def send(child: Child, msg: pr.Message) -> None:
             return
 
 
+async def _recv(sock: socket.socket) -> bytes:
+    """The next chunk from a non-blocking socket; b"" once the peer is gone."""
+    while True:
+        await anyio.wait_readable(sock)
+        try:
+            return sock.recv(1 << 16)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return b""
+
+
 async def read_wire(child: Child, sink: Any) -> None:
     """Frames from one child into the config's shared stream; EOF as None."""
     buffer = bytearray()
     try:
         while True:
-            await anyio.wait_readable(child.sock)
-            try:
-                chunk = child.sock.recv(1 << 16)
-            except BlockingIOError:
-                continue
-            except OSError:
-                chunk = b""
+            chunk = await _recv(child.sock)
             if not chunk:
                 await sink.send((child, None))
                 return
@@ -309,17 +319,9 @@ async def drain_output(child: Child) -> None:
     assert child.out is not None
     try:
         while True:
-            await anyio.wait_readable(child.out)
-            try:
-                chunk = child.out.recv(1 << 16)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return
+            chunk = await _recv(child.out)
             if not chunk:
                 return
-            child.output += chunk
-            if len(child.output) > 2 * OUTPUT_TAIL:
-                del child.output[:-OUTPUT_TAIL]
+            child.keep_output(chunk)
     finally:
         child.out_closed = True
