@@ -37,6 +37,7 @@ MODES = (
     "call-exit",  # the process exits (os._exit) in a call
     "call-abort",  # the process aborts (SIGABRT) in a call
     "call-sigkill",  # the process is killed (SIGKILL, as by the OOM killer) in a call
+    "call-sigterm",  # the process is killed by a SIGTERM npf did not send (a stray kill)
     "call-segfault",  # the process dereferences NULL in a call
     "call-hang",  # a call never returns (beyond timeouts.stop_s); SIGTERM ends it
     "call-hang-noterm",  # the same, and the process ignores SIGTERM: only SIGKILL ends it
@@ -131,6 +132,8 @@ class Faulty:
             os.abort()
         if mode == "call-sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "call-sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
         if mode == "call-segfault":
             _no_core_dump()
             ctypes.string_at(0)

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from npf_core.supervisor import GROUP_SIGNAL_WAIT_S
+
 from .support import load_timeout, read_results
 
 
@@ -43,6 +45,9 @@ EXPECTED = {
                          tail=("strikes now", "Fatal Python error: Aborted")),
     "call-sigkill": Expect("BenchmarkerDied", "measurement", ("killed by SIGKILL", "OOM killer"), KILL,
                            tail=("strikes now",)),
+    # no stop of the supervisor follows within GROUP_SIGNAL_WAIT_S: a failure after all
+    "call-sigterm": Expect("BenchmarkerDied", "measurement", ("killed by SIGTERM (not sent by npf)",), TERM,
+                           tail=("strikes now",), extra_s=GROUP_SIGNAL_WAIT_S),
     "call-segfault": Expect("BenchmarkerDied", "measurement", ("killed by SIGSEGV",), -signal.SIGSEGV,
                             tail=("strikes now", "Fatal Python error: Segmentation fault", "_strike")),
     "call-hang": Expect("StopTimeout", "stop", ("timeouts.stop_s", "stopped with SIGTERM"), TERM,

@@ -220,3 +220,36 @@ async def test_native_asyncio_cancellation_reaps(tmp_path: Path, anyio_backend: 
         await task
     assert time.monotonic() - t0 < GRACE_S + MARGIN_S
     assert children() == []
+
+
+async def test_a_group_signal_seen_first_in_a_child_is_an_interruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM to the process group kills the benchmarkers and stops the supervisor,
+    in either order: when a child's death is seen first, the stop that follows
+    still drops the configuration as interrupted, rather than recording a failure
+    that ``--resume`` would not rerun."""
+    monkeypatch.setenv("NPF_FAULT", "call-sigterm")
+    spec = long_spec(tmp_path, model={"framework": "python", "target": f"{MODELS}:Faulty"})
+    spec["output"]["reporters"] = ["json"]
+    sup = Supervisor(spec)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_after_the_death() -> None:
+                async for event in sup.events():
+                    if isinstance(event, ev.ConfigStarted):
+                        break
+                with anyio.fail_after(10):  # the planted SIGTERM strikes at the 5th call
+                    while len([c for c in children() if c.status() != psutil.STATUS_ZOMBIE]) == 2:
+                        await anyio.sleep(0.005)
+                await anyio.sleep(0.1)  # the supervisor has seen the death by now
+                scope.cancel()
+
+            tg.start_soon(cancel_after_the_death)
+            await sup.run()
+    assert scope.cancelled_caught
+    assert sup.reports == []
+    saved = tmp_path / "out" / "results.json"
+    assert not saved.exists() or '"error"' not in saved.read_text()
+    assert children() == []
