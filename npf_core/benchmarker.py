@@ -596,6 +596,23 @@ def _set_parent_death_signal(parent_pid: int) -> None:
         os._exit(70)
 
 
+def _end_own_group() -> None:
+    """Kill what this benchmarker started (its process group), not itself."""
+    me = os.getpid()
+    if os.getpgrp() != me:
+        return
+    try:
+        from npf_core.processes import group_members
+
+        for pid in group_members(me, but=me):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass
+
+
 def _start_eof_watchdog(sock: socket.socket) -> None:
     """A hung-up wire means the supervisor is gone: exit, whatever the model is
     doing (the parent-death signal covers SIGKILL on Linux; this covers the rest)."""
@@ -609,6 +626,7 @@ def _start_eof_watchdog(sock: socket.socket) -> None:
         while True:
             for _, ev in poller.poll():
                 if ev & (rdhup | select.POLLHUP):
+                    _end_own_group()
                     os._exit(75)
 
     threading.Thread(target=watch, name="npf-eof-watchdog", daemon=True).start()
@@ -675,6 +693,10 @@ def child_main(sock: socket.socket, out_fd: int, parent_pid: int, objects: dict[
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.close(out_fd)
+        # no terminal input: from a background process group, reading it would stop us
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
         # line-buffered: what the model printed before a crash or a hang is in the report
         sys.stdout = open(1, "w", buffering=1, closefd=False, errors="replace")  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False, errors="replace")  # noqa: SIM115

@@ -19,12 +19,13 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import psutil
 import structlog
 
 from npf_core import protocol as pr
 from npf_core.plugins import Plugins
 
-__all__ = ["PARENT_FDS", "Child", "child_pythonpath", "drain_output", "read_wire", "send", "spawn"]
+__all__ = ["PARENT_FDS", "Child", "child_pythonpath", "drain_output", "group_members", "read_wire", "send", "spawn"]
 
 logger = structlog.get_logger(__name__)
 OUTPUT_TAIL = 64 * 1024  # bytes of a child's stdout/stderr kept while it runs
@@ -72,11 +73,41 @@ class Child:
         return self.returncode
 
     def signal(self, sig: int) -> None:
-        if self.pid is not None and self.poll() is None:
+        """Signal the benchmarker and every process it started: it leads a process
+        group of its own, which its children join unless they leave it on purpose."""
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, sig)
+            return
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.poll() is None:  # not (yet) a group leader: the process alone
             try:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
+
+    def left_behind(self) -> list[int]:
+        """Live processes (not zombies) still in the benchmarker's group once it has
+        ended: what the model or its libraries started and did not stop."""
+        if self.pid is None or self.returncode is None:
+            return []
+        return group_members(self.pid)
+
+    async def end_left_behind(self, grace_s: float) -> None:
+        """Processes the benchmarker left in its group end with it: SIGTERM,
+        ``grace_s`` for them to go, then SIGKILL."""
+        left = self.left_behind()
+        if not left:
+            return
+        logger.warning("ending processes a benchmarker left behind", pid=self.pid, pids=left)
+        self.signal(signal.SIGTERM)
+        with anyio.move_on_after(grace_s):
+            while self.left_behind():
+                await anyio.sleep(0.01)
+        if self.left_behind():
+            self.signal(signal.SIGKILL)
 
     async def _wait(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the process to end; True if it has."""
@@ -107,8 +138,11 @@ class Child:
                 while self.poll() is None:
                     await anyio.sleep(0.01)
         finally:
-            self.read_rest()
-            self.close()
+            try:
+                await self.end_left_behind(grace_s)
+            finally:
+                self.read_rest()
+                self.close()
 
     def read_rest(self) -> None:
         """Take what output is left in the socket (the process has ended)."""
@@ -155,6 +189,22 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def group_members(pgid: int, but: int = 0) -> list[int]:
+    """Live processes (not zombies) of process group ``pgid``, except ``but``."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return []  # the group is gone (the common case: nothing to look for)
+    found = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if p.pid != but and os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
 def child_pythonpath() -> str:
     """The parent's import path, so that a fresh interpreter finds the same modules."""
     entries = []
@@ -195,6 +245,7 @@ def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, 
                 pid = _fork()
                 if pid == 0:  # pragma: no cover - runs in the child
                     try:
+                        _own_process_group()
                         _reset_signals_in_child(mask)
                         from npf_core.benchmarker import child_main
 
@@ -210,6 +261,8 @@ def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, 
             finally:
                 if pid != 0:
                     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if pid > 0:
+                _own_process_group(pid)  # both sides, as shells do: no window where a signal misses it
             child = Child(copy_index, parent_sock, out_r, pid=pid)
         else:
             full_env = {**os.environ, **env, "PYTHONPATH": child_pythonpath()}
@@ -221,7 +274,7 @@ def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, 
                 stdout=out_w.fileno(),
                 stderr=out_w.fileno(),
                 env=full_env,
-                start_new_session=False,
+                **_NEW_GROUP,
             )  # fmt: skip
             child = Child(copy_index, parent_sock, out_r, pid=popen.pid, popen=popen)
     finally:
@@ -231,6 +284,24 @@ def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, 
         s.setblocking(False)
         PARENT_FDS.add(s.fileno())
     return child
+
+
+#: a fresh benchmarker leads a process group of its own from before it runs any code
+_NEW_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
+
+
+def _own_process_group(pid: int = 0) -> None:
+    """Make the benchmarker ``pid`` (0: this process) the leader of a new process
+    group. What it starts (data loaders, compilers, servers) joins that group, so
+    the supervisor can end them all with it; and a signal to the supervisor's group
+    (Ctrl-C, ``kill -- -PGID``) reaches the supervisor, which stops the run, rather
+    than killing benchmarkers behind its back."""
+    try:
+        os.setpgid(pid, 0 if pid == 0 else pid)
+    except OSError:  # the child already did it, or already exited
+        pass
 
 
 def _reset_signals_in_child(mask: set[signal.Signals]) -> None:  # pragma: no cover - runs in the child

@@ -183,3 +183,28 @@ class Sleepy:
     def __call__(self, *inputs: Any) -> int:
         time.sleep(self.sleep_s)
         return len(inputs)
+
+
+class Spawner:
+    """Starts a helper process of its own while loading (as data loaders and model
+    servers do) and never stops it; leaves ``PID.helper`` in ``NPF_MARKER_DIR``.
+    ``NPF_HELPER_NOTERM=1``: the helper ignores SIGTERM. Faults as :class:`Faulty`."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        code = "import signal, time\n"
+        if os.environ.get("NPF_HELPER_NOTERM"):
+            code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        code += "print('helper up', flush=True)\ntime.sleep(300)\n"
+        self.helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        assert self.helper.stdout is not None
+        self.helper.stdout.readline()  # its SIGTERM handler is in place
+        marker = os.environ.get("NPF_MARKER_DIR")
+        if marker:
+            with open(os.path.join(marker, f"{self.helper.pid}.helper"), "w") as f:
+                f.write(os.environ.get("NPF_CONFIG_ID", ""))
+        self.faulty = Faulty()
+
+    def __call__(self, *inputs: Any) -> int:
+        return self.faulty(*inputs)

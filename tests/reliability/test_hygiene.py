@@ -166,3 +166,45 @@ def test_signal_to_a_just_forked_child_is_not_the_supervisors(tmp_path: Path) ->
     w.close()
     assert leaked == b"", f"the child's signal reached the supervisor's wakeup fd: {leaked!r}"
     assert status == -signal.SIGTERM  # the default action, not the parent's handler
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("method", "fault", "noterm"),
+    [
+        ("fork", "", False),  # the benchmarker exits normally, its helper still running
+        ("fresh", "", False),
+        ("fork", "call-sigkill", False),  # the benchmarker dies: the helper is orphaned
+        ("fresh", "call-hang", True),  # stopped with SIGTERM; the helper ignores it
+    ],
+)
+def test_processes_a_model_starts_end_with_its_benchmarker(
+    method: str, fault: str, noterm: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No process outlives the run, even one the model started and left running,
+    whether the benchmarker finished, crashed or was stopped."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("NPF_MARKER_DIR", str(markers))
+    monkeypatch.setenv("NPF_FAULT", fault)
+    if noterm:
+        monkeypatch.setenv("NPF_HELPER_NOTERM", "1")
+    spec = sweep_spec(
+        tmp_path / "out", model={"framework": "python", "target": f"{MODELS}:Spawner"},
+        n_models=[2], workers_per_model=[1, 2], start_method=method,
+    )  # fmt: skip
+    reports = npf_core.benchmark(spec)
+    statuses = [r.status for r in reports]
+    assert statuses == (["error", "ok"] if fault else ["ok", "ok"]), [r.error for r in reports]
+    helpers = [int(p.stem) for p in markers.glob("*.helper")]
+    assert len(helpers) == 4  # two copies in each of two configurations
+    deadline = time.monotonic() + 2  # orphans are reaped by init: give it a moment
+    while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [pid for pid in helpers if _alive(pid)] == []
