@@ -120,6 +120,9 @@ class Worker:
         self.dropped = 0
         self.max_lag_ns = 0
         self.error: StageError | None = None
+        self.warmup_ns = 0
+        self.warmup_calls = 0
+        self.warmed = threading.Event()  # its warm-up is over (done or failed)
         self.thread = threading.Thread(target=self._run, name=f"npf-worker-{index}", daemon=True)
 
     # -- folding -------------------------------------------------------------
@@ -156,7 +159,13 @@ class Worker:
         b = self.bench
         try:
             with b.framework.worker_context(b.ctx):
+                try:
+                    b.warmup(self)
+                finally:
+                    self.warmed.set()
                 b.go_event.wait()
+                if self.state[0] == HALT:  # stopped before GO
+                    return
                 if b.open_loop:
                     self._open_loop()
                 elif b.simple:
@@ -169,6 +178,8 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - a worker must report, never vanish
             self.error = StageError("call", exc)
             b.on_worker_error()
+        finally:
+            self.warmed.set()
 
     def _closed_simple(self) -> None:
         """No stages beyond the call, one fixed example: the leanest loop."""
@@ -465,15 +476,20 @@ class Benchmarker:
                 n += 1
         return n
 
-    def warmup(self) -> tuple[int, int]:
+    def warmup(self, worker: Worker) -> None:
+        """One worker's warm-up, in its own thread and under the framework's worker
+        context, all workers at once: per-thread first-call costs (thread-local
+        state, a GPU library's per-thread handles, caches) are paid here, not in
+        the measurement. Untimed by the workers' loops; its wall time is reported."""
         job = self.job
         nxt = self.example_iterator()
         calls = 0
         t0 = time.perf_counter_ns()
         end = t0 + int(job.warmup_s * 1e9)
-        stage = "warmup"
         try:
             while calls < job.warmup_iterations or time.perf_counter_ns() < end:
+                if worker.state[0] == HALT:
+                    break
                 try:
                     x = nxt()
                 except StopIteration:
@@ -488,34 +504,62 @@ class Benchmarker:
                     self.post(out)
                 calls += 1
         except Exception as exc:
-            raise StageError(stage, exc) from exc
-        return time.perf_counter_ns() - t0, calls
+            raise StageError("warmup", exc) from exc
+        worker.warmup_ns = time.perf_counter_ns() - t0
+        worker.warmup_calls = calls
 
     # -- measurement ---------------------------------------------------------
 
     def run(self) -> None:
         ready = self.prepare()
-        with self.framework.worker_context(self.ctx):
-            ready.warmup_ns, ready.warmup_calls = self.warmup()
+        workers = [Worker(self, i) for i in range(self.job.workers)]
+        try:
+            go = self._warm_up_and_wait(workers, ready)
+        finally:
+            if not self.go_event.is_set():  # failed or stopped before GO: release them
+                for w in workers:
+                    w.state[0] = HALT
+                self.go_event.set()
+                for w in workers:
+                    if w.thread.is_alive():
+                        w.thread.join()
+        if go:
+            self._measure(workers)
+
+    def _warm_up_and_wait(self, workers: list[Worker], ready: Ready) -> bool:
+        """Start the workers, which warm up at once; READY when all are warm; then
+        wait for GO and release them at its time. False: STOP came first."""
+        t0 = time.perf_counter_ns()
+        for w in workers:
+            w.thread.start()
+        for w in workers:
+            w.warmed.wait()
+        failed = next((w.error for w in workers if w.error is not None), None)
+        if failed is not None:
+            raise failed
+        ready.warmup_ns = time.perf_counter_ns() - t0
+        ready.warmup_calls = sum(w.warmup_calls for w in workers)
         self.channel.send(ready)
         while True:
             msg = self.channel.recv(None)
             if isinstance(msg, Go):
                 break
             if isinstance(msg, Stop):
-                return
+                return False
         self.go_at_ns, self.stop_at_ns = msg.go_at_ns, msg.stop_at_ns
         self.n_windows_hint = int((msg.stop_at_ns - msg.go_at_ns) // self.window_ns) + 2
-        workers = [Worker(self, i) for i in range(self.job.workers)]
+        for w in workers:
+            w.windows = np.zeros(max(1, self.n_windows_hint), dtype=np.int64)
         if self.open_loop:
             self.start_arrivals()
-        for w in workers:
-            w.thread.start()
-        pc = time.perf_counter_ns
-        delay = self.go_at_ns - pc()
+        delay = self.go_at_ns - time.perf_counter_ns()
         if delay > 0:
             time.sleep(delay / 1e9)
         self.go_event.set()
+        return True
+
+    def _measure(self, workers: list[Worker]) -> None:
+        pc = time.perf_counter_ns
         stopped_by = self._control(workers)
         stop_ns = pc()
         self.ctl[0] = stop_ns

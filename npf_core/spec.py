@@ -120,7 +120,7 @@ class Timeouts(SpecBase):
 
 
 class Warmup(SpecBase):
-    """Untimed calls before measurement, per model copy: at least `iterations`, and for `seconds`."""
+    """Untimed calls before measurement, in each worker thread at once: at least `iterations`, and for `seconds`."""
 
     iterations: Annotated[int, msgspec.Meta(ge=0)] = 1
     seconds: NonNegativeFloat = 0.0

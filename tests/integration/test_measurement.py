@@ -79,6 +79,35 @@ def test_stages_resources_and_warm_up_are_reported(one: dict[str, Any], tmp_path
     assert not math.isnan(r.cpu_avg_percent) and not math.isnan(r.mem_avg_percent)
 
 
+@pytest.mark.parametrize("start_method", ["fork", "inline"])
+def test_every_worker_thread_warms_up_before_the_measurement(
+    one: dict[str, Any], tmp_path: Path, start_method: str
+) -> None:
+    """A model whose first call in each thread is slow (thread-local set-up, as a
+    GPU library's per-thread handles are): with warm-up, no worker pays it while
+    measured."""
+    (tmp_path / "coldthreads.py").write_text(
+        "import threading, time\n"
+        "class Cold:\n"
+        "    def __init__(self):\n        self.local = threading.local()\n"
+        "    def __call__(self, *x):\n"
+        "        if not getattr(self.local, 'warm', False):\n"
+        "            time.sleep(0.15)\n            self.local.warm = True\n"
+        "        time.sleep(0.002)\n        return 0\n"
+    )
+    spec = {
+        **one,
+        "model": {"framework": "python", "target": f"{tmp_path / 'coldthreads.py'}:Cold"},
+        "workers_per_model": [3],
+        "warmup": {"iterations": 1},
+        "start_method": start_method,
+    }
+    r = run(spec, duration_s=0.4)
+    assert r.latency_ms_p100 < 100, "a worker thread's first call was measured"
+    # the three workers warmed up at once: about one cold call, not three in a row
+    assert 150 <= r.warmup_avg_ms < 400
+
+
 def test_without_stages_there_is_no_stage_timer_and_infer_is_the_call(one: dict[str, Any]) -> None:
     r = run(one)
     assert r.preprocess_avg_ms is None and r.postprocess_avg_ms is None and r.input_avg_ms is None
