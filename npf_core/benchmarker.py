@@ -159,10 +159,8 @@ class Worker:
         b = self.bench
         try:
             with b.framework.worker_context(b.ctx):
-                try:
-                    b.warmup(self)
-                finally:
-                    self.warmed.set()
+                b.warmup(self)
+                self.warmed.set()  # (on an error, the finally below sets it)
                 b.go_event.wait()
                 if self.state[0] == HALT:  # stopped before GO
                     return

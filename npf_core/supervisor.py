@@ -51,7 +51,7 @@ __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
 logger = structlog.get_logger(__name__)
 GO_MARGIN_S = 0.02
-# Signals a terminal or a service manager sends to a whole process group. A
+# Signals a terminal or a service manager sends to many processes at once. A
 # benchmarker killed by one of these that npf did not send may have been hit by the
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
@@ -523,20 +523,19 @@ class Supervisor:
         rest of the output, so that the report says how it died and what it said."""
         await child._wait(self.spec.timeouts.grace_s)
         code = child.returncode
-        if code is not None and -code in GROUP_SIGNALS and not child.ended_by:
-            # SIGTERM to the process group (systemd, kubernetes, `kill -- -PGID`) reaches
-            # the benchmarkers and the supervisor at once, and their death may be seen
-            # first. A checkpoint lets the supervisor's own stop cancel this, so that the
-            # configuration is dropped as interrupted (and rerun by --resume) rather than
-            # recorded as failed.
-            logger.debug("benchmarker killed by a group signal; waiting for a stop", pid=child.pid, code=code)
+        stray = code is not None and -code in GROUP_SIGNALS and not child.ended_by
+        if stray:
+            # A service manager that signals every process of its cgroup (systemd,
+            # kubernetes) reaches the benchmarkers and the supervisor at once, and their
+            # death may be seen first. A checkpoint lets the supervisor's own stop cancel
+            # this, so that the configuration is dropped as interrupted (and rerun by
+            # --resume) rather than recorded as failed.
+            logger.debug("benchmarker killed by a signal npf did not send; waiting for a stop", pid=child.pid)
             await anyio.sleep(GROUP_SIGNAL_WAIT_S)
         with anyio.move_on_after(0.5):
             while not child.out_closed and child.out is not None:
                 await anyio.sleep(0.005)
-        how = child.describe_exit()
-        if code is not None and -code in GROUP_SIGNALS and not child.ended_by:
-            how += " (not sent by npf)"
+        how = child.describe_exit() + (" (not sent by npf)" if stray else "")
         return self._fail(
             child, config, stage, f"benchmarker {how} during {stage}", type="BenchmarkerDied", exitcode=code
         )

@@ -191,8 +191,7 @@ async def test_cancelling_abenchmark_reaps_and_reraises(
 async def test_supervisor_cancel_returns_what_finished(
     api_spec: dict[str, Any], tmp_path: Path, anyio_backend: str
 ) -> None:
-    spec = short(api_spec, workers_per_model=[1, 2], duration_s=0.3)
-    spec["workers_per_model"] = [1, 2, 3]
+    spec = short(api_spec, workers_per_model=[1, 2, 3], duration_s=0.3)
     kinds: list[str] = []
     with anyio.fail_after(30):
         async with npf_core.Supervisor(spec, output_dir=str(tmp_path), reporters=["json"]) as sup:
