@@ -17,26 +17,23 @@ interpreter: ``python -m npf_core.benchmarker --fd N --parent PID``.
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
-import importlib
-import importlib.util
 import itertools
 import os
-import select
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from npf_core.childproc import quiet_signals, set_parent_death_signal, start_eof_watchdog
+from npf_core.errors import StageError
 from npf_core.protocol import (
     PROTOCOL_VERSION,
     Channel,
@@ -50,275 +47,11 @@ from npf_core.protocol import (
     Setup,
     Stop,
 )
+from npf_core.references import resolve_reference
 from npf_core.stats import Histogram
+from npf_core.worker import FLUSH, HALT, RUN, Worker
 
 __all__ = ["child_main", "main", "resolve_reference"]
-
-BUFFER = 8192
-RUN, FLUSH, HALT = 0, 1, 2
-LATE_NS = 1_000_000
-
-
-class StageError(Exception):
-    """An exception raised by user or plugin code, tagged with the stage it hit."""
-
-    def __init__(self, stage: str, exc: BaseException) -> None:
-        self.stage = stage
-        self.exc = exc
-        self.tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        super().__init__(f"{stage}: {type(exc).__name__}: {exc}")
-
-
-def resolve_reference(ref: str, base_dir: Path, objects: dict[str, Any]) -> Any:
-    """An object from ``package.module:attr``, ``path/file.py:attr`` or an API token."""
-    if ref in objects:
-        return objects[ref]
-    module_name, _, qualname = ref.rpartition(":")
-    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
-        path = Path(module_name).expanduser()
-        path = path if path.is_absolute() else base_dir / path
-        unique = f"_npf_user_{abs(hash(str(path.resolve())))}"
-        module = sys.modules.get(unique)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(unique, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {str(path)!r}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[unique] = module
-            sys.path.insert(0, str(path.parent))
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[unique]
-                raise
-            finally:
-                sys.path.remove(str(path.parent))
-    else:
-        module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AttributeError(f"{module_name!r} has no attribute {qualname!r}") from None
-    return obj
-
-
-class Worker:
-    """One worker thread's loop and its bounded-memory accumulators."""
-
-    def __init__(self, bench: Benchmarker, index: int) -> None:
-        self.bench = bench
-        self.index = index
-        self.state = [RUN]
-        self.latency = Histogram()
-        self.stages: dict[str, Histogram] = {}
-        self.windows = np.zeros(max(1, bench.n_windows_hint), dtype=np.int64)
-        self.completed = 0
-        self.scheduled = 0
-        self.late = 0
-        self.dropped = 0
-        self.max_lag_ns = 0
-        self.error: StageError | None = None
-        self.warmup_ns = 0
-        self.warmup_calls = 0
-        self.warmed = threading.Event()  # its warm-up is over (done or failed)
-        self.thread = threading.Thread(target=self._run, name=f"npf-worker-{index}", daemon=True)
-
-    # -- folding -------------------------------------------------------------
-
-    def _fold(self, marks: list[array], n: int) -> None:
-        """Fold the first ``n`` rows of the stamp buffers into the accumulators."""
-        if n == 0:
-            return
-        b = self.bench
-        cols = [np.frombuffer(m, dtype=np.int64, count=n) for m in marks]
-        start, end = cols[0], cols[-1]
-        self.latency.add(end - start)
-        for name, (i, j) in b.stage_cols.items():
-            self.stages.setdefault(name, Histogram()).add(cols[j] - cols[i])
-        if b.open_loop:
-            lag = cols[1] - start
-            self.late += int(np.count_nonzero(lag > LATE_NS))
-            self.max_lag_ns = max(self.max_lag_ns, int(lag.max()))
-        stop_ns = b.ctl[0]
-        if stop_ns:
-            end = end[end <= stop_ns]
-        w = (end - b.go_at_ns) // b.window_ns
-        w = w[w >= 0]
-        if w.size:
-            top = int(w.max()) + 1
-            if top > self.windows.size:
-                self.windows = np.concatenate([self.windows, np.zeros(top - self.windows.size, np.int64)])
-            self.windows[:top] += np.bincount(w, minlength=top)
-        self.completed += int(end.size)
-
-    # -- the loops -----------------------------------------------------------
-
-    def _run(self) -> None:
-        b = self.bench
-        try:
-            with b.framework.worker_context(b.ctx):
-                b.warmup(self)
-                self.warmed.set()  # (on an error, the finally below sets it)
-                b.go_event.wait()
-                if self.state[0] == HALT:  # stopped before GO
-                    return
-                if b.open_loop:
-                    self._open_loop()
-                elif b.simple:
-                    self._closed_simple()
-                else:
-                    self._closed_staged()
-        except StageError as exc:
-            self.error = exc
-            b.on_worker_error()
-        except BaseException as exc:  # noqa: BLE001 - a worker must report, never vanish
-            self.error = StageError("call", exc)
-            b.on_worker_error()
-        finally:
-            self.warmed.set()
-
-    def _closed_simple(self) -> None:
-        """No stages beyond the call, one fixed example: the leanest loop."""
-        b = self.bench
-        fn, x = b.fn, b.fixed_example
-        pc = time.perf_counter_ns
-        st = self.state
-        rng = range(BUFFER)
-        t0s, t1s = array("q", bytes(8 * BUFFER)), array("q", bytes(8 * BUFFER))
-        marks = [t0s, t1s]
-        try:
-            while True:
-                n = BUFFER
-                for i in rng:
-                    if st[0]:
-                        n = i
-                        break
-                    t0 = pc()
-                    fn(*x)
-                    t1 = pc()
-                    t0s[i] = t0
-                    t1s[i] = t1
-                self._fold(marks, n)
-                if self._should_stop():
-                    return
-        except Exception as exc:
-            raise StageError("call", exc) from exc
-
-    def _closed_staged(self) -> None:
-        """Input fetch, preprocess, call and postprocess, each stage timed."""
-        b = self.bench
-        fn, pre, post = b.fn, b.pre, b.post
-        nxt = b.example_iterator()
-        timed_input = b.timed_input
-        pc = time.perf_counter_ns
-        st = self.state
-        rng = range(BUFFER)
-        bufs = [array("q", bytes(8 * BUFFER)) for _ in range(5)]
-        ta, tb, tc, td, te = bufs
-        stage = "input"
-        while True:
-            n = BUFFER
-            try:
-                for i in rng:
-                    if st[0]:
-                        n = i
-                        break
-                    t = pc()
-                    ta[i] = t
-                    stage = "input"
-                    x = nxt()
-                    if timed_input:
-                        x = b.convert(x)
-                    t = pc()
-                    tb[i] = t
-                    if pre is not None:
-                        stage = "preprocess"
-                        x = pre(*x)
-                        if not isinstance(x, tuple):
-                            x = (x,)
-                    t = pc()
-                    tc[i] = t
-                    stage = "call"
-                    out = fn(*x)
-                    t = pc()
-                    td[i] = t
-                    if post is not None:
-                        stage = "postprocess"
-                        post(out)
-                    te[i] = pc()
-            except StopIteration:
-                self._fold(bufs, i)
-                return
-            except Exception as exc:
-                raise StageError(stage, exc) from exc
-            self._fold(bufs, n)
-            if self._should_stop():
-                return
-
-    def _open_loop(self) -> None:
-        """Requests arrive on a schedule that does not depend on completions; the
-        copy's workers serve one shared queue (the next free worker takes the next
-        arrival), and latency runs from the scheduled time, so queueing is never
-        hidden (no coordinated omission)."""
-        b = self.bench
-        fn = b.fn
-        x = b.fixed_example
-        nxt = None if x is not None else b.example_iterator()
-        take = b.take_arrival
-        pc = time.perf_counter_ns
-        sleep = time.sleep
-        st = self.state
-        rng = range(BUFFER)
-        bufs = [array("q", bytes(8 * BUFFER)) for _ in range(3)]
-        ts, tr, te = bufs
-        stop_at = b.stop_at_ns
-        while True:
-            n = BUFFER
-            try:
-                for i in rng:
-                    if st[0]:
-                        n = i
-                        break
-                    due = take()
-                    if due >= stop_at:
-                        n = i
-                        st[0] = HALT
-                        break
-                    self.scheduled += 1
-                    wait = due - pc()
-                    while wait > 0:
-                        if st[0] == HALT or b.stopping:
-                            break
-                        sleep(min(wait, 20_000_000) / 1e9)
-                        wait = due - pc()
-                    if wait > 0:  # stopped while waiting: it never started
-                        if due > (b.ctl[0] or stop_at):
-                            self.scheduled -= 1
-                        else:
-                            self.dropped += 1
-                        n = i
-                        st[0] = HALT
-                        break
-                    ts[i] = due
-                    tr[i] = pc()
-                    fn(*(x if nxt is None else nxt()))
-                    te[i] = pc()
-            except StopIteration:
-                self._fold(bufs, i)
-                return
-            except Exception as exc:
-                raise StageError("call", exc) from exc
-            self._fold(bufs, n)
-            if self._should_stop():
-                return
-
-    def _should_stop(self) -> bool:
-        if self.state[0] == HALT or self.bench.stopping:
-            return True
-        self.state[0] = RUN
-        return self.bench.stopping
 
 
 class Benchmarker:
@@ -381,7 +114,7 @@ class Benchmarker:
         self.fixed_example: tuple[Any, ...] | None = None
         self._examples: list[tuple[Any, ...]] | None = None
         if job.inputs is not None:
-            from npf_plugins.datasets.tensors import build_example
+            from npf_core.tensors import build_example
 
             example = build_example(job.inputs, Path(job.base_dir), seed=job.seed + job.copy_index)
             self.fixed_example = self.convert(example)
@@ -626,61 +359,13 @@ class Benchmarker:
                 return msg.reason or "stop"
 
 
-def _set_parent_death_signal(parent_pid: int) -> None:
-    """Die with the supervisor, even if it is killed with SIGKILL (Linux)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if parent_pid and os.getppid() != parent_pid:
-        os._exit(70)
-
-
-def _end_own_group() -> None:
-    """Kill what this benchmarker started (its process group), not itself."""
-    me = os.getpid()
-    if os.getpgrp() != me:
-        return
-    try:
-        from npf_core.processes import group_members
-
-        for pid in group_members(me, but=me):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-    except Exception:  # noqa: BLE001 - exiting anyway
-        pass
-
-
-def _start_eof_watchdog(sock: socket.socket) -> None:
-    """A hung-up wire means the supervisor is gone: exit, whatever the model is
-    doing (the parent-death signal covers SIGKILL on Linux; this covers the rest)."""
-    rdhup = getattr(select, "POLLRDHUP", 0)
-    if not rdhup:
-        return
-
-    def watch() -> None:
-        poller = select.poll()
-        poller.register(sock.fileno(), rdhup | select.POLLHUP)
-        while True:
-            for _, ev in poller.poll():
-                if ev & (rdhup | select.POLLHUP):
-                    _end_own_group()
-                    os._exit(75)
-
-    threading.Thread(target=watch, name="npf-eof-watchdog", daemon=True).start()
-
-
 def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inline: bool = False) -> int:
     """Speak the protocol on ``sock`` for one configuration; returns the exit code.
     ``inline`` (threads in the supervisor's process, for debugging) leaves the
     process alone: no environment, affinity or watchdog."""
     channel = Channel(sock)
     if not inline:
-        _start_eof_watchdog(sock)
+        start_eof_watchdog(sock)
     channel.send(Hello(protocol=PROTOCOL_VERSION, pid=os.getpid()))
     try:
         msg = channel.recv(None)
@@ -715,13 +400,6 @@ def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inl
     return 1
 
 
-def _quiet_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-
-
 def child_main(sock: socket.socket, out_fd: int, parent_pid: int, objects: dict[str, Any], plugins: Any) -> None:
     """Entry of a forked benchmarker. Never returns: the process exits here."""
     code = 1
@@ -730,8 +408,8 @@ def child_main(sock: socket.socket, out_fd: int, parent_pid: int, objects: dict[
             signal.set_wakeup_fd(-1)
         except (ValueError, OSError):
             pass
-        _quiet_signals()
-        _set_parent_death_signal(parent_pid)
+        quiet_signals()
+        set_parent_death_signal(parent_pid)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.close(out_fd)
@@ -763,8 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the inherited wire socket")
     parser.add_argument("--parent", type=int, default=0, help="the supervisor's pid")
     args = parser.parse_args(argv)
-    _quiet_signals()
-    _set_parent_death_signal(args.parent)
+    quiet_signals()
+    set_parent_death_signal(args.parent)
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(line_buffering=True, errors="replace")

@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, default=0, help="the parent's pid: die with it")
     args = parser.parse_args(argv)
     if args.parent:
-        from npf_core.benchmarker import _set_parent_death_signal
+        from npf_core.childproc import set_parent_death_signal
 
-        _set_parent_death_signal(args.parent)
+        set_parent_death_signal(args.parent)
     request = msgspec.json.decode(Path(args.request).read_bytes(), type=CompileRequest)
     try:
         from npf_core.plugins import get_plugins

@@ -85,7 +85,7 @@ class CompileRequest(msgspec.Struct, kw_only=True):
 
     def example(self) -> tuple[Any, ...]:
         """The example inputs as numpy arrays (or tensors, for ``.pt`` files)."""
-        from npf_plugins.datasets.tensors import build_example
+        from npf_core.tensors import build_example
 
         return build_example(self.inputs, Path(self.base_dir), seed=self.seed)
 
@@ -271,7 +271,7 @@ def compile_spec(
         its index entry (progress display).
     """
     from npf_core.plugins import get_plugins
-    from npf_core.supervisor import prepare
+    from npf_core.spec import prepare
 
     extra = tuple(extra_plugins)
     loaded = prepare(spec)

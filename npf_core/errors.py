@@ -8,9 +8,11 @@ traceback; everything else keeps its traceback.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable
 
 __all__ = [
+    "StageError",
     "BenchmarkerFailed",
     "DeviceUnavailable",
     "ModelIndexError",
@@ -134,3 +136,13 @@ class BenchmarkerFailed(NpfError):
         self.exitcode = exitcode
         self.output_tail = output_tail
         super().__init__(message)
+
+
+class StageError(Exception):
+    """An exception raised by user or plugin code, tagged with the stage it hit."""
+
+    def __init__(self, stage: str, exc: BaseException) -> None:
+        self.stage = stage
+        self.exc = exc
+        self.tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        super().__init__(f"{stage}: {type(exc).__name__}: {exc}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ import msgspec
 from npf_core.errors import SpecError
 
 __all__ = [
+    "prepare",
     "DTYPES",
     "Closed",
     "CompileSpec",
@@ -455,3 +457,42 @@ def decode_options(options: Mapping[str, Any], type_: type[T], path: str) -> T:
         err = _spec_error(exc, type_)
         sub = err.path.removeprefix("$")
         raise SpecError(f"{path}{sub}", err.problem, err.hint) from None
+
+
+def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
+    """A spec path, JSON text, dict or Spec, with overrides applied, validated."""
+    if isinstance(spec, LoadedSpec):
+        loaded = spec
+    elif isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
+        loaded = load_spec(spec)
+    elif isinstance(spec, (str, bytes, Mapping, Spec)):
+        loaded = decode_spec(spec)
+    else:
+        raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return loaded
+    data = msgspec.to_builtins(loaded.spec)
+    output = dict(data.get("output", {}))
+    if "output_dir" in overrides:
+        output["dir"] = str(overrides.pop("output_dir"))
+    if "reporters" in overrides:
+        output["reporters"] = list(overrides.pop("reporters"))
+    data["output"] = output
+    data.update(overrides)
+    return decode_spec(_restore(data, loaded.objects), loaded.base_dir)
+
+
+def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
+    """Put API objects back in place of their tokens before decoding again."""
+    if not objects:
+        return data
+    out = dict(data)
+    model = dict(out.get("model", {}))
+    for key in ("preprocess", "postprocess", "setup"):
+        if isinstance(out.get(key), str) and out[key] in objects:
+            out[key] = objects[out[key]]
+    if isinstance(model.get("target"), str) and model["target"] in objects:
+        model["target"] = objects[model["target"]]
+    out["model"] = model
+    return out

@@ -24,8 +24,6 @@ import time
 import traceback
 import uuid
 import zlib
-from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -43,9 +41,11 @@ from npf_core.plan import RunConfig, make_plan
 from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
 from npf_core.processes import Child
 from npf_core.report import ErrorInfo, Report, build_report, error_report
+from npf_core.resources import ps_processes, sample_resources
 from npf_core.results import comparable_spec, load_results
-from npf_core.spec import LoadedSpec, Spec, decode_spec, load_spec, spec_to_dict
+from npf_core.spec import prepare, spec_to_dict
 from npf_core.stats import windows_stable
+from npf_core.stream import EventStream
 
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
@@ -56,93 +56,6 @@ GO_MARGIN_S = 0.02
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
-
-
-def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
-    """A spec path, JSON text, dict or Spec, with overrides applied, validated."""
-    if isinstance(spec, LoadedSpec):
-        loaded = spec
-    elif isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
-        loaded = load_spec(spec)
-    elif isinstance(spec, (str, bytes, Mapping, Spec)):
-        loaded = decode_spec(spec)
-    else:
-        from npf_core.errors import SpecError
-
-        raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if not overrides:
-        return loaded
-    data = msgspec.to_builtins(loaded.spec)
-    output = dict(data.get("output", {}))
-    if "output_dir" in overrides:
-        output["dir"] = str(overrides.pop("output_dir"))
-    if "reporters" in overrides:
-        output["reporters"] = list(overrides.pop("reporters"))
-    data["output"] = output
-    data.update(overrides)
-    return decode_spec(_restore(data, loaded.objects), loaded.base_dir)
-
-
-def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
-    """Put API objects back in place of their tokens before decoding again."""
-    if not objects:
-        return data
-    out = dict(data)
-    model = dict(out.get("model", {}))
-    for key in ("preprocess", "postprocess", "setup"):
-        if isinstance(out.get(key), str) and out[key] in objects:
-            out[key] = objects[out[key]]
-    if isinstance(model.get("target"), str) and model["target"] in objects:
-        model["target"] = objects[model["target"]]
-    out["model"] = model
-    return out
-
-
-class EventStream:
-    """The run's events for an embedding application: an async iterator that ends
-    after ``RunFinished``. Unbounded (the run never waits for its reader); a plain
-    object, so an abandoned or unfinished iteration leaves no resource open."""
-
-    def __init__(self) -> None:
-        self._items: deque[ev.Event] = deque()
-        self._ended = False
-        self._dropped = False
-        self._wakeup: anyio.Event | None = None
-
-    def put(self, event: ev.Event) -> None:
-        if not (self._ended or self._dropped):
-            self._items.append(event)
-            self._wake()
-
-    def end(self) -> None:
-        """No more events: readers stop once they have the ones already put."""
-        self._ended = True
-        self._wake()
-
-    async def aclose(self) -> None:
-        """The reader is done: drop what is buffered, keep nothing more."""
-        self._dropped = True
-        self._items.clear()
-        self.end()
-
-    def _wake(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> ev.Event:
-        await anyio.lowlevel.checkpoint()
-        while not self._items:
-            if self._ended:
-                raise StopAsyncIteration
-            if self._wakeup is None:
-                self._wakeup = anyio.Event()
-            await self._wakeup.wait()
-        return self._items.popleft()
 
 
 class ConfigFailure(Exception):
@@ -601,7 +514,7 @@ class Supervisor:
         window_s = self._window_s()
         go_at = time.perf_counter_ns() + int(GO_MARGIN_S * 1e9)
         stop_at = go_at + int(spec.duration_s * 1e9)
-        procs = _ps_processes(children)
+        procs = ps_processes(children)
         psutil.cpu_percent(None)
         for c in children:
             await processes.send(c, pr.Go(go_at_ns=go_at, stop_at_ns=stop_at))
@@ -615,7 +528,7 @@ class Supervisor:
         while pending:
             item = await self._next(receive, min(result_deadline, next_sample))
             if time.monotonic() >= next_sample:
-                _sample(procs, resources)
+                sample_resources(procs, resources)
                 next_sample += min(window_s, 0.5)
             if item is None:
                 if time.monotonic() < result_deadline:
@@ -678,35 +591,6 @@ def _internal_failure(exc: Exception, stage: str, who: str = "") -> ConfigFailur
         ErrorInfo(type=type(exc).__name__, message=f"{who}unexpected error (a bug in npf or a plugin): {exc}",
                   traceback=tb, stage=stage)  # fmt: skip
     )
-
-
-def _ps_processes(children: list[Child]) -> list[psutil.Process]:
-    procs = []
-    for c in children:
-        if c.pid is None:
-            continue
-        try:
-            p = psutil.Process(c.pid)
-            p.cpu_percent(None)
-            procs.append(p)
-        except psutil.Error:
-            pass
-    return procs
-
-
-def _sample(procs: list[psutil.Process], resources: dict[str, list[float]]) -> None:
-    resources["cpu"].append(psutil.cpu_percent(None))
-    resources["mem"].append(psutil.virtual_memory().percent)
-    cpu = rss = 0.0
-    for p in procs:
-        try:
-            cpu += p.cpu_percent(None)
-            rss += p.memory_info().rss
-        except psutil.Error:
-            pass
-    if procs:
-        resources["proc_cpu"].append(cpu)
-        resources["proc_rss"].append(rss)
 
 
 def _dts(t: float) -> str:

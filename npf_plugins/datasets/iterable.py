@@ -14,9 +14,7 @@ from typing import Any
 
 import msgspec
 
-from npf_core.benchmarker import resolve_reference
-from npf_core.hookspecs import ChildContext, Dataset, Registry, hookimpl
-from npf_core.spec import decode_options
+from npf_core.plugin import ChildContext, Dataset, Registry, decode_options, hookimpl, resolve_reference
 
 
 class IterableOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

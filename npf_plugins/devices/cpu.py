@@ -15,8 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from npf_core.hookspecs import Assignment, Device, Registry, hookimpl
-from npf_core.spec import decode_options
+from npf_core.plugin import Assignment, Device, Registry, decode_options, hookimpl
 
 
 class CpuOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -37,9 +37,7 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 
-from npf_core.errors import DeviceUnavailable
-from npf_core.hookspecs import Assignment, Device, Registry, hookimpl
-from npf_core.spec import decode_options
+from npf_core.plugin import Assignment, Device, DeviceUnavailable, Registry, decode_options, hookimpl
 
 __all__ = ["GpuDevice", "GpuOptions", "gpus_from_nvidia_smi", "parse_cuda_visible_devices"]
 

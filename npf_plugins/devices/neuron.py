@@ -47,9 +47,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from npf_core.errors import DeviceUnavailable, SpecError
-from npf_core.hookspecs import Assignment, Device, Registry, hookimpl
-from npf_core.spec import decode_options
+from npf_core.plugin import Assignment, Device, DeviceUnavailable, Registry, SpecError, decode_options, hookimpl
 
 __all__ = ["NeuronDevice", "NeuronOptions", "cores_from_neuron_ls", "format_cores", "parse_cores"]
 

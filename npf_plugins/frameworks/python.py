@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from npf_core.benchmarker import resolve_reference
-from npf_core.errors import SpecError
-from npf_core.hookspecs import ChildContext, Framework, Registry, hookimpl
+from npf_core.plugin import ChildContext, Framework, Registry, SpecError, hookimpl, resolve_reference
 
 
 class PythonFramework(Framework):

@@ -58,10 +58,18 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 
-from npf_core.benchmarker import resolve_reference
-from npf_core.errors import DeviceUnavailable, PluginError, SpecError
-from npf_core.hookspecs import ChildContext, Device, Framework, Registry, hookimpl
-from npf_core.spec import decode_options
+from npf_core.plugin import (
+    ChildContext,
+    Device,
+    DeviceUnavailable,
+    Framework,
+    PluginError,
+    Registry,
+    SpecError,
+    decode_options,
+    hookimpl,
+    resolve_reference,
+)
 
 __all__ = ["EXPORT_SUFFIXES", "SCRIPT_SUFFIXES", "TorchFramework", "TorchOptions", "quiet_torchscript"]
 

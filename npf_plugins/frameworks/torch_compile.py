@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from npf_core.benchmarker import resolve_reference
+from npf_core.plugin import resolve_reference
 
 __all__ = ["PERFORMANCE_LEVELS", "compile_variant", "neuron_compiler_args"]
 

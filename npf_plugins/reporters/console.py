@@ -11,9 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from npf_core import events as ev
-from npf_core.hookspecs import Registry, Reporter, ReporterContext, hookimpl
-from npf_core.report import PRINT_COLUMNS, Report
+from npf_core.plugin import PRINT_COLUMNS, Registry, Report, Reporter, ReporterContext, hookimpl
+from npf_core.plugin import events as ev
 
 HEADERS = {
     "throughput_avg": "throughput/s",

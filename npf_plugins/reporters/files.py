@@ -12,10 +12,17 @@ from typing import Any
 
 import msgspec
 
-from npf_core import events as ev
-from npf_core.hookspecs import Registry, Reporter, ReporterContext, hookimpl
-from npf_core.report import NEURONPERF_COLUMNS, Report
-from npf_core.results import environment, write_atomic
+from npf_core.plugin import (
+    NEURONPERF_COLUMNS,
+    Registry,
+    Report,
+    Reporter,
+    ReporterContext,
+    environment,
+    hookimpl,
+    write_atomic,
+)
+from npf_core.plugin import events as ev
 
 CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS)
 

@@ -304,7 +304,7 @@ class PyFileFramework(Framework):
             raise SpecError("model.index", f"no such model file {ref!r}")
 
     def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
-        from npf_core.benchmarker import resolve_reference
+        from npf_core.references import resolve_reference
 
         return resolve_reference(f"{ctx.resolve(ref)}:Model", ctx.base_dir, ctx.objects)()
 

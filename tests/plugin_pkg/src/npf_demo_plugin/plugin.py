@@ -9,11 +9,18 @@ from typing import Any
 
 import msgspec
 
-from npf_core import events as ev
-from npf_core.benchmarker import resolve_reference
-from npf_core.errors import SpecError
-from npf_core.hookspecs import ChildContext, Framework, Registry, Reporter, ReporterContext, hookimpl
-from npf_core.spec import decode_options
+from npf_core.plugin import (
+    ChildContext,
+    Framework,
+    Registry,
+    Reporter,
+    ReporterContext,
+    SpecError,
+    decode_options,
+    hookimpl,
+    resolve_reference,
+)
+from npf_core.plugin import events as ev
 
 
 class DemoOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -1,0 +1,69 @@
+"""Process plumbing of a child (benchmarker or compile worker): die with the
+supervisor, end what the child started, quiet the signals the supervisor owns."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+
+__all__ = ["end_own_group", "quiet_signals", "set_parent_death_signal", "start_eof_watchdog"]
+
+
+def set_parent_death_signal(parent_pid: int) -> None:
+    """Die with the supervisor, even if it is killed with SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(70)
+
+
+def end_own_group() -> None:
+    """Kill what this benchmarker started (its process group), not itself."""
+    me = os.getpid()
+    if os.getpgrp() != me:
+        return
+    try:
+        from npf_core.processes import group_members
+
+        for pid in group_members(me, but=me):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass
+
+
+def start_eof_watchdog(sock: socket.socket) -> None:
+    """A hung-up wire means the supervisor is gone: exit, whatever the model is
+    doing (the parent-death signal covers SIGKILL on Linux; this covers the rest)."""
+    rdhup = getattr(select, "POLLRDHUP", 0)
+    if not rdhup:
+        return
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(sock.fileno(), rdhup | select.POLLHUP)
+        while True:
+            for _, ev in poller.poll():
+                if ev & (rdhup | select.POLLHUP):
+                    end_own_group()
+                    os._exit(75)
+
+    threading.Thread(target=watch, name="npf-eof-watchdog", daemon=True).start()
+
+
+def quiet_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
