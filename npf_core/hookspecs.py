@@ -14,8 +14,11 @@ benchmarker). Each receives a :class:`Registry` and adds classes to it under
 unique names; the classes below are the base classes to derive from.
 
 Lifecycle hooks (``npf_run_*``, ``npf_config_*``) are called in the supervisor
-process only, synchronously, in registration order, and only observe: their
-return values are ignored and an exception in one is logged, never fatal.
+process only, synchronously, one observer at a time in pluggy's order (the plugin
+registered last first; ``tryfirst``/``trylast`` respected), and only observe: their
+return values are ignored and an exception in one is logged, never fatal. Every
+hook is called through pluggy, so ``hookimpl(wrapper=True)`` wrappers and
+``NPF_TRACE_PLUGINS=1`` tracing apply.
 No hook is ``async``; pluggy has no async hook calling.
 
 Implementations may accept fewer arguments than the spec lists (pluggy's rule),

@@ -147,3 +147,70 @@ def test_broken_entry_point_is_a_plugin_load_error(monkeypatch: pytest.MonkeyPat
         get_plugin_manager()
     assert "broken = no_such_module_xyz.plugin" in str(info.value)
     assert "NPF_DISABLE_PLUGINS" in str(info.value)
+
+
+def test_hooks_run_through_pluggy_so_a_wrapper_sees_every_observer_call() -> None:
+    calls: list[str] = []
+
+    class Observer:
+        @hookimpl
+        def npf_run_finished(self, event: object) -> None:
+            calls.append(f"observer {event}")
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def npf_run_finished(self, event: object):  # type: ignore[no-untyped-def]
+            calls.append("before")
+            result = yield
+            calls.append("after")
+            return result
+
+    plugins = get_plugins(extra=[Observer(), Wrapper()])
+    plugins.notify("npf_run_finished", "E")
+    assert calls == ["before", "observer E", "after"]
+
+
+def test_observers_run_in_pluggys_order_the_last_registered_first() -> None:
+    order: list[str] = []
+
+    def observer(label: str, **marks: bool) -> object:
+        class O:
+            @hookimpl(**marks)
+            def npf_run_started(self) -> None:
+                order.append(label)
+
+        return O()
+
+    plugins = get_plugins(extra=[observer("a"), observer("b"), observer("first", tryfirst=True)])
+    plugins.notify("npf_run_started", None)
+    assert order == ["first", "b", "a"]
+
+
+def test_trace_plugins_logs_every_hook_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import structlog.testing
+
+    monkeypatch.setenv("NPF_TRACE_PLUGINS", "1")
+
+    class Observer:
+        @hookimpl
+        def npf_config_started(self, event: object) -> None:
+            pass
+
+    with structlog.testing.capture_logs() as logs:
+        plugins = get_plugins(extra=[Observer()])
+        plugins.notify("npf_config_started", "cfg-7")
+    traces = [e["message"] for e in logs if e["event"] == "plugin trace"]
+    assert any("npf_register_frameworks" in t for t in traces)
+    assert any("npf_config_started" in t and "cfg-7" in t for t in traces)
+
+
+def test_a_plugin_breaking_the_hook_contract_is_a_user_error() -> None:
+    from npf_core.errors import UserError
+
+    class BadArgs:
+        @hookimpl
+        def npf_run_finished(self, event: object, no_such_argument: int) -> None:
+            pass
+
+    with pytest.raises(UserError, match="no_such_argument"):
+        get_plugins(extra=[BadArgs()])
