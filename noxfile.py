@@ -42,9 +42,12 @@ def slow(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and import order."""
-    session.install("ruff>=0.6")
+    """ruff (lint, import order) and import-linter (the layers: pyproject's
+    [tool.importlinter] contracts, mapped in docs/architecture.md)."""
+    session.install("ruff>=0.6", "import-linter>=2.1")
+    session.install("--no-deps", "-e", ".", PLUGIN_PKG)  # the packages whose imports are checked
     session.run("ruff", "check", "npf_core", "npf_plugins", "tests", "benchmarks", "noxfile.py")
+    session.run("lint-imports")
 
 
 @nox.session(default=False)

@@ -83,11 +83,12 @@ class Benchmarker:
         job = self.job
         stage = "setup"
         try:
-            device = self.plugins.device(job.device.get("type", "cpu"), job.device.get("options", {}))
+            device = self.plugins.device(job.device.type, job.device.options)
             self.framework = self.plugins.framework(job.framework, job.model_options)
             base_dir = Path(job.base_dir)
+            assignment = Assignment(job.assignment.as_dict())
             self.ctx = ChildContext(
-                job=job, base_dir=base_dir, assignment=Assignment(job.assignment), device=device, objects=self.objects
+                job=job, base_dir=base_dir, assignment=assignment, device=device, objects=self.objects
             )
             device.setup_child(self.ctx.assignment)
             stage = "load"
@@ -119,13 +120,14 @@ class Benchmarker:
             example = build_example(job.inputs, Path(job.base_dir), seed=job.seed + job.copy_index)
             self.fixed_example = self.convert(example)
         else:
-            ds_spec = job.dataset or {}
-            self.dataset = self.plugins.dataset(ds_spec["plugin"], ds_spec.get("options", {}))
-            self.loop_dataset = bool(ds_spec.get("loop", True))
+            ds_spec = job.dataset
+            assert ds_spec is not None  # the spec has inputs or a dataset
+            self.dataset = self.plugins.dataset(ds_spec.plugin, ds_spec.options)
+            self.loop_dataset = ds_spec.loop
             if self.dataset.in_memory:
                 self._examples = [self.convert(tuple(e)) for e in self.dataset.examples(self.ctx)]
                 if not self._examples:
-                    raise ValueError(f"dataset {ds_spec['plugin']!r} yielded no examples")
+                    raise ValueError(f"dataset {ds_spec.plugin!r} yielded no examples")
                 if len(self._examples) == 1 and self.loop_dataset:
                     self.fixed_example = self._examples[0]
             else:
@@ -376,7 +378,7 @@ def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inl
     job = msg.job
     stage = "setup"
     try:
-        cpus = job.assignment.get("cpus")
+        cpus = job.assignment.cpus
         if cpus and not inline and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, cpus)
         if plugins is None:

@@ -11,7 +11,9 @@ import socket
 import sys
 import threading
 
-__all__ = ["end_own_group", "quiet_signals", "set_parent_death_signal", "start_eof_watchdog"]
+import psutil
+
+__all__ = ["end_own_group", "group_members", "quiet_signals", "set_parent_death_signal", "start_eof_watchdog"]
 
 
 def set_parent_death_signal(parent_pid: int) -> None:
@@ -32,8 +34,6 @@ def end_own_group() -> None:
     if os.getpgrp() != me:
         return
     try:
-        from npf_core.processes import group_members
-
         for pid in group_members(me, but=me):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -67,3 +67,19 @@ def quiet_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+def group_members(pgid: int, but: int = 0) -> list[int]:
+    """Live processes (not zombies) of process group ``pgid``, except ``but``."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return []  # the group is gone (the common case: nothing to look for)
+    found = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if p.pid != but and os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except (OSError, psutil.Error):
+            continue
+    return found

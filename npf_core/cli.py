@@ -94,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.duration_s is not None:
         overrides["duration_s"] = args.duration_s
     sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, **overrides)
+    sup.setup()  # no event loop to keep running yet: user errors surface here, plainly
     interrupted = False
 
     async def watch_signals(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -116,7 +117,8 @@ def _run(args: argparse.Namespace) -> int:
 
     anyio.run(go)
     for err in sup.reporter_errors:  # e.g. a results file that could not be written
-        print(f"npf: error: reporter failed: {err}", file=sys.stderr)
+        what = "" if err.startswith("results file: ") else "reporter failed: "
+        print(f"npf: error: {what}{err}", file=sys.stderr)
     if interrupted or sup.interrupted:
         return EXIT_INTERRUPTED
     failed = sup.reporter_errors or any(r.status != "ok" for r in sup.reports)
@@ -135,18 +137,24 @@ def _plugins() -> int:
 
 
 def _report(path: Path) -> int:
+    """Show a results file again, through the ``console`` reporter plugin (the engine
+    renders nothing itself): the reports are replayed as the run's last event."""
+    from npf_core import events as ev
+    from npf_core.hookspecs import ReporterContext
+    from npf_core.plugins import get_plugins
     from npf_core.results import load_results
-    from npf_plugins.reporters.console import make_console, report_table, validity_notes
 
     if path.is_dir():
         path = path / "results.json"
     if not path.exists():
         raise ResultsError(f"no results file at {str(path)!r}")
-    _, reports = load_results(path)
-    console = make_console()
-    console.print(report_table(reports, title=str(path)))
-    for note in validity_notes(reports):
-        console.print(note, style="yellow", markup=False)
+    spec, reports = load_results(path)
+    print(f"npf: {len(reports)} configuration{'s' * (len(reports) != 1)} from {path}")
+    ctx = ReporterContext(output_dir=path.parent, spec=spec, verbosity=1)
+    reporter = get_plugins().reporters.get("console", "report")(ctx)
+    failed = sum(r.status != "ok" for r in reports)
+    reporter.on_event(ev.RunFinished(reports=reports, interrupted=False, failed=failed))
+    reporter.close()
     return EXIT_OK
 
 

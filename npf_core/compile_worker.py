@@ -2,9 +2,9 @@
 
 ``python -m npf_core.compile_worker REQUEST.json RESULT.json [--plugin MODULE]... [--parent PID]``
 
-It reads a :class:`~npf_core.compiler.CompileRequest`, finds the framework plugin
+It reads a :class:`~npf_core.compile_types.CompileRequest`, finds the framework plugin
 through the installed entry points (plus the ``--plugin`` modules), calls its
-``compile(request)`` and writes a :class:`~npf_core.compiler.CompileResult`. An
+``compile(request)`` and writes a :class:`~npf_core.compile_types.CompileResult`. An
 exception is a result with status ``"error"``; anything else (a crash, a kill)
 leaves no result, and the parent reports how the process ended. Started by
 :mod:`npf_core.compiler` only; compilers and runtimes live and die here.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from npf_core.compiler import CompileRequest, CompileResult
+from npf_core.compile_types import CompileRequest, CompileResult
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from npf_core.errors import DeviceUnavailable, SpecError
 from npf_core.spec import OBJECT_PREFIX, LoadedSpec, as_list
 
 if TYPE_CHECKING:
+    from npf_core.hookspecs import Device
     from npf_core.plugins import Plugins
 
 __all__ = ["RunConfig", "Variant", "make_plan"]
@@ -122,14 +123,17 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
     return [Variant(kind=kind, ref=ref, input_idx=i, batch_size=b) for i, b in enumerate(batch_sizes)], None
 
 
-def make_plan(loaded: LoadedSpec, plugins: Plugins) -> list[RunConfig]:
+def make_plan(loaded: LoadedSpec, plugins: Plugins, device: Device | None = None) -> list[RunConfig]:
     """The ordered, de-duplicated configurations of a spec. Raises a ``UserError``
-    (before any process starts) for anything that cannot run."""
+    (before any process starts) for anything that cannot run. ``device``: the run's
+    one device instance (made from the spec when not given); it is checked and
+    counted here, which may block (probes): call from a worker thread in async code."""
     spec = loaded.spec
     m = spec.model
     framework = plugins.framework(m.framework, m.options)
     dev_spec = loaded.device
-    device = plugins.device(dev_spec.type, dev_spec.options, "device")
+    if device is None:
+        device = plugins.device(dev_spec.type, dev_spec.options, "device")
     device.check()
     if spec.dataset is not None:
         plugins.dataset(spec.dataset.plugin, spec.dataset.options).check(spec)

@@ -21,6 +21,7 @@ The hooks themselves, with their documentation, are in :mod:`npf_core.hookspecs`
 from __future__ import annotations
 
 from npf_core import events
+from npf_core.compile_types import CompileRequest, CompileResult
 from npf_core.errors import (
     DeviceUnavailable,
     ModelIndexError,
@@ -64,6 +65,8 @@ __all__ = [
     "NEURONPERF_COLUMNS",
     "PRINT_COLUMNS",
     "Assignment",
+    "CompileRequest",
+    "CompileResult",
     "ChildContext",
     "ConfigFailed",
     "ConfigFinished",

@@ -19,10 +19,10 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-import psutil
 import structlog
 
 from npf_core import protocol as pr
+from npf_core.childproc import group_members
 from npf_core.plugins import Plugins
 
 __all__ = ["PARENT_FDS", "Child", "child_pythonpath", "drain_output", "group_members", "read_wire", "send", "spawn"]
@@ -54,6 +54,7 @@ class Child:
     failed: bool = False  # sent Failed: it is exiting on its own
     ended_by: str = ""  # how reap() ended it: "", "SIGTERM" or "SIGKILL"
     out_closed: bool = False  # its stdout/stderr reached EOF: the output tail is complete
+    pidfd: int = -1  # Linux: readable once the process has ended (no polling)
 
     def poll(self) -> int | None:
         if self.returncode is not None:
@@ -104,16 +105,32 @@ class Child:
         logger.warning("ending processes a benchmarker left behind", pid=self.pid, pids=left)
         self.signal(signal.SIGTERM)
         with anyio.move_on_after(grace_s):
-            while self.left_behind():
-                await anyio.sleep(0.01)
+            while _group_alive(self.pid):  # one cheap syscall a tick, not a process-table scan
+                await anyio.sleep(0.02)
         if self.left_behind():
             self.signal(signal.SIGKILL)
+
+    def open_pidfd(self) -> None:
+        """A pidfd for the process (Linux >= 5.3), so that its end is awaited, not polled."""
+        if self.pid is not None and self.pidfd < 0 and hasattr(os, "pidfd_open"):
+            try:
+                self.pidfd = os.pidfd_open(self.pid)
+            except OSError:  # an old kernel, or already gone: poll instead
+                self.pidfd = -1
+
+    async def wait(self) -> int:
+        """Wait until the process (or thread) has ended; its exit code."""
+        while self.poll() is None:
+            if self.pidfd >= 0:
+                await anyio.wait_readable(self.pidfd)
+            else:
+                await anyio.sleep(0.01)
+        return self.poll()  # type: ignore[return-value]
 
     async def _wait(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the process to end; True if it has."""
         with anyio.move_on_after(timeout_s):
-            while self.poll() is None:
-                await anyio.sleep(0.01)
+            await self.wait()
         return self.poll() is not None
 
     async def reap(self, grace_s: float) -> None:
@@ -135,8 +152,7 @@ class Child:
                 logger.warning("benchmarker ignored SIGTERM; killing it", pid=self.pid, grace_s=grace_s)
                 self.signal(signal.SIGKILL)
                 self.ended_by = "SIGKILL"
-                while self.poll() is None:
-                    await anyio.sleep(0.01)
+                await self.wait()
         finally:
             try:
                 await self.end_left_behind(grace_s)
@@ -164,6 +180,10 @@ class Child:
             del self.output[:-OUTPUT_TAIL]
 
     def close(self) -> None:
+        if self.pidfd >= 0:
+            PARENT_FDS.discard(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = -1
         for s in (self.sock, self.out):
             if s is not None and s.fileno() >= 0:
                 PARENT_FDS.discard(s.fileno())
@@ -189,20 +209,15 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def group_members(pgid: int, but: int = 0) -> list[int]:
-    """Live processes (not zombies) of process group ``pgid``, except ``but``."""
+def _group_alive(pgid: int | None) -> bool:
+    """Whether process group ``pgid`` still has a member (zombies included)."""
+    if pgid is None:
+        return False
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
-        return []  # the group is gone (the common case: nothing to look for)
-    found = []
-    for p in psutil.process_iter(["status"]):
-        try:
-            if p.pid != but and os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
-                found.append(p.pid)
-        except (OSError, psutil.Error):
-            continue
-    return found
+        return False
+    return True
 
 
 def child_pythonpath() -> str:
@@ -283,6 +298,9 @@ def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, 
     for s in (parent_sock, out_r):
         s.setblocking(False)
         PARENT_FDS.add(s.fileno())
+    child.open_pidfd()
+    if child.pidfd >= 0:
+        PARENT_FDS.add(child.pidfd)
     return child
 
 

@@ -30,8 +30,10 @@ from typing import Any, Union
 import msgspec
 
 from npf_core.errors import ProtocolError
+from npf_core.spec import DatasetSpec, DeviceSpec, InputItem
 
 __all__ = [
+    "AssignmentBlock",
     "MAX_FRAME",
     "PROTOCOL_VERSION",
     "AnyMessage",
@@ -64,6 +66,33 @@ class Hello(Message, kw_only=True):
     pid: int
 
 
+class AssignmentBlock(msgspec.Struct, kw_only=True):
+    """A device's share for one copy (the device plugin's ``Assignment``), typed for
+    the wire; keys a plugin adds beyond these travel in ``extra``."""
+
+    env: dict[str, str] = {}
+    cpus: list[int] | None = None
+    devices: list[str] = []
+    label: str = ""
+    extra: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, assignment: dict[str, Any]) -> AssignmentBlock:
+        known = {"env", "cpus", "devices", "label"}
+        return cls(
+            env={str(k): str(v) for k, v in (assignment.get("env") or {}).items()},
+            cpus=[int(c) for c in assignment["cpus"]] if assignment.get("cpus") is not None else None,
+            devices=[str(d) for d in assignment.get("devices") or []],
+            label=str(assignment.get("label") or ""),
+            extra={k: v for k, v in assignment.items() if k not in known},
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plugin's view: the ``Assignment`` keys, plus what it added."""
+        return {"env": dict(self.env), "cpus": self.cpus, "devices": list(self.devices), "label": self.label,
+                **self.extra}  # fmt: skip
+
+
 class Job(msgspec.Struct, kw_only=True):
     """Everything a benchmarker needs to load a model and run one configuration."""
 
@@ -79,10 +108,10 @@ class Job(msgspec.Struct, kw_only=True):
     model_ref: str
     model_options: dict[str, Any] = {}
     base_dir: str = "."
-    inputs: list[Any] | None = None  # list of InputItem dicts (one example)
-    dataset: dict[str, Any] | None = None
-    device: dict[str, Any] = {}
-    assignment: dict[str, Any] = {}
+    inputs: list[InputItem] | None = None  # one example: its input items
+    dataset: DatasetSpec | None = None
+    device: DeviceSpec = msgspec.field(default_factory=DeviceSpec)
+    assignment: AssignmentBlock = msgspec.field(default_factory=AssignmentBlock)
     preprocess: str | None = None
     postprocess: str | None = None
     setup: str | None = None

@@ -14,7 +14,9 @@ from typing import Any
 from npf_core.errors import ResultsError
 from npf_core.report import Report
 
-__all__ = ["environment", "load_results", "write_atomic"]
+__all__ = ["RESULTS_NAME", "ResultsFile", "environment", "load_results", "write_atomic"]
+
+RESULTS_NAME = "results.json"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -84,3 +86,39 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[Report]]:
     except (OSError, ValueError, TypeError) as exc:
         raise ResultsError(f"cannot read results file {str(path)!r} to resume: {exc}") from None
     return data.get("spec", {}), reports
+
+
+class ResultsFile:
+    """The run's ``results.json``, kept by the core (not a reporter): every finished,
+    failed or resumed configuration is written at once, atomically, in plan order,
+    so an interrupted or crashed run keeps all it had finished and ``--resume``
+    works whatever reporters run.
+
+    Format: ``{"npf_version", "run_id", "spec", "environment", "reports": [...]}``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.run_id = ""
+        self.spec: dict[str, Any] = {}
+        self.env: dict[str, Any] | None = None
+        self.by_index: dict[int, Report] = {}
+
+    def start(self, run_id: str, spec: dict[str, Any]) -> None:
+        self.run_id, self.spec = run_id, spec
+        self.env = environment()
+
+    def record(self, index: int, report: Report) -> None:
+        self.by_index[index] = report
+        self.write()
+
+    def write(self) -> None:
+        from npf_core import __version__
+
+        doc = {
+            "npf_version": __version__,
+            "run_id": self.run_id,
+            "spec": self.spec,
+            "environment": self.env if self.env is not None else environment(),
+            "reports": [self.by_index[i].to_dict() for i in sorted(self.by_index)],
+        }
+        write_atomic(self.path, json.dumps(doc, indent=1, allow_nan=False).encode())

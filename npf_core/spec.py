@@ -141,6 +141,8 @@ class Output(SpecBase):
 
     dir: str = "npf-results"
     reporters: list[str] = msgspec.field(default_factory=lambda: ["console", "json", "csv"])
+    #: the core's results.json (read by --resume), written whatever reporters run
+    results: bool = True
 
 
 class CompileSpec(SpecBase):
@@ -478,6 +480,8 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
         output["dir"] = str(overrides.pop("output_dir"))
     if "reporters" in overrides:
         output["reporters"] = list(overrides.pop("reporters"))
+    if "results" in overrides:
+        output["results"] = bool(overrides.pop("results"))
     data["output"] = output
     data.update(overrides)
     return decode_spec(_restore(data, loaded.objects), loaded.base_dir)

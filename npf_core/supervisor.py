@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import msgspec
 import psutil
 import structlog
@@ -36,13 +37,13 @@ from npf_core import events as ev
 from npf_core import processes
 from npf_core import protocol as pr
 from npf_core.errors import PluginError, ProtocolError, ResultsError
-from npf_core.hookspecs import Reporter, ReporterContext
+from npf_core.hookspecs import Device, Reporter, ReporterContext
 from npf_core.plan import RunConfig, make_plan
 from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
 from npf_core.processes import Child
 from npf_core.report import ErrorInfo, Report, build_report, error_report
 from npf_core.resources import ps_processes, sample_resources
-from npf_core.results import comparable_spec, load_results
+from npf_core.results import RESULTS_NAME, ResultsFile, comparable_spec, load_results
 from npf_core.spec import prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
@@ -97,12 +98,8 @@ class Supervisor:
         console: Any = None,
         **overrides: Any,
     ) -> None:
-        self.loaded = prepare(spec, **overrides)
+        self.loaded = prepare(spec, **overrides)  # decoding only: a bad spec raises here
         self.spec = self.loaded.spec
-        self.plugins = plugins or get_plugins(extra_plugins)
-        self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
-        if any(c.start_method == "fresh" for c in self.plan):
-            self._check_fresh_plugins()
         self.output_dir = self.loaded.resolve(self.spec.output.dir)
         self.run_id = uuid.uuid4().hex[:12]
         self.verbosity = verbosity
@@ -110,19 +107,67 @@ class Supervisor:
         self.interrupted = False
         #: reporters that raised (their output, e.g. a results file, may be incomplete)
         self.reporter_errors: list[str] = []
+        self._given_plugins = plugins
+        self._extra_plugins = extra_plugins
+        self._resume = resume
+        self._console = console
+        self._plugins: Plugins | None = None
+        self._plan: list[RunConfig] = []
         self._done: dict[str, Report] = {}
-        if resume:
-            self._load_resume()
-        if set(self.spec.output.reporters) - {"console"}:
-            self._check_output_dir()
         self._reporters: list[Reporter] = []
-        rctx = ReporterContext(output_dir=self.output_dir, spec=self.spec, verbosity=verbosity, console=console)
-        for name in self.spec.output.reporters:
-            self._reporters.append(self.plugins.reporters.get(name, "output.reporters")(rctx))
+        self._results: ResultsFile | None = None
+        self.device: Device | None = None
         self._events = EventStream()
         self._tg: Any = None
         self._scope: anyio.CancelScope | None = None
         self._cancel_requested = False
+
+    def setup(self) -> None:
+        """Discover the plugins, probe the device (once per run), build the plan, check
+        the output folder and resume file, make the reporters. Blocking (entry points,
+        file I/O, device probes that may take seconds): :meth:`run` and ``async with``
+        call it in a worker thread, so an embedding application's event loop keeps
+        running. Raises a :class:`~npf_core.errors.UserError` for anything that cannot
+        run, before any process starts. Idempotent."""
+        if self._plugins is not None:
+            return
+        plugins = self._given_plugins or get_plugins(self._extra_plugins)
+        dev = self.loaded.device
+        device = plugins.device(dev.type, dev.options, "device")
+        plan = make_plan(self.loaded, plugins, device)
+        self._plan, self.device = plan, device
+        if any(c.start_method == "fresh" for c in plan):
+            self._check_fresh_plugins()
+        if self._resume:
+            self._load_resume()
+        if self.spec.output.results or set(self.spec.output.reporters) - {"console"}:
+            self._check_output_dir()
+        if self.spec.output.results:
+            self._results = ResultsFile(self.output_dir / RESULTS_NAME)
+        rctx = ReporterContext(
+            output_dir=self.output_dir, spec=self.spec, verbosity=self.verbosity, console=self._console
+        )
+        for name in self.spec.output.reporters:
+            self._reporters.append(plugins.reporters.get(name, "output.reporters")(rctx))
+        self._plugins = plugins
+
+    async def _asetup(self) -> None:
+        if self._plugins is None:
+            # abandoned on cancellation: a probe stuck for a minute must not delay a
+            # Ctrl-C; nothing has started yet, so nothing is left behind
+            await anyio.to_thread.run_sync(self.setup, abandon_on_cancel=True)
+
+    @property
+    def plugins(self) -> Plugins:
+        self.setup()
+        assert self._plugins is not None
+        return self._plugins
+
+    @property
+    def plan(self) -> list[RunConfig]:
+        """The configurations of the sweep (runs :meth:`setup` if not done yet)."""
+        self.setup()
+        return self._plan
 
     def _check_output_dir(self) -> None:
         """Reporters write files there: a folder that cannot be made or written is
@@ -142,6 +187,8 @@ class Supervisor:
         """A fresh interpreter finds plugins through entry points only, so a plugin
         registered programmatically cannot travel there: say so before any process
         starts, rather than failing every configuration."""
+        if self._given_plugins is None and not self._extra_plugins:
+            return  # discovered through entry points only: what a fresh interpreter finds too
         child_view = get_plugins()
         needed = [
             ("framework", "model.framework", self.spec.model.framework, child_view.frameworks),
@@ -158,7 +205,7 @@ class Supervisor:
                 )
 
     def _load_resume(self) -> None:
-        path = self.output_dir / "results.json"
+        path = self.output_dir / RESULTS_NAME
         if not path.exists():
             return
         old_spec, reports = load_results(path)
@@ -167,12 +214,13 @@ class Supervisor:
                 f"{path} holds results of a different spec; resume needs the same spec "
                 "(or use another --output-dir)"
             )
-        wanted = {c.config_id for c in self.plan}
+        wanted = {c.config_id for c in self._plan}
         self._done = {r.config_id: r for r in reports if r.status == "ok" and r.config_id in wanted}
 
     # -- the embedding interface ---------------------------------------------
 
     async def __aenter__(self) -> Supervisor:
+        await self._asetup()  # a user error raises here, before the block runs
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self.run)
@@ -214,6 +262,7 @@ class Supervisor:
                 self._scope = scope
                 if self._cancel_requested:
                     scope.cancel()
+                await self._asetup()
                 await self._run()
         finally:
             self._events.end()
@@ -227,6 +276,8 @@ class Supervisor:
         """To the event stream, the reporters and the lifecycle hooks. A reporter that
         raises is logged and remembered (``reporter_errors``), never fatal to the run."""
         self._events.put(event)
+        if self._results is not None:
+            self._record(event)
         for reporter in self._reporters:
             try:
                 reporter.on_event(event)
@@ -281,6 +332,21 @@ class Supervisor:
                     self._reporter_failed(reporter, exc)
             self._events.end()
 
+    def _record(self, event: ev.Event) -> None:
+        """The core's results file, rewritten atomically after every configuration,
+        whatever reporters run: what ``--resume`` reads and a crash cannot lose."""
+        assert self._results is not None
+        try:
+            if isinstance(event, ev.RunStarted):
+                self._results.start(event.run_id, event.spec)
+            elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
+                self._results.record(event.index, event.report)
+        except OSError as exc:
+            first = not any(e.startswith("results file: ") for e in self.reporter_errors)
+            (logger.error if first else logger.debug)("cannot write the results file", error=repr(exc))
+            if first:
+                self.reporter_errors.append(f"results file: {type(exc).__name__}: {exc}")
+
     def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
         """Remembered once per reporter (its first failure), logged each time."""
         name = type(reporter).__name__
@@ -295,7 +361,7 @@ class Supervisor:
         if spec.inputs is not None:
             entry = spec.inputs[config.input_idx]
             items = entry if isinstance(entry, list) else [entry]
-            inputs = [msgspec.to_builtins(i) for i in items]
+            inputs = list(items)
         load = spec.load
         mode = type(load).__name__.lower()
         rate = getattr(load, "rate", 0.0)
@@ -313,9 +379,9 @@ class Supervisor:
             model_options=spec.model.options,
             base_dir=str(self.loaded.base_dir),
             inputs=inputs,
-            dataset=msgspec.to_builtins(spec.dataset) if spec.dataset is not None else None,
-            device=msgspec.to_builtins(self.loaded.device),
-            assignment=assignment,
+            dataset=spec.dataset,
+            device=self.loaded.device,
+            assignment=pr.AssignmentBlock.of(assignment),
             preprocess=spec.preprocess,
             postprocess=spec.postprocess,
             setup=spec.setup,
@@ -333,7 +399,8 @@ class Supervisor:
 
     async def _run_config(self, index: int, config: RunConfig) -> Report:
         spec = self.spec
-        device = self.plugins.device(self.loaded.device.type, self.loaded.device.options)
+        device = self.device
+        assert device is not None
         children: list[Child] = []
         started = time.time()
         timestamps: dict[str, str] = {"start_dts": _dts(started)}
@@ -386,7 +453,7 @@ class Supervisor:
                     cost_per_hour=spec.cost_per_hour,
                     start_dts=timestamps["start_dts"],
                     stop_dts=_dts(time.time()),
-                    devices=[str(c.job.assignment.get("label", "")) for c in children],
+                    devices=[c.job.assignment.label for c in children],
                 )
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
@@ -608,6 +675,7 @@ def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: An
     of import references — or a Spec) and return its reports.
 
     Keyword overrides replace spec fields (``duration_s=5``, ``n_models=[1]``,
-    ``output_dir=...``, ``reporters=[...]``); ``reporters=[]`` writes and prints nothing.
+    ``output_dir=...``, ``reporters=[...]``); ``reporters=[]`` prints nothing and
+    writes only ``results.json``; add ``results=False`` to write no file at all.
     """
     return anyio.run(lambda: abenchmark(spec, extra_plugins=extra_plugins, **overrides))

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 __all__ = ["build_example", "load_file", "make_array"]
@@ -46,11 +47,13 @@ def load_file(path: Path, key: str | None = None) -> list[Any]:
     raise ValueError(f"unsupported input file {str(path)!r}: use .npy, .npz or .pt")
 
 
-def build_example(items: Sequence[Mapping[str, Any]], base_dir: Path, seed: int = 0) -> tuple[Any, ...]:
-    """One example (positional inputs) from the spec's input items."""
+def build_example(items: Sequence[Any], base_dir: Path, seed: int = 0) -> tuple[Any, ...]:
+    """One example (positional inputs) from the spec's input items (``InputItem``
+    structs, or their dict form)."""
     rng = np.random.default_rng(seed)
     out: list[Any] = []
-    for item in items:
+    for entry in items:
+        item: Mapping[str, Any] = entry if isinstance(entry, Mapping) else msgspec.structs.asdict(entry)
         if item.get("file") is not None:
             p = Path(item["file"]).expanduser()
             out.extend(load_file(p if p.is_absolute() else base_dir / p, item.get("key")))

@@ -1,12 +1,12 @@
-"""Reporters ``json`` and ``csv``: ``results.json`` and ``results.csv`` in the
-output folder, rewritten atomically after every finished configuration, so an
-interrupted or crashed run keeps everything it had finished."""
+"""Reporters ``csv`` (``results.csv`` in the output folder, rewritten atomically
+after every finished configuration, so an interrupted or crashed run keeps what
+it had finished) and ``json`` (a name kept for old specs: the core writes
+``results.json`` itself)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from typing import Any
 
@@ -18,7 +18,6 @@ from npf_core.plugin import (
     Report,
     Reporter,
     ReporterContext,
-    environment,
     hookimpl,
     write_atomic,
 )
@@ -46,24 +45,10 @@ class _Collecting(Reporter):
         raise NotImplementedError
 
 
-class JsonReporter(_Collecting):
-    """results.json: ``{"npf_version", "run_id", "spec", "environment", "reports"}``."""
-
-    def __init__(self, ctx: ReporterContext) -> None:
-        super().__init__(ctx)
-        self.env = environment()
-
-    def write(self, reports: list[Report]) -> None:
-        from npf_core import __version__
-
-        doc = {
-            "npf_version": __version__,
-            "run_id": self.started.run_id if self.started else "",
-            "spec": self.started.spec if self.started else {},
-            "environment": self.env,
-            "reports": [r.to_dict() for r in reports],
-        }
-        write_atomic(self.ctx.output_dir / "results.json", json.dumps(doc, indent=1, allow_nan=False).encode())
+class JsonReporter(Reporter):
+    """``json``: kept so that specs naming it still work. ``results.json`` is written
+    by the core after every configuration whatever reporters run (so that
+    ``--resume`` never depends on one); set ``output.results: false`` to write none."""
 
 
 def csv_value(value: Any) -> Any:

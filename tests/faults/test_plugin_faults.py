@@ -74,9 +74,14 @@ def test_results_that_cannot_be_written_mid_run_is_exit_1(
     def no_space(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    import npf_core.results
+
     monkeypatch.setattr(files, "write_atomic", no_space)
+    monkeypatch.setattr(npf_core.results, "write_atomic", no_space)
     res = run_cli("run", str(write_spec(start_method="fork")), "-q")
     assert res.code == 1
-    said = [line for line in res.err.splitlines() if line.startswith("npf: error: reporter failed")]
+    said = [line for line in res.err.splitlines() if line.startswith("npf: error: ")]
     assert len(said) == 2 and all("No space left on device" in line for line in said), res.err
+    assert any(line.startswith("npf: error: results file: ") for line in said), res.err
+    assert any(line.startswith("npf: error: reporter failed: CsvReporter") for line in said), res.err
     assert "Traceback" not in res.err

@@ -55,11 +55,17 @@ def test_benchmark_a_dict_returns_the_reports(api_spec: dict[str, Any], tmp_path
 
 def test_overrides_and_no_reporters_write_nothing(api_spec: dict[str, Any], tmp_path: Path) -> None:
     (r,) = npf_core.benchmark(
-        short(api_spec), duration_s=0.2, output_dir=str(tmp_path / "none"), reporters=[], n_models=[2]
+        short(api_spec), duration_s=0.2, output_dir=str(tmp_path / "none"), reporters=[], results=False, n_models=[2]
     )
     assert r.status == "ok" and r.n_models == 2
     assert r.total_s == pytest.approx(0.2, abs=0.1)
     assert not (tmp_path / "none").exists()
+
+
+def test_no_reporters_still_keep_the_cores_results_file(api_spec: dict[str, Any], tmp_path: Path) -> None:
+    (r,) = npf_core.benchmark(short(api_spec), duration_s=0.2, output_dir=str(tmp_path), reporters=[])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert '"config_id": "' + r.config_id + '"' in (tmp_path / "results.json").read_text()
 
 
 def test_a_class_object_as_target_with_fork(tmp_path: Path) -> None:

@@ -174,12 +174,12 @@ def test_observers_run_in_pluggys_order_the_last_registered_first() -> None:
     order: list[str] = []
 
     def observer(label: str, **marks: bool) -> object:
-        class O:
+        class Observer:
             @hookimpl(**marks)
             def npf_run_started(self) -> None:
                 order.append(label)
 
-        return O()
+        return Observer()
 
     plugins = get_plugins(extra=[observer("a"), observer("b"), observer("first", tryfirst=True)])
     plugins.notify("npf_run_started", None)

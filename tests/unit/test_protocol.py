@@ -11,6 +11,7 @@ import pytest
 
 from npf_core import protocol as pr
 from npf_core.errors import ProtocolError
+from npf_core.spec import InputItem
 
 
 def job() -> pr.Job:
@@ -24,8 +25,8 @@ def job() -> pr.Job:
         framework="python",
         model_kind="target",
         model_ref="models.py:Sleepy",
-        inputs=[{"shape": [4, 8], "dtype": "float32"}],
-        assignment={"env": {"X": "1"}, "cpus": [0, 1]},
+        inputs=[InputItem(shape=[4, 8], dtype="float32")],
+        assignment=pr.AssignmentBlock.of({"env": {"X": 1}, "cpus": [0, 1], "vendor_key": "kept"}),
     )
 
 
@@ -151,3 +152,10 @@ def test_channel_over_a_socketpair() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_an_assignment_travels_typed_and_keeps_what_a_plugin_added() -> None:
+    block = pr.AssignmentBlock.of({"env": {"X": 1}, "cpus": (0, 1), "label": "cpu0-1", "vendor_key": [3]})
+    back = msgspec.msgpack.decode(msgspec.msgpack.encode(block), type=pr.AssignmentBlock)
+    assert back.env == {"X": "1"} and back.cpus == [0, 1] and back.label == "cpu0-1"
+    assert back.as_dict() == {"env": {"X": "1"}, "cpus": [0, 1], "devices": [], "label": "cpu0-1", "vendor_key": [3]}
