@@ -37,6 +37,7 @@ from npf_core.errors import StageError
 from npf_core.protocol import (
     PROTOCOL_VERSION,
     Channel,
+    ChildExit,
     Failed,
     Go,
     Hello,
@@ -372,9 +373,9 @@ def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inl
     try:
         msg = channel.recv(None)
     except EOFError:
-        return 3
+        return ChildExit.NO_SETUP
     if not isinstance(msg, Setup):
-        return 4
+        return ChildExit.BAD_HANDSHAKE
     job = msg.job
     stage = "setup"
     try:
@@ -387,9 +388,9 @@ def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inl
 
             plugins = get_plugins()
         Benchmarker(job, channel, objects, plugins).run()
-        return 0
+        return ChildExit.OK
     except EOFError:
-        return 3
+        return ChildExit.NO_SETUP
     except StageError as exc:
         failure = Failed(stage=exc.stage, type=type(exc.exc).__name__, message=str(exc.exc), traceback=exc.tb)
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the supervisor
@@ -399,12 +400,12 @@ def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inl
         channel.send(failure)
     except OSError:
         pass
-    return 1
+    return ChildExit.FAILED
 
 
 def child_main(sock: socket.socket, out_fd: int, parent_pid: int, objects: dict[str, Any], plugins: Any) -> None:
     """Entry of a forked benchmarker. Never returns: the process exits here."""
-    code = 1
+    code: int = ChildExit.FAILED
     try:
         try:
             signal.set_wakeup_fd(-1)

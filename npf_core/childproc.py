@@ -13,6 +13,8 @@ import threading
 
 import psutil
 
+from npf_core.protocol import ChildExit
+
 __all__ = ["end_own_group", "group_members", "quiet_signals", "set_parent_death_signal", "start_eof_watchdog"]
 
 
@@ -25,7 +27,7 @@ def set_parent_death_signal(parent_pid: int) -> None:
         except (OSError, AttributeError):
             pass
     if parent_pid and os.getppid() != parent_pid:
-        os._exit(70)
+        os._exit(ChildExit.ORPHANED)
 
 
 def end_own_group() -> None:
@@ -57,7 +59,7 @@ def start_eof_watchdog(sock: socket.socket) -> None:
             for _, ev in poller.poll():
                 if ev & (rdhup | select.POLLHUP):
                     end_own_group()
-                    os._exit(75)
+                    os._exit(ChildExit.SUPERVISOR_GONE)
 
     threading.Thread(target=watch, name="npf-eof-watchdog", daemon=True).start()
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "StageError",
-    "BenchmarkerFailed",
+    "ConfigFailure",
     "DeviceUnavailable",
     "ModelIndexError",
     "NpfError",
@@ -117,29 +118,21 @@ class ProtocolError(NpfError):
     """A benchmarker sent something that is not a valid message of the protocol."""
 
 
-class BenchmarkerFailed(NpfError):
-    """A benchmarker process failed; the configuration is recorded as an error."""
+class ConfigFailure(NpfError):
+    """One configuration failed (a benchmarker raised, died, hung or broke the
+    protocol, or a bug was met): the supervisor records it as an error report and
+    the sweep goes on. ``info`` is the report's error (an ``ErrorInfo``); ``child``
+    the benchmarker at fault, if one was."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        error_type: str = "BenchmarkerFailed",
-        traceback: str = "",
-        stage: str = "",
-        exitcode: int | None = None,
-        output_tail: str = "",
-    ) -> None:
-        self.error_type = error_type
-        self.traceback = traceback
-        self.stage = stage
-        self.exitcode = exitcode
-        self.output_tail = output_tail
-        super().__init__(message)
+    def __init__(self, info: Any, child: Any = None) -> None:
+        self.info = info
+        self.child = child
+        super().__init__(info.message)
 
 
-class StageError(Exception):
-    """An exception raised by user or plugin code, tagged with the stage it hit."""
+class StageError(NpfError):
+    """An exception raised by user or plugin code inside a benchmarker, tagged with
+    the stage it hit; it travels to the supervisor as a ``Failed`` message."""
 
     def __init__(self, stage: str, exc: BaseException) -> None:
         self.stage = stage

@@ -200,7 +200,8 @@ class Child:
                 name = f"signal {-code}"
             hint = " (out of memory? the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
             return f"was killed by {name}{hint}"
-        return f"exited with code {code}"
+        named = pr.ChildExit.describe(code)
+        return f"exited with code {code}" + (f" ({named})" if named else "")
 
     def output_tail(self, lines: int = TAIL_LINES) -> str:
         """The last lines the process wrote to stdout/stderr (enough to hold a
@@ -272,7 +273,7 @@ def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, 
                         os.environ.update(env)
                         child_main(child_sock, out_w.fileno(), parent_pid, objects, plugins)
                     finally:
-                        os._exit(70)  # never return into the supervisor's code
+                        os._exit(pr.ChildExit.ORPHANED)  # never return into the supervisor's code
             finally:
                 if pid != 0:
                     signal.pthread_sigmask(signal.SIG_SETMASK, mask)

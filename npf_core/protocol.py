@@ -21,6 +21,7 @@ New fields always get defaults, so old and new ends can talk.
 
 from __future__ import annotations
 
+import enum
 import select
 import socket
 import struct
@@ -33,6 +34,7 @@ from npf_core.errors import ProtocolError
 from npf_core.spec import DatasetSpec, DeviceSpec, InputItem
 
 __all__ = [
+    "ChildExit",
     "AssignmentBlock",
     "MAX_FRAME",
     "PROTOCOL_VERSION",
@@ -64,6 +66,25 @@ class Message(msgspec.Struct, tag=True, tag_field="msg", kw_only=True):
 class Hello(Message, kw_only=True):
     protocol: int
     pid: int
+
+
+class ChildExit(enum.IntEnum):
+    """A benchmarker's own exit codes (a negative code is the signal that killed it)."""
+
+    OK = 0  # sent its Result
+    FAILED = 1  # sent Failed: the report has the reason
+    NO_SETUP = 3  # the wire closed before the job arrived or while running
+    BAD_HANDSHAKE = 4  # the first message was not Setup
+    ORPHANED = 70  # the supervisor was already gone at start-up
+    SUPERVISOR_GONE = 75  # the wire hung up: the supervisor is gone
+
+    @classmethod
+    def describe(cls, code: int) -> str:
+        """A word for the codes no model would use by chance (the low ones may be
+        the model's own ``sys.exit``)."""
+        if code in (cls.ORPHANED, cls.SUPERVISOR_GONE):
+            return cls(code).name.lower().replace("_", " ")
+        return ""
 
 
 class AssignmentBlock(msgspec.Struct, kw_only=True):

@@ -36,7 +36,7 @@ import structlog
 from npf_core import events as ev
 from npf_core import processes
 from npf_core import protocol as pr
-from npf_core.errors import PluginError, ProtocolError, ResultsError
+from npf_core.errors import ConfigFailure, PluginError, ProtocolError, ResultsError
 from npf_core.hookspecs import Device, Reporter, ReporterContext
 from npf_core.plan import RunConfig, make_plan
 from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
@@ -57,15 +57,6 @@ GO_MARGIN_S = 0.02
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
-
-
-class ConfigFailure(Exception):
-    """A configuration failed; carries the error to record (and the child at fault)."""
-
-    def __init__(self, info: ErrorInfo, child: Child | None = None) -> None:
-        self.info = info
-        self.child = child
-        super().__init__(info.message)
 
 
 # ---------------------------------------------------------------------------
