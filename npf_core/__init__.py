@@ -26,6 +26,8 @@ from npf_core.spec import Spec, decode_spec, json_schema, load_spec
 
 if TYPE_CHECKING:
     from npf_core.compiler import compile
+    from npf_core.evaluation import evaluate
+    from npf_core.metrics import BaseEvalMetric, list_metrics, register_metric, register_metric_from_existing
     from npf_core.report import Report
     from npf_core.supervisor import Supervisor, abenchmark, benchmark
 
@@ -37,6 +39,11 @@ _LAZY = {
     "abenchmark": "npf_core.supervisor",
     "benchmark": "npf_core.supervisor",
     "compile": "npf_core.compiler",
+    "evaluate": "npf_core.evaluation",
+    "BaseEvalMetric": "npf_core.metrics",
+    "list_metrics": "npf_core.metrics",
+    "register_metric": "npf_core.metrics",
+    "register_metric_from_existing": "npf_core.metrics",
 }
 
 
@@ -59,6 +66,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "Assignment",
+    "BaseEvalMetric",
     "ChildContext",
     "Dataset",
     "Device",
@@ -77,7 +85,11 @@ __all__ = [
     "benchmark",
     "compile",
     "decode_spec",
+    "evaluate",
     "hookimpl",
     "json_schema",
+    "list_metrics",
     "load_spec",
+    "register_metric",
+    "register_metric_from_existing",
 ]

@@ -71,6 +71,7 @@ class Benchmarker:
         self.stop_at_ns = 0
         self.n_windows_hint = 16
         self.open_loop = job.load_mode != "closed"
+        self.evaluation: Any = None  # evaluate mode (npf_core.evaluation.Evaluation)
 
     def on_worker_error(self) -> None:
         self.error_event.set()
@@ -103,6 +104,12 @@ class Benchmarker:
             self.fn = self.framework.callable(model, self.ctx)
             setup_ns = time.perf_counter_ns() - t0
             stage = "input"
+            if job.evaluate is not None:
+                from npf_core.evaluation import Evaluation
+
+                stage = "evaluate"
+                self.evaluation = Evaluation(self)
+                stage = "input"
             self._prepare_inputs()
         except Exception as exc:
             raise StageError(stage, exc) from exc
@@ -113,6 +120,15 @@ class Benchmarker:
         self.timed_input = False
         self.fixed_example: tuple[Any, ...] | None = None
         self._examples: list[tuple[Any, ...]] | None = None
+        if self.evaluation is not None:  # examples come from the Evaluation, converted in the loop
+            self.timed_input = True
+            self.simple = False
+            self.stage_cols = {"infer": (2, 3), "input": (0, 1)}
+            if self.pre is not None:
+                self.stage_cols["preprocess"] = (1, 2)
+            if self.post is not None:
+                self.stage_cols["postprocess"] = (3, 4)
+            return
         if job.inputs is not None:
             from npf_core.tensors import build_example
 
@@ -150,6 +166,8 @@ class Benchmarker:
 
     def example_iterator(self) -> Callable[[], tuple[Any, ...]]:
         """A per-worker ``next`` for the inputs: no lock is shared between workers."""
+        if self.evaluation is not None:
+            return self.evaluation.warmup_iterator()  # type: ignore[no-any-return]
         if self.fixed_example is not None:
             return itertools.repeat(self.fixed_example).__next__
         if self._examples is not None:
@@ -302,6 +320,17 @@ class Benchmarker:
         failed = next((w.error for w in workers if w.error is not None), None)
         if failed is not None:
             raise failed
+        metric_states: dict[str, list[bytes]] = {}
+        if self.evaluation is not None:
+            if self.job.evaluate.once and stopped_by == "deadline":
+                raise StageError("evaluate", TimeoutError(
+                    f"the dataset was not finished within evaluate.timeout_s "
+                    f"({sum(w.examples for w in workers)} examples done)"))  # fmt: skip
+            import pickle
+
+            for w in workers:
+                for key, m in w.metrics.items():
+                    metric_states.setdefault(key, []).append(pickle.dumps(vars(m), protocol=pickle.HIGHEST_PROTOCOL))
         if self.open_loop:
             unstarted = self.count_unstarted(min(stop_ns, self.stop_at_ns))
             workers[0].scheduled += unstarted
@@ -327,6 +356,8 @@ class Benchmarker:
                 dropped=sum(w.dropped for w in workers),
                 max_lag_ns=max(w.max_lag_ns for w in workers),
                 stopped_by=stopped_by,
+                metric_states=metric_states,
+                eval_examples=sum(w.examples for w in workers),
             )
         )
 

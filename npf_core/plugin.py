@@ -53,6 +53,7 @@ from npf_core.hookspecs import (
     ReporterContext,
     hookimpl,
 )
+from npf_core.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_numpy
 from npf_core.references import resolve_reference
 from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
 from npf_core.results import environment, write_atomic
@@ -64,6 +65,7 @@ __all__ = [
     "NEURONPERF_COLUMNS",
     "PRINT_COLUMNS",
     "Assignment",
+    "BaseEvalMetric",
     "ChildContext",
     "ConfigFailed",
     "ConfigFinished",
@@ -73,8 +75,10 @@ __all__ = [
     "Device",
     "DeviceUnavailable",
     "ErrorInfo",
+    "ExactSum",
     "Event",
     "Framework",
+    "MetricRegistry",
     "ModelIndexError",
     "NpfError",
     "PluginError",
@@ -88,6 +92,7 @@ __all__ = [
     "RunStarted",
     "SpecError",
     "StageError",
+    "TopK",
     "UnknownPluginError",
     "UserError",
     "build_example",
@@ -98,5 +103,6 @@ __all__ = [
     "load_file",
     "make_array",
     "resolve_reference",
+    "to_numpy",
     "write_atomic",
 ]

@@ -22,6 +22,7 @@ import structlog
 from npf_core import hookspecs
 from npf_core.errors import PluginLoadError
 from npf_core.hookspecs import Dataset, Device, Framework, Registry, Reporter
+from npf_core.metrics import MetricRegistry
 
 __all__ = ["ENTRY_POINT_GROUP", "Plugins", "get_plugin_manager", "get_plugins"]
 
@@ -79,6 +80,12 @@ class Plugins:
                 registry._current_origin = f"{name} ({origins[name]})" if name in origins else str(name)
                 impl.function(**_args(impl, registry=registry))
             registry._current_origin = "programmatic"
+        self.metrics = MetricRegistry()
+        for impl in reversed(pm.hook.npf_register_metrics.get_hookimpls()):
+            name = pm.get_name(impl.plugin) or impl.plugin_name
+            self.metrics._current_origin = f"{name} ({origins[name]})" if name in origins else str(name)
+            impl.function(**_args(impl, registry=self.metrics))
+        self.metrics._current_origin = "programmatic"
 
     def framework(self, name: str, options: dict[str, Any], path: str = "model.framework") -> Framework:
         return self.frameworks.get(name, path)(options)

@@ -28,11 +28,13 @@ __all__ = [
     "Constant",
     "DatasetSpec",
     "DeviceSpec",
+    "EvaluateSpec",
     "InputItem",
     "LoadedSpec",
     "ModelSpec",
     "Output",
     "Poisson",
+    "ReferenceSpec",
     "Spec",
     "Stability",
     "Timeouts",
@@ -159,6 +161,27 @@ class CompileSpec(SpecBase):
     timeout_s: PositiveFloat = 3600.0
 
 
+class ReferenceSpec(SpecBase):
+    """A reference model for agreement figures: exactly one of `target` or `path`,
+    loaded in each copy (on `device`, cpu by default) and called on the same inputs."""
+
+    framework: str | None = None
+    target: str | None = None
+    path: str | None = None
+    options: dict[str, Any] = {}
+    device: str = "cpu"
+
+
+class EvaluateSpec(SpecBase):
+    """Evaluate mode: accuracy metrics on the model's (postprocessed) outputs, and/or
+    agreement with a reference model (see docs/evaluate.md)."""
+
+    metrics: list[str] = []
+    target_col: int | None = -1
+    reference: ReferenceSpec | None = None
+    timeout_s: PositiveFloat = 3600.0
+
+
 class Spec(SpecBase):
     """A run spec: one model, its inputs and the sweep to run (see docs/spec.md)."""
 
@@ -171,7 +194,7 @@ class Spec(SpecBase):
     n_models: ModelCount | list[ModelCount] | None = None
     workers_per_model: PositiveInt | list[PositiveInt] | None = None
     pipeline_sizes: PositiveInt | list[PositiveInt] | None = None
-    duration_s: PositiveFloat = 60.0
+    duration_s: NonNegativeFloat = 60.0
     load: Load = Closed()
     warmup: Warmup = Warmup()
     window_s: Annotated[float, msgspec.Meta(ge=0.01)] = 0.5
@@ -184,6 +207,7 @@ class Spec(SpecBase):
     cost_per_hour: NonNegativeFloat | None = None
     output: Output = Output()
     compile: CompileSpec | None = None
+    evaluate: EvaluateSpec | None = None
 
 
 class LoadedSpec(msgspec.Struct, kw_only=True):
@@ -226,6 +250,10 @@ def _pull_objects(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
             token = f"{OBJECT_PREFIX}{'.'.join(path)}>"
             objects[token] = value
             holder[path[-1]] = token
+    if isinstance(data.get("evaluate"), Mapping):
+        from npf_core.evaluation import pull_evaluate_objects
+
+        data["evaluate"] = pull_evaluate_objects(dict(data["evaluate"]), objects)
     return data, objects
 
 
@@ -369,6 +397,12 @@ def validate(loaded: LoadedSpec) -> None:
         if value is not None and not value.startswith(OBJECT_PREFIX):
             check_reference(loaded, field, value)
 
+    if spec.duration_s == 0 and spec.evaluate is None:
+        raise SpecError("duration_s", "must be > 0", "0 (the dataset once) needs an 'evaluate' block")
+    if spec.evaluate is not None:
+        from npf_core.evaluation import validate_evaluate
+
+        validate_evaluate(loaded)
     if spec.inputs is not None and spec.dataset is not None:
         raise SpecError("dataset", "give either 'inputs' or 'dataset', not both")
     if spec.inputs is None and spec.dataset is None:
@@ -469,7 +503,14 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
         loaded = decode_spec(spec)
     else:
         raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
+    evaluating = {k: overrides.pop(k) for k in ("eval_metrics", "eval_target_col", "eval_reference") if k in overrides}
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if evaluating:
+        from npf_core.evaluation import evaluate_override
+
+        block = evaluate_override(loaded, evaluating)
+        if block is not None:
+            overrides["evaluate"] = block
     if not overrides:
         return loaded
     data = msgspec.to_builtins(loaded.spec)
@@ -480,7 +521,9 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
         output["reporters"] = list(overrides.pop("reporters"))
     data["output"] = output
     data.update(overrides)
-    return decode_spec(_restore(data, loaded.objects), loaded.base_dir)
+    new = decode_spec(_restore(data, loaded.objects), loaded.base_dir)
+    new.objects = {**loaded.objects, **new.objects}  # tokens the new data kept (e.g. in evaluate)
+    return new
 
 
 def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
