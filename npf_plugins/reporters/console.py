@@ -34,16 +34,28 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def fmt_metric(value: Any) -> str:
+    """A metric: small errors (1e-6) stay visible."""
+    if isinstance(value, float) and not math.isnan(value):
+        return f"{value:.4g}"
+    return fmt(value)
+
+
 def report_table(reports: list[Report], title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold")
     for col in PRINT_COLUMNS:
         table.add_column(HEADERS.get(col, col), justify="left" if col == "model_filename" else "right")
+    names = list(dict.fromkeys(k for r in reports for k in r.metrics))  # evaluate mode
+    for name in names:
+        table.add_column(name, justify="right")
     table.add_column("status")
     for r in reports:
         status = "ok" if r.status == "ok" else "[red]error[/red]"
         if r.status == "ok" and not r.valid:
             status = "[yellow]ok?[/yellow]"
-        table.add_row(*(fmt(getattr(r, c)) for c in PRINT_COLUMNS), status)
+        table.add_row(
+            *(fmt(getattr(r, c)) for c in PRINT_COLUMNS), *(fmt_metric(r.metrics.get(k)) for k in names), status
+        )
     return table
 
 
