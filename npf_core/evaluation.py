@@ -498,4 +498,3 @@ def evaluate_neuronperf(
     loaded = decode_spec(data)
     loaded.objects[token] = IterOf(dataset)
     return benchmark(loaded, n_models=n_models, workers_per_model=workers_per_model, **overrides)
-

@@ -432,6 +432,8 @@ def _builtin_registry() -> MetricRegistry:
         reg.add(name, Confusion, description, formula=formula)
     reg.add("MeanAbsoluteError", ErrorMean, "sum(|y - x|) / n", power=1)
     reg.add("MeanSquaredError", ErrorMean, "sum((y - x)^2) / n", power=2)
+    reg.add("MAE", ErrorMean, "Alias for MeanAbsoluteError", power=1)
+    reg.add("MSE", ErrorMean, "Alias for MeanSquaredError", power=2)
     return reg
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import npf_core as npf
+
 N = 200
 CLASSES = 3
 
@@ -96,3 +98,42 @@ class NoisyLinear(Linear):
 
 class BadMetricClassifier(Classifier):
     pass
+
+
+class Exploding(npf.BaseEvalMetric):
+    """A metric whose process_record raises."""
+
+    def process_record(self, output=None, target=None):
+        raise ValueError("this metric always fails")
+
+    @staticmethod
+    def aggregate(metrics):
+        return 0
+
+
+class ExplodingAggregate(npf.BaseEvalMetric):
+    """A metric whose aggregate raises."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def process_record(self, output=None, target=None):
+        self.seen += 1
+
+    @staticmethod
+    def aggregate(metrics):
+        raise RuntimeError(f"cannot combine {sum(m.seen for m in metrics)} records")
+
+
+class Seen(npf.BaseEvalMetric):
+    """How many records the workers saw, summed."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def process_record(self, output=None, target=None):
+        self.seen += 1
+
+    @staticmethod
+    def aggregate(metrics):
+        return sum(m.seen for m in metrics)
