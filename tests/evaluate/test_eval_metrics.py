@@ -138,18 +138,27 @@ def test_register_metric_and_from_existing_as_the_guide_shows() -> None:
 
     npf.register_metric("MyCustomMetric", MyCustomMetric)
     assert run_metric("MyCustomMetric", [(1, 1), (2, 3), (4, 4), (0, 0)], splits=2) == 0.75
-    npf.register_metric_from_existing("topk", "topk_3", k=3)
-    assert m.get_metric("topk_3").init_args == {"k": 3}
-    scores = np.array([[0.5, 0.4, 0.3, 0.2, 0.1]])
-    assert run_metric("topk_3", [(scores, [2])]) == 1.0
-    assert run_metric("topk_3", [(scores, [3])]) == 0.0
-    assert m.is_runtime("topk_3") and not m.is_runtime("topk")
+    npf.register_metric_from_existing("Precision", "precision_of_0", positive=0)
+    assert m.get_metric("precision_of_0").init_args == {"formula": "ppv", "positive": 0, "threshold": 0.5}
+    assert run_metric("precision_of_0", [(np.array([0, 0, 1]), np.array([0, 1, 1]))]) == 0.5
+    assert m.is_runtime("precision_of_0") and not m.is_runtime("Precision")
     with pytest.raises(PluginError, match="already registered"):
         npf.register_metric("mycustommetric", MyCustomMetric)
     with pytest.raises(PluginError, match="subclass of npf_core.BaseEvalMetric"):
         npf.register_metric("notametric", dict)  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="unknown metric"):
         npf.register_metric_from_existing("nosuch", "x")
+
+
+def test_topk_from_existing_as_the_guide_shows() -> None:
+    pytest.importorskip("torch")  # topk comes with the torch plugin
+    npf.register_metric_from_existing("topk", "topk_3", k=3)
+    assert m.get_metric("topk_3").init_args == {"k": 3}
+    scores = np.array([[0.5, 0.4, 0.3, 0.2, 0.1]])
+    assert run_metric("topk_3", [(scores, [2])]) == 1.0
+    assert run_metric("topk_3", [(scores, [3])]) == 0.0
+    assert run_metric("topk", [(scores, [4])]) == 1.0  # k = 5 by default
+    assert m.is_runtime("topk_3") and not m.is_runtime("topk")
 
 
 def test_plugin_metrics_come_through_the_entry_point() -> None:
