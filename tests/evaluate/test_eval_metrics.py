@@ -139,7 +139,7 @@ def test_register_metric_and_from_existing_as_the_guide_shows() -> None:
     npf.register_metric("MyCustomMetric", MyCustomMetric)
     assert run_metric("MyCustomMetric", [(1, 1), (2, 3), (4, 4), (0, 0)], splits=2) == 0.75
     npf.register_metric_from_existing("Precision", "precision_of_0", positive=0)
-    assert m.get_metric("precision_of_0").init_args == {"formula": "ppv", "positive": 0, "threshold": 0.5}
+    assert m.get_metric("precision_of_0").init_args == {"formula": "ppv", "positive": 0}
     assert run_metric("precision_of_0", [(np.array([0, 0, 1]), np.array([0, 1, 1]))]) == 0.5
     assert m.is_runtime("precision_of_0") and not m.is_runtime("Precision")
     with pytest.raises(PluginError, match="already registered"):
