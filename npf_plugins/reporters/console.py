@@ -108,7 +108,8 @@ class ConsoleReporter(Reporter):
         elif isinstance(event, ev.Progress):
             if self.progress is not None:
                 self.progress.update(
-                    self.task, completed=min(1.0, event.elapsed_s / event.duration_s),
+                    # duration_s 0: evaluate mode, the dataset once (its length is not known here)
+                    self.task, completed=min(1.0, event.elapsed_s / event.duration_s) if event.duration_s else 0.0,
                     rate=f"{event.throughput:,.1f}/s",
                 )  # fmt: skip
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
@@ -124,6 +125,7 @@ class ConsoleReporter(Reporter):
                     f"{head}: {r.throughput_avg:,.1f} inf/s "
                     f"[{r.throughput_ci95_low:,.1f}, {r.throughput_ci95_high:,.1f}], "
                     f"p50 {r.latency_ms_p50:.3f} ms, p99 {r.latency_ms_p99:.3f} ms"
+                    + "".join(f", {k} {fmt_metric(v)}" for k, v in r.metrics.items())
                 )
             else:
                 msg = r.error.message if r.error else "failed"

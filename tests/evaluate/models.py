@@ -137,3 +137,13 @@ class Seen(npf.BaseEvalMetric):
     @staticmethod
     def aggregate(metrics):
         return sum(m.seen for m in metrics)
+
+
+class Slow(Classifier):
+    """The classifier, 20 ms a call."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import time
+
+        time.sleep(0.02)
+        return super().__call__(x)

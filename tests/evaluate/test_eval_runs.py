@@ -219,3 +219,22 @@ def test_results_files_and_the_cli(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert listed.returncode == 0 and "PositivePredictiveValue" in listed.stdout and "demo_within" in listed.stdout
+
+
+def test_fresh_interpreters_find_metrics_by_name_reference_and_plugin() -> None:
+    s = spec(
+        "Classifier", "examples", metrics=["accuracy", "demo_within_tight", ref("Seen")],
+        evaluate={"reference": {"target": ref("Classifier")}}, start_method="fresh",
+    )  # fmt: skip
+    r = ok(npf.benchmark(s, n_models=[2])[0])
+    assert r.start_method == "fresh"
+    assert r.metrics["accuracy"] == float(np.mean(models.labels() == models.predicted()))
+    assert r.metrics["Seen"] == models.N
+    assert r.metrics["ref_max_abs_error"] == 0.0 and r.metrics["ref_top1_agreement"] == 1.0
+
+
+def test_a_dataset_not_finished_within_the_timeout_is_an_error() -> None:
+    s = spec("Slow", "examples", metrics=["accuracy"], evaluate={"timeout_s": 0.3})
+    r = npf.benchmark(s)[0]
+    assert r.status == "error"
+    assert "evaluate.timeout_s" in r.error.message and r.error.stage == "evaluate"
