@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -194,7 +195,8 @@ class Spec(SpecBase):
     n_models: ModelCount | list[ModelCount] | None = None
     workers_per_model: PositiveInt | list[PositiveInt] | None = None
     pipeline_sizes: PositiveInt | list[PositiveInt] | None = None
-    duration_s: NonNegativeFloat = 60.0
+    # > 0, or 0 with an evaluate block (checked by validate, which says both)
+    duration_s: Annotated[float, msgspec.Meta(extra_json_schema={"minimum": 0})] = 60.0
     load: Load = Closed()
     warmup: Warmup = Warmup()
     window_s: Annotated[float, msgspec.Meta(ge=0.01)] = 0.5
@@ -397,8 +399,10 @@ def validate(loaded: LoadedSpec) -> None:
         if value is not None and not value.startswith(OBJECT_PREFIX):
             check_reference(loaded, field, value)
 
-    if spec.duration_s == 0 and spec.evaluate is None:
-        raise SpecError("duration_s", "must be > 0", "0 (the dataset once) needs an 'evaluate' block")
+    if spec.duration_s < 0 or (spec.duration_s == 0 and spec.evaluate is None) or math.isnan(spec.duration_s):
+        raise SpecError(
+            "duration_s", f"must be > 0, got {spec.duration_s:g}", "0 (the dataset once) needs an 'evaluate' block"
+        )
     if spec.evaluate is not None:
         from npf_core.evaluation import validate_evaluate
 
