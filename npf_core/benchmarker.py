@@ -123,11 +123,12 @@ class Benchmarker:
         if self.evaluation is not None:  # examples come from the Evaluation, converted in the loop
             self.timed_input = True
             self.simple = False
-            self.stage_cols = {"infer": (2, 3), "input": (0, 1)}
+            cols = {"infer": (2, 3), "input": (0, 1)}
             if self.pre is not None:
-                self.stage_cols["preprocess"] = (1, 2)
+                cols["preprocess"] = (1, 2)
             if self.post is not None:
-                self.stage_cols["postprocess"] = (3, 4)
+                cols["postprocess"] = (3, 4)
+            self.stage_cols: dict[str, tuple[int, int]] = cols
             return
         if job.inputs is not None:
             from npf_core.tensors import build_example
@@ -149,7 +150,7 @@ class Benchmarker:
         self.simple = (
             self.fixed_example is not None and self.pre is None and self.post is None and not self.open_loop
         )
-        self.stage_cols: dict[str, tuple[int, int]] = {}
+        self.stage_cols = {}
         if self.open_loop:
             self.stage_cols = {"infer": (1, 2)}
         elif not self.simple:
@@ -322,7 +323,7 @@ class Benchmarker:
             raise failed
         metric_states: dict[str, list[bytes]] = {}
         if self.evaluation is not None:
-            if self.job.evaluate.once and stopped_by == "deadline":
+            if self.job.evaluate is not None and self.job.evaluate.once and stopped_by == "deadline":
                 raise StageError("evaluate", TimeoutError(
                     f"the dataset was not finished within evaluate.timeout_s "
                     f"({sum(w.examples for w in workers)} examples done)"))  # fmt: skip

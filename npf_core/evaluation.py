@@ -248,7 +248,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _rebuild(cls: type, state: bytes) -> Any:
+def _rebuild(cls: Any, state: bytes) -> Any:
     obj = cls.__new__(cls)
     obj.__dict__.update(pickle.loads(state))
     return obj

@@ -507,7 +507,9 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
         loaded = decode_spec(spec)
     else:
         raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
-    evaluating = {k: overrides.pop(k) for k in ("eval_metrics", "eval_target_col", "eval_reference") if k in overrides}
+    evaluating: dict[str, Any] = {
+        k: overrides.pop(k) for k in ("eval_metrics", "eval_target_col", "eval_reference") if k in overrides
+    }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if evaluating:
         from npf_core.evaluation import evaluate_override
