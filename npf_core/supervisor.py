@@ -102,7 +102,11 @@ class Supervisor:
         self.spec = self.loaded.spec
         self.plugins = plugins or get_plugins(extra_plugins)
         self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
-        self._metrics = resolve_metrics(self.loaded, self.plugins) if self.spec.evaluate is not None else {}
+        self._metrics = (
+            resolve_metrics(self.loaded, self.plugins, fresh=any(c.start_method == "fresh" for c in self.plan))
+            if self.spec.evaluate is not None
+            else {}
+        )
         if any(c.start_method == "fresh" for c in self.plan):
             self._check_fresh_plugins()
         self.output_dir = self.loaded.resolve(self.spec.output.dir)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from npf_core import metrics
-
-HERE = Path(__file__).resolve().parent
-MODELS = HERE / "models.py"
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +19,3 @@ def clean_registry() -> Iterator[None]:
     metrics._REGISTRY.entries.update(entries)
     metrics._RUNTIME.clear()
     metrics._RUNTIME.update(runtime)
-
-
-def ref(attr: str) -> str:
-    """An import reference to tests/evaluate/models.py."""
-    return f"{MODELS}:{attr}"

@@ -238,3 +238,11 @@ def test_a_dataset_not_finished_within_the_timeout_is_an_error() -> None:
     r = npf.benchmark(s)[0]
     assert r.status == "error"
     assert "evaluate.timeout_s" in r.error.message and r.error.stage == "evaluate"
+
+
+def test_a_metric_registered_here_cannot_reach_a_fresh_interpreter() -> None:
+    npf.register_metric("Counted", models.Seen)
+    s = spec("Classifier", "examples", metrics=["counted"], start_method="fresh")
+    with pytest.raises(SpecError) as info:
+        Supervisor(s)
+    assert info.value.path == "$.evaluate.metrics[0]" and "start_method 'fork'" in str(info.value)
