@@ -331,7 +331,11 @@ class Benchmarker:
 
             for w in workers:
                 for key, m in w.metrics.items():
-                    metric_states.setdefault(key, []).append(pickle.dumps(vars(m), protocol=pickle.HIGHEST_PROTOCOL))
+                    try:  # its state: the instance attributes (the supervisor knows the class)
+                        state = pickle.dumps(vars(m), protocol=pickle.HIGHEST_PROTOCOL)
+                    except Exception as exc:
+                        raise StageError(f"metric {key}", exc) from exc
+                    metric_states.setdefault(key, []).append(state)
         if self.open_loop:
             unstarted = self.count_unstarted(min(stop_ns, self.stop_at_ns))
             workers[0].scheduled += unstarted

@@ -304,7 +304,7 @@ class Agreement(BaseEvalMetric):
             cos = min(1.0, max(-1.0, math.fsum((y.ravel() * r.ravel()).tolist()) / (ny * nr)))
         self.cos.add(cos)
         self.calls += 1
-        if y.ndim >= 1 and y.shape[-1] > 1 and y.ndim >= 2:
+        if y.ndim >= 2 and y.shape[-1] > 1:
             a = np.argmax(y.reshape(-1, y.shape[-1]), axis=-1)
             b = np.argmax(r.reshape(-1, r.shape[-1]), axis=-1)
             self.agree += int(np.count_nonzero(a == b))
