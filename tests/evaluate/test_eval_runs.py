@@ -246,3 +246,19 @@ def test_a_metric_registered_here_cannot_reach_a_fresh_interpreter() -> None:
     with pytest.raises(SpecError) as info:
         Supervisor(s)
     assert info.value.path == "$.evaluate.metrics[0]" and "start_method 'fork'" in str(info.value)
+
+
+def test_npf_core_evaluate_runs_the_dataset_once_on_one_copy_with_two_workers() -> None:
+    s = spec("Classifier", "examples")
+    del s["evaluate"], s["duration_s"], s["n_models"], s["workers_per_model"]
+    reports = npf.evaluate(s, metrics=["accuracy"], reference={"target": ref("Classifier")})
+    assert len(reports) == 1
+    r = ok(reports[0])
+    assert (r.n_models, r.workers_per_model, r.eval_examples) == (1, 2, models.N)
+    assert r.metrics["accuracy"] == float(np.mean(models.labels() == models.predicted()))
+    assert r.metrics["ref_mean_abs_error"] == 0.0
+    # the spec's own block is kept, and the target column can move
+    s["evaluate"] = {"metrics": ["accuracy"]}
+    s["duration_s"] = 5
+    r = npf.evaluate(s, target_col=0)[0]
+    assert r.status == "error" and "call" in r.error.stage  # the label went to the model, the array to metrics
