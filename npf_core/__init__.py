@@ -26,6 +26,9 @@ from npf_core.spec import Spec, decode_spec, json_schema, load_spec
 
 if TYPE_CHECKING:
     from npf_core.compiler import compile
+    from npf_core.evaluate_api import evaluate
+    from npf_core.metric_api import list_metrics, register_metric, register_metric_from_existing
+    from npf_core.metrics import BaseEvalMetric
     from npf_core.report import Report
     from npf_core.supervisor import Supervisor, abenchmark, benchmark
 
@@ -37,6 +40,11 @@ _LAZY = {
     "abenchmark": "npf_core.supervisor",
     "benchmark": "npf_core.supervisor",
     "compile": "npf_core.compiler",
+    "evaluate": "npf_core.evaluate_api",
+    "BaseEvalMetric": "npf_core.metrics",
+    "list_metrics": "npf_core.metric_api",
+    "register_metric": "npf_core.metric_api",
+    "register_metric_from_existing": "npf_core.metric_api",
 }
 
 
@@ -59,6 +67,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "Assignment",
+    "BaseEvalMetric",
     "ChildContext",
     "Dataset",
     "Device",
@@ -77,7 +86,11 @@ __all__ = [
     "benchmark",
     "compile",
     "decode_spec",
+    "evaluate",
     "hookimpl",
     "json_schema",
+    "list_metrics",
     "load_spec",
+    "register_metric",
+    "register_metric_from_existing",
 ]

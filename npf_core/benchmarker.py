@@ -72,6 +72,7 @@ class Benchmarker:
         self.stop_at_ns = 0
         self.n_windows_hint = 16
         self.open_loop = job.load_mode != "closed"
+        self.evaluation: Any = None  # evaluate mode (npf_core.evaluation.Evaluation)
 
     def on_worker_error(self) -> None:
         self.error_event.set()
@@ -105,6 +106,12 @@ class Benchmarker:
             self.fn = self.framework.callable(model, self.ctx)
             setup_ns = time.perf_counter_ns() - t0
             stage = "input"
+            if job.evaluate is not None:
+                from npf_core.evaluation import Evaluation
+
+                stage = "evaluate"
+                self.evaluation = Evaluation(self)
+                stage = "input"
             self._prepare_inputs()
         except Exception as exc:
             raise StageError(stage, exc) from exc
@@ -115,6 +122,16 @@ class Benchmarker:
         self.timed_input = False
         self.fixed_example: tuple[Any, ...] | None = None
         self._examples: list[tuple[Any, ...]] | None = None
+        if self.evaluation is not None:  # examples come from the Evaluation, converted in the loop
+            self.timed_input = True
+            self.simple = False
+            cols = {"infer": (2, 3), "input": (0, 1)}
+            if self.pre is not None:
+                cols["preprocess"] = (1, 2)
+            if self.post is not None:
+                cols["postprocess"] = (3, 4)
+            self.stage_cols: dict[str, tuple[int, int]] = cols
+            return
         if job.inputs is not None:
             from npf_core.tensors import build_example
 
@@ -136,7 +153,7 @@ class Benchmarker:
         self.simple = (
             self.fixed_example is not None and self.pre is None and self.post is None and not self.open_loop
         )
-        self.stage_cols: dict[str, tuple[int, int]] = {}
+        self.stage_cols = {}
         if self.open_loop:
             self.stage_cols = {"infer": (1, 2)}
         elif not self.simple:
@@ -153,6 +170,8 @@ class Benchmarker:
 
     def example_iterator(self) -> Callable[[], tuple[Any, ...]]:
         """A per-worker ``next`` for the inputs: no lock is shared between workers."""
+        if self.evaluation is not None:
+            return self.evaluation.warmup_iterator()  # type: ignore[no-any-return]
         if self.fixed_example is not None:
             return itertools.repeat(self.fixed_example).__next__
         if self._examples is not None:
@@ -305,6 +324,21 @@ class Benchmarker:
         failed = next((w.error for w in workers if w.error is not None), None)
         if failed is not None:
             raise failed
+        metric_states: dict[str, list[bytes]] = {}
+        if self.evaluation is not None:
+            if self.job.evaluate is not None and self.job.evaluate.once and stopped_by == "deadline":
+                raise StageError("evaluate", TimeoutError(
+                    f"the dataset was not finished within evaluate.timeout_s "
+                    f"({sum(w.examples for w in workers)} examples done)"))  # fmt: skip
+            import pickle
+
+            for w in workers:
+                for key, m in w.metrics.items():
+                    try:  # its state: the instance attributes (the supervisor knows the class)
+                        state = pickle.dumps(vars(m), protocol=pickle.HIGHEST_PROTOCOL)
+                    except Exception as exc:
+                        raise StageError(f"metric {key}", exc) from exc
+                    metric_states.setdefault(key, []).append(state)
         if self.open_loop:
             unstarted = self.count_unstarted(min(stop_ns, self.stop_at_ns))
             workers[0].scheduled += unstarted
@@ -330,6 +364,8 @@ class Benchmarker:
                 dropped=sum(w.dropped for w in workers),
                 max_lag_ns=max(w.max_lag_ns for w in workers),
                 stopped_by=stopped_by,
+                metric_states=metric_states,
+                eval_examples=sum(w.examples for w in workers),
             )
         )
 

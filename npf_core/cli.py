@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -42,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
     _verbosity(run)
 
+    ev = sub.add_parser("evaluate", help="run a spec in evaluate mode: its dataset once, with metrics")
+    ev.add_argument("spec", help="the run spec (JSON)")
+    ev.add_argument("--metrics", help="comma-separated metric names (added to the spec's evaluate block)")
+    ev.add_argument("--output-dir", help="where results go (overrides output.dir)")
+    ev.add_argument("--duration-s", type=float, help="seconds per configuration (default 0: the dataset once)")
+    ev.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
+    _verbosity(ev)
+    sub.add_parser("metrics", help="list the accuracy metrics (built-in, plugins')")
     sub.add_parser("plugins", help="list installed plugins by kind, with their origin")
     sub.add_parser("schema", help="print the JSON Schema of the spec format")
 
@@ -59,8 +68,13 @@ def _verbosity(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
+        if args.command in ("run", "evaluate"):
             return _run(args)
+        if args.command == "metrics":
+            from npf_core.metric_api import list_metrics
+
+            list_metrics()
+            return EXIT_OK
         if args.command == "plugins":
             return _plugins()
         if args.command == "schema":
@@ -88,11 +102,18 @@ def _run(args: argparse.Namespace) -> int:
 
     verbosity = 0 if args.quiet else 1 + args.verbose
     configure(verbosity)
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.output_dir:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     if args.duration_s is not None:
         overrides["duration_s"] = args.duration_s
+    if args.command == "evaluate":
+        overrides.setdefault("duration_s", 0.0)
+        metrics = [m.strip() for m in (args.metrics or "").split(",") if m.strip()]
+        from npf_core.spec import load_spec
+
+        current = load_spec(args.spec).spec.evaluate
+        overrides["eval_metrics"] = [*(current.metrics if current else []), *metrics]
     sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, **overrides)
     sup.setup()  # no event loop to keep running yet: user errors surface here, plainly
     interrupted = False

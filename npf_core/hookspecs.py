@@ -36,6 +36,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from npf_core import events as ev
+    from npf_core.metrics import MetricRegistry
 
 __all__ = [
     "Assignment",
@@ -103,6 +104,23 @@ def npf_register_reporters(registry: Registry[Reporter]) -> None:
     what it likes; the spec lists the active ones in ``output.reporters``.
 
     :param registry: the reporter registry; names must be unique.
+    """
+
+
+@hookspec
+def npf_register_metrics(registry: MetricRegistry) -> None:
+    """Add accuracy metrics: ``registry.add("name", MetricSubclass, "description",
+    **init_args)`` or ``registry.add_from_existing("existing", "new", **init_args)``.
+
+    A metric derives from :class:`npf_core.plugin.BaseEvalMetric`: one instance per
+    worker thread of each copy sees that worker's records in
+    ``process_record(output, target)``; the supervisor combines every instance of a
+    configuration with the class's ``aggregate(metrics)``. Called in every process
+    that builds the plugin manager (the supervisor, and fresh-interpreter
+    benchmarkers, which build their metrics by name from it). Names are matched
+    without regard to case, spaces, ``_`` and ``-``, and must be unique.
+
+    :param registry: the metric registry (a :class:`npf_core.metrics.MetricRegistry`).
     """
 
 

@@ -54,6 +54,7 @@ from npf_core.hookspecs import (
     ReporterContext,
     hookimpl,
 )
+from npf_core.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_numpy
 from npf_core.references import resolve_reference
 from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
 from npf_core.results import environment, write_atomic
@@ -67,6 +68,7 @@ __all__ = [
     "Assignment",
     "CompileRequest",
     "CompileResult",
+    "BaseEvalMetric",
     "ChildContext",
     "ConfigFailed",
     "ConfigFinished",
@@ -76,8 +78,10 @@ __all__ = [
     "Device",
     "DeviceUnavailable",
     "ErrorInfo",
+    "ExactSum",
     "Event",
     "Framework",
+    "MetricRegistry",
     "ModelIndexError",
     "NpfError",
     "PluginError",
@@ -91,6 +95,7 @@ __all__ = [
     "RunStarted",
     "SpecError",
     "StageError",
+    "TopK",
     "UnknownPluginError",
     "UserError",
     "build_example",
@@ -101,5 +106,6 @@ __all__ = [
     "load_file",
     "make_array",
     "resolve_reference",
+    "to_numpy",
     "write_atomic",
 ]

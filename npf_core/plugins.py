@@ -30,6 +30,7 @@ import structlog
 from npf_core import hookspecs
 from npf_core.errors import PluginLoadError
 from npf_core.hookspecs import Dataset, Device, Framework, Registry, Reporter
+from npf_core.metrics import MetricRegistry
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager", "Plugins", "get_plugin_manager", "get_plugins"]
 
@@ -112,6 +113,8 @@ class Plugins:
             (self.reporters, "npf_register_reporters"),
         ):
             self._register(registry, hook_name)
+        self.metrics = MetricRegistry()
+        self._register(self.metrics, "npf_register_metrics")
 
     def _register(self, registry: Registry[Any], hook_name: str) -> None:
         for plugin, call in self.pm.each(hook_name):

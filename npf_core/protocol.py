@@ -40,6 +40,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "AnyMessage",
     "Channel",
+    "EvalJob",
     "Failed",
     "Go",
     "Hello",
@@ -114,6 +115,18 @@ class AssignmentBlock(msgspec.Struct, kw_only=True):
                 **self.extra}  # fmt: skip
 
 
+class EvalJob(msgspec.Struct, kw_only=True):
+    """Evaluate mode of a job: which metrics to keep per worker (spec strings: names,
+    references or API tokens; ``keys`` are their report names), where the target is in
+    an example, an optional reference model, and whether to run the dataset once."""
+
+    metrics: list[str] = []
+    keys: list[str] = []
+    target_col: int | None = -1
+    reference: dict[str, Any] | None = None
+    once: bool = True
+
+
 class Job(msgspec.Struct, kw_only=True):
     """Everything a benchmarker needs to load a model and run one configuration."""
 
@@ -142,6 +155,7 @@ class Job(msgspec.Struct, kw_only=True):
     warmup_s: float = 0.0
     window_ns: int = 500_000_000
     seed: int = 0
+    evaluate: EvalJob | None = None
 
 
 class Setup(Message, kw_only=True):
@@ -192,6 +206,10 @@ class Result(Message, kw_only=True):
     dropped: int = 0
     max_lag_ns: int = 0
     stopped_by: str = "deadline"
+    #: evaluate mode: report name -> one pickled ``vars(metric)`` per worker thread
+    #: (the state only: the supervisor rebuilds each with the class it resolved)
+    metric_states: dict[str, list[bytes]] = {}
+    eval_examples: int = 0
 
 
 class Failed(Message, kw_only=True):

@@ -124,15 +124,20 @@ class Report(msgspec.Struct, kw_only=True):
     proc_cpu_avg_percent: float | None = None
     proc_rss_peak_mb: float | None = None
     devices: list[str] = []
+    #: evaluate mode: metric name -> value (also readable as ``report[name]``)
+    metrics: dict[str, Any] = {}
+    eval_examples: int | None = None
 
     def __getitem__(self, key: str) -> Any:
         try:
             return getattr(self, key)
         except AttributeError:
+            if key in self.metrics:
+                return self.metrics[key]
             raise KeyError(key) from None
 
     def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
+        return getattr(self, key, self.metrics.get(key, default))
 
     def keys(self) -> tuple[str, ...]:
         return self.__struct_fields__

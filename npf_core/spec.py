@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import msgspec
 
 from npf_core.errors import SpecError
+from npf_core.tokens import OBJECT_PREFIX
 
 __all__ = [
     "prepare",
@@ -28,11 +30,13 @@ __all__ = [
     "Constant",
     "DatasetSpec",
     "DeviceSpec",
+    "EvaluateSpec",
     "InputItem",
     "LoadedSpec",
     "ModelSpec",
     "Output",
     "Poisson",
+    "ReferenceSpec",
     "Spec",
     "Stability",
     "Timeouts",
@@ -161,6 +165,27 @@ class CompileSpec(SpecBase):
     timeout_s: PositiveFloat = 3600.0
 
 
+class ReferenceSpec(SpecBase):
+    """A reference model for agreement figures: exactly one of `target` or `path`,
+    loaded in each copy (on `device`, cpu by default) and called on the same inputs."""
+
+    framework: str | None = None
+    target: str | None = None
+    path: str | None = None
+    options: dict[str, Any] = {}
+    device: str = "cpu"
+
+
+class EvaluateSpec(SpecBase):
+    """Evaluate mode: accuracy metrics on the model's (postprocessed) outputs, and/or
+    agreement with a reference model (see docs/evaluate.md)."""
+
+    metrics: list[str] = []
+    target_col: int | None = -1
+    reference: ReferenceSpec | None = None
+    timeout_s: PositiveFloat = 3600.0
+
+
 class Spec(SpecBase):
     """A run spec: one model, its inputs and the sweep to run (see docs/spec.md)."""
 
@@ -173,7 +198,8 @@ class Spec(SpecBase):
     n_models: ModelCount | list[ModelCount] | None = None
     workers_per_model: PositiveInt | list[PositiveInt] | None = None
     pipeline_sizes: PositiveInt | list[PositiveInt] | None = None
-    duration_s: PositiveFloat = 60.0
+    # > 0, or 0 with an evaluate block (checked by validate, which says both)
+    duration_s: Annotated[float, msgspec.Meta(extra_json_schema={"minimum": 0})] = 60.0
     load: Load = Closed()
     warmup: Warmup = Warmup()
     window_s: Annotated[float, msgspec.Meta(ge=0.01)] = 0.5
@@ -186,6 +212,7 @@ class Spec(SpecBase):
     cost_per_hour: NonNegativeFloat | None = None
     output: Output = Output()
     compile: CompileSpec | None = None
+    evaluate: EvaluateSpec | None = None
 
 
 class LoadedSpec(msgspec.Struct, kw_only=True):
@@ -207,7 +234,7 @@ class LoadedSpec(msgspec.Struct, kw_only=True):
         return DeviceSpec(type=d) if isinstance(d, str) else d
 
 
-OBJECT_PREFIX = "<object:"
+
 _OBJECT_FIELDS = (("model", "target"), ("preprocess",), ("postprocess",), ("setup",))
 
 
@@ -228,6 +255,10 @@ def _pull_objects(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
             token = f"{OBJECT_PREFIX}{'.'.join(path)}>"
             objects[token] = value
             holder[path[-1]] = token
+    if isinstance(data.get("evaluate"), Mapping):
+        from npf_core.evalspec import pull_evaluate_objects
+
+        data["evaluate"] = pull_evaluate_objects(dict(data["evaluate"]), objects)
     return data, objects
 
 
@@ -371,6 +402,14 @@ def validate(loaded: LoadedSpec) -> None:
         if value is not None and not value.startswith(OBJECT_PREFIX):
             check_reference(loaded, field, value)
 
+    if spec.duration_s < 0 or (spec.duration_s == 0 and spec.evaluate is None) or math.isnan(spec.duration_s):
+        raise SpecError(
+            "duration_s", f"must be > 0, got {spec.duration_s:g}", "0 (the dataset once) needs an 'evaluate' block"
+        )
+    if spec.evaluate is not None:
+        from npf_core.evalspec import validate_evaluate
+
+        validate_evaluate(loaded, check_reference)
     if spec.inputs is not None and spec.dataset is not None:
         raise SpecError("dataset", "give either 'inputs' or 'dataset', not both")
     if spec.inputs is None and spec.dataset is None:
@@ -471,7 +510,16 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
         loaded = decode_spec(spec)
     else:
         raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
+    evaluating: dict[str, Any] = {
+        k: overrides.pop(k) for k in ("eval_metrics", "eval_target_col", "eval_reference") if k in overrides
+    }
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if evaluating:
+        from npf_core.evalspec import evaluate_override
+
+        block = evaluate_override(loaded, evaluating)
+        if block is not None:
+            overrides["evaluate"] = block
     if not overrides:
         return loaded
     data = msgspec.to_builtins(loaded.spec)
@@ -484,7 +532,9 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
         output["results"] = bool(overrides.pop("results"))
     data["output"] = output
     data.update(overrides)
-    return decode_spec(_restore(data, loaded.objects), loaded.base_dir)
+    new = decode_spec(_restore(data, loaded.objects), loaded.base_dir)
+    new.objects = {**loaded.objects, **new.objects}  # tokens the new data kept (e.g. in evaluate)
+    return new
 
 
 def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from npf_core import events as ev
 from npf_core import processes
 from npf_core import protocol as pr
 from npf_core.errors import ConfigFailure, PluginError, ProtocolError, ResultsError
+from npf_core.evaluation import MetricError, apply_evaluation, eval_job, resolve_metrics
 from npf_core.hookspecs import Device, Reporter, ReporterContext
 from npf_core.plan import RunConfig, make_plan
 from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
@@ -104,6 +105,7 @@ class Supervisor:
         self._console = console
         self._plugins: Plugins | None = None
         self._plan: list[RunConfig] = []
+        self._metrics: dict[str, Any] = {}
         self._done: dict[str, Report] = {}
         self._reporters: list[Reporter] = []
         self._results: ResultsFile | None = None
@@ -127,7 +129,10 @@ class Supervisor:
         device = plugins.device(dev.type, dev.options, "device")
         plan = make_plan(self.loaded, plugins, device)
         self._plan, self.device = plan, device
-        if any(c.start_method == "fresh" for c in plan):
+        fresh = any(c.start_method == "fresh" for c in plan)
+        if self.spec.evaluate is not None:
+            self._metrics = resolve_metrics(self.loaded, plugins, fresh=fresh)
+        if fresh:
             self._check_fresh_plugins()
         if self._resume:
             self._load_resume()
@@ -382,11 +387,19 @@ class Supervisor:
             warmup_s=spec.warmup.seconds,
             window_ns=int(self._window_s() * 1e9),
             seed=zlib.crc32(config.config_id.encode()),
+            evaluate=eval_job(self.loaded),
         )
 
     def _window_s(self) -> float:
         """The measurement window: the spec's, but at least five per configuration."""
+        if self.spec.duration_s == 0:  # evaluate mode, the dataset once: no known duration
+            return self.spec.window_s
         return max(0.01, min(self.spec.window_s, self.spec.duration_s / 5))
+
+    def _duration_s(self) -> float:
+        """The deadline: duration_s, or for the dataset once (0) evaluate.timeout_s."""
+        ev = self.spec.evaluate
+        return self.spec.duration_s or (ev.timeout_s if ev is not None else 0.0)
 
     async def _run_config(self, index: int, config: RunConfig) -> Report:
         spec = self.spec
@@ -433,7 +446,7 @@ class Supervisor:
             readies = [c.ready for c in children if c.ready is not None]
             load = spec.load
             try:
-                return build_report(
+                report = build_report(
                     config,
                     results,
                     readies,
@@ -446,6 +459,12 @@ class Supervisor:
                     stop_dts=_dts(time.time()),
                     devices=[c.job.assignment.label for c in children],
                 )
+                if spec.evaluate is not None:
+                    report = apply_evaluation(report, results, self.loaded, self._metrics)
+                return report
+            except MetricError as exc:
+                failure = ConfigFailure(ErrorInfo(type="MetricError", message=str(exc), traceback=exc.tb,
+                                                  stage=f"metric {exc.key}"))  # fmt: skip
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
         return self._failure_report(config, failure, children, timestamps["start_dts"])
@@ -571,13 +590,13 @@ class Supervisor:
         # GO: one common start time, one common deadline.
         window_s = self._window_s()
         go_at = time.perf_counter_ns() + int(GO_MARGIN_S * 1e9)
-        stop_at = go_at + int(spec.duration_s * 1e9)
+        stop_at = go_at + int(self._duration_s() * 1e9)
         procs = ps_processes(children)
         psutil.cpu_percent(None)
         for c in children:
             await processes.send(c, pr.Go(go_at_ns=go_at, stop_at_ns=stop_at))
         mono_go = time.monotonic() + GO_MARGIN_S
-        result_deadline = mono_go + spec.duration_s + t.stop_s
+        result_deadline = mono_go + self._duration_s() + t.stop_s
         next_sample = mono_go + min(window_s, 0.5)
         progress: dict[int, list[int]] = {}
         rates: list[float] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from array import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,8 @@ class Worker:
         self.error: StageError | None = None
         self.warmup_ns = 0
         self.warmup_calls = 0
+        self.metrics: dict[str, Any] = {}  # evaluate mode: this worker's metric instances
+        self.examples = 0  # evaluate mode: examples whose metrics were recorded
         self.warmed = threading.Event()  # its warm-up is over (done or failed)
         self.thread = threading.Thread(target=self._run, name=f"npf-worker-{index}", daemon=True)
 
@@ -83,7 +85,9 @@ class Worker:
                 b.go_event.wait()
                 if self.state[0] == HALT:  # stopped before GO
                     return
-                if b.open_loop:
+                if b.evaluation is not None:
+                    self._evaluate()
+                elif b.open_loop:
                     self._open_loop()
                 elif b.simple:
                     self._closed_simple()
@@ -175,6 +179,69 @@ class Worker:
             self._fold(bufs, n)
             if self._should_stop():
                 return
+
+    def _evaluate(self) -> None:
+        """Evaluate mode: the staged loop over this worker's share of the examples
+        (each split into inputs and target); after each call, untimed, the metrics
+        see the postprocessed output, and the reference model the same inputs."""
+        b = self.bench
+        ev = b.evaluation
+        fn, pre, post, convert = b.fn, b.pre, b.post, b.convert
+        nxt = ev.share(self.index).__next__
+        self.metrics = ev.new_metrics()
+        ref = ev.ref_fn is not None
+        own = [(k, m) for k, m in self.metrics.items() if k in dict(ev.entries)]
+        agree = [(k, m) for k, m in self.metrics.items() if k not in dict(ev.entries)]
+        pc = time.perf_counter_ns
+        st = self.state
+        rng = range(BUFFER)
+        bufs = [array("q", bytes(8 * BUFFER)) for _ in range(5)]
+        ta, tb, tc, td, te = bufs
+        stage = "input"
+        with ev.reference_context():
+            while True:
+                n = BUFFER
+                try:
+                    for i in rng:
+                        if st[0]:
+                            n = i
+                            break
+                        ta[i] = pc()
+                        stage = "input"
+                        raw, target = nxt()
+                        x = convert(raw)
+                        tb[i] = pc()
+                        if pre is not None:
+                            stage = "preprocess"
+                            x = pre(*x)
+                            if not isinstance(x, tuple):
+                                x = (x,)
+                        tc[i] = pc()
+                        stage = "call"
+                        out = fn(*x)
+                        td[i] = pc()
+                        if post is not None:
+                            stage = "postprocess"
+                            out = post(out)
+                        te[i] = pc()
+                        for key, m in own:
+                            stage = f"metric {key}"
+                            m.process_record(out, target)
+                        if ref:
+                            stage = "reference"
+                            expected = ev.reference_output(raw)
+                            for key, m in agree:
+                                stage = f"metric {key}"
+                                m.process_record(out, expected)
+                        self.examples += 1
+                except StopIteration:
+                    self._fold(bufs, i)
+                    return
+                except Exception as exc:
+                    raise StageError(stage, exc) from exc
+                self._fold(bufs, n)
+                if self._should_stop():
+                    return
 
     def _open_loop(self) -> None:
         """Requests arrive on a schedule that does not depend on completions; the

@@ -63,9 +63,11 @@ from npf_core.plugin import (
     Device,
     DeviceUnavailable,
     Framework,
+    MetricRegistry,
     PluginError,
     Registry,
     SpecError,
+    TopK,
     decode_options,
     hookimpl,
     resolve_reference,
@@ -319,3 +321,10 @@ class TorchFramework(Framework):
 @hookimpl
 def npf_register_frameworks(registry: Registry[Framework]) -> None:
     registry.add("torch", TorchFramework)
+
+
+@hookimpl
+def npf_register_metrics(registry: MetricRegistry) -> None:
+    # NeuronPerf registers topk when its torch support is imported; here, when torch is installed
+    if _installed("torch"):
+        registry.add("topk", TopK, "target among the k highest scores (k=5)", k=5)

@@ -34,16 +34,28 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def fmt_metric(value: Any) -> str:
+    """A metric: small errors (1e-6) stay visible."""
+    if isinstance(value, float) and not math.isnan(value):
+        return f"{value:.4g}"
+    return fmt(value)
+
+
 def report_table(reports: list[Report], title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold")
     for col in PRINT_COLUMNS:
         table.add_column(HEADERS.get(col, col), justify="left" if col == "model_filename" else "right")
+    names = list(dict.fromkeys(k for r in reports for k in r.metrics))  # evaluate mode
+    for name in names:
+        table.add_column(name, justify="right")
     table.add_column("status")
     for r in reports:
         status = "ok" if r.status == "ok" else "[red]error[/red]"
         if r.status == "ok" and not r.valid:
             status = "[yellow]ok?[/yellow]"
-        table.add_row(*(fmt(getattr(r, c)) for c in PRINT_COLUMNS), status)
+        table.add_row(
+            *(fmt(getattr(r, c)) for c in PRINT_COLUMNS), *(fmt_metric(r.metrics.get(k)) for k in names), status
+        )
     return table
 
 
@@ -96,7 +108,8 @@ class ConsoleReporter(Reporter):
         elif isinstance(event, ev.Progress):
             if self.progress is not None:
                 self.progress.update(
-                    self.task, completed=min(1.0, event.elapsed_s / event.duration_s),
+                    # duration_s 0: evaluate mode, the dataset once (its length is not known here)
+                    self.task, completed=min(1.0, event.elapsed_s / event.duration_s) if event.duration_s else 0.0,
                     rate=f"{event.throughput:,.1f}/s",
                 )  # fmt: skip
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
@@ -112,6 +125,7 @@ class ConsoleReporter(Reporter):
                     f"{head}: {r.throughput_avg:,.1f} inf/s "
                     f"[{r.throughput_ci95_low:,.1f}, {r.throughput_ci95_high:,.1f}], "
                     f"p50 {r.latency_ms_p50:.3f} ms, p99 {r.latency_ms_p99:.3f} ms"
+                    + "".join(f", {k} {fmt_metric(v)}" for k, v in r.metrics.items())
                 )
             else:
                 msg = r.error.message if r.error else "failed"

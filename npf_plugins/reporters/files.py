@@ -23,7 +23,9 @@ from npf_core.plugin import (
 )
 from npf_core.plugin import events as ev
 
-CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS)
+CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(
+    f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS and f != "metrics"
+)  # evaluate mode's metrics follow, one column per metric name
 
 
 class _Collecting(Reporter):
@@ -67,9 +69,10 @@ class CsvReporter(_Collecting):
     def write(self, reports: list[Report]) -> None:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(CSV_COLUMNS)
+        names = list(dict.fromkeys(k for r in reports for k in r.metrics))
+        w.writerow(CSV_COLUMNS + tuple(names))
         for r in reports:
-            w.writerow([csv_value(getattr(r, c)) for c in CSV_COLUMNS])
+            w.writerow([csv_value(getattr(r, c)) for c in CSV_COLUMNS] + [csv_value(r.metrics.get(k)) for k in names])
         write_atomic(self.ctx.output_dir / "results.csv", buf.getvalue().encode())
 
 

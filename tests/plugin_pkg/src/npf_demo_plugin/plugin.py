@@ -10,8 +10,11 @@ from typing import Any
 import msgspec
 
 from npf_core.plugin import (
+    BaseEvalMetric,
     ChildContext,
+    ExactSum,
     Framework,
+    MetricRegistry,
     Registry,
     Reporter,
     ReporterContext,
@@ -19,6 +22,7 @@ from npf_core.plugin import (
     decode_options,
     hookimpl,
     resolve_reference,
+    to_numpy,
 )
 from npf_core.plugin import events as ev
 
@@ -86,3 +90,32 @@ def npf_register_frameworks(registry: Registry[Framework]) -> None:
 @hookimpl
 def npf_register_reporters(registry: Registry[Reporter]) -> None:
     registry.add("demo-report", DemoReporter)
+
+
+class WithinTolerance(BaseEvalMetric):
+    """Fraction of output elements within ``tol`` of the target."""
+
+    def __init__(self, tol: float = 0.5) -> None:
+        self.tol = tol
+        self.close = 0
+        self.n = 0
+        self.error = ExactSum()  # summed |output - target|, exact in any split
+
+    def process_record(self, output: Any = None, target: Any = None) -> None:
+        d = abs(to_numpy(output).astype(float) - to_numpy(target).astype(float)).ravel()
+        self.close += int((d <= self.tol).sum())
+        self.n += int(d.size)
+        for v in d.tolist():
+            self.error.add(v)
+
+    @staticmethod
+    def aggregate(metrics: Any) -> float:
+        ms = list(metrics)
+        n = sum(m.n for m in ms)
+        return sum(m.close for m in ms) / n if n else float("nan")
+
+
+@hookimpl
+def npf_register_metrics(registry: MetricRegistry) -> None:
+    registry.add("demo_within", WithinTolerance, "fraction of outputs within tol (0.5) of the target", tol=0.5)
+    registry.add_from_existing("demo_within", "demo_within_tight", tol=0.01)
