@@ -25,6 +25,7 @@ from npf_core.hookspecs import (
 from npf_core.spec import Spec, decode_spec, json_schema, load_spec
 
 if TYPE_CHECKING:
+    from npf_core.comparison import compare
     from npf_core.compiler import compile
     from npf_core.report import Report
     from npf_core.supervisor import Supervisor, abenchmark, benchmark
@@ -36,6 +37,7 @@ _LAZY = {
     "Supervisor": "npf_core.supervisor",
     "abenchmark": "npf_core.supervisor",
     "benchmark": "npf_core.supervisor",
+    "compare": "npf_core.comparison",
     "compile": "npf_core.compiler",
 }
 
@@ -75,6 +77,7 @@ __all__ = [
     "__version__",
     "abenchmark",
     "benchmark",
+    "compare",
     "compile",
     "decode_spec",
     "hookimpl",

@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
-from npf_core.errors import ResultsError, UserError
+from npf_core.errors import UserError
 
 __all__ = ["main"]
 
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="print the table of a results.json")
     rep.add_argument("results", help="a results.json file (or the folder holding it)")
+    rep.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with charts to FILE")
+    _add_compare_parser(sub)
     _add_compile_parsers(sub)
     return p
 
@@ -69,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(json_schema(), indent=2))
             return EXIT_OK
         if args.command == "report":
-            return _report(Path(args.results))
+            return _report(Path(args.results), args.html)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "compile":
             return _compile(args)
         if args.command == "index":
@@ -134,20 +138,44 @@ def _plugins() -> int:
     return EXIT_OK
 
 
-def _report(path: Path) -> int:
-    from npf_core.results import load_results
+def _report(path: Path, html: str | None = None) -> int:
+    from npf_core.results import read_results
     from npf_plugins.reporters.console import make_console, report_table, validity_notes
 
-    if path.is_dir():
-        path = path / "results.json"
-    if not path.exists():
-        raise ResultsError(f"no results file at {str(path)!r}")
-    _, reports = load_results(path)
+    results = read_results(path)
+    reports = results.reports
     console = make_console()
-    console.print(report_table(reports, title=str(path)))
+    console.print(report_table(reports, title=str(results.path)))
     for note in validity_notes(reports):
         console.print(note, style="yellow", markup=False)
+    if html:
+        from npf_core.results import write_atomic
+        from npf_plugins.reporters.html import render_html
+
+        write_atomic(Path(html), render_html(results).encode())
+        console.print(f"html report: {html}", markup=False)
     return EXIT_OK
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmp = sub.add_parser(
+        "compare", help="compare two runs: throughput, p50, p99 with significance (exit 1 on a regression)"
+    )
+    cmp.add_argument("base", help="the baseline: a results.json or the folder holding it")
+    cmp.add_argument("new", help="the run to judge: a results.json or the folder holding it")
+    cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+                     help="smallest change, in percent, that counts as a regression (default 5)")  # fmt: skip
+    cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from npf_core.comparison import compare, render
+
+    if not args.threshold >= 0:
+        raise UserError(f"compare --threshold: {args.threshold} must be a percentage >= 0")
+    result = compare(args.base, args.new, threshold_pct=args.threshold)
+    print(render(result, args.format))
+    return result.exit_code
 
 
 # ---------------------------------------------------------------------------

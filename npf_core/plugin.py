@@ -55,14 +55,17 @@ from npf_core.hookspecs import (
 )
 from npf_core.references import resolve_reference
 from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
-from npf_core.results import environment, write_atomic
+from npf_core.results import RESULTS_FORMAT, RESULTS_FORMAT_VERSION, Results, environment, read_results, write_atomic
 from npf_core.spec import DTYPES, decode_options
+from npf_core.stats import Histogram
 from npf_core.tensors import build_example, load_file, make_array
 
 __all__ = [
     "DTYPES",
     "NEURONPERF_COLUMNS",
     "PRINT_COLUMNS",
+    "RESULTS_FORMAT",
+    "RESULTS_FORMAT_VERSION",
     "Assignment",
     "ChildContext",
     "ConfigFailed",
@@ -75,6 +78,7 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "Framework",
+    "Histogram",
     "ModelIndexError",
     "NpfError",
     "PluginError",
@@ -84,6 +88,7 @@ __all__ = [
     "Report",
     "Reporter",
     "ReporterContext",
+    "Results",
     "RunFinished",
     "RunStarted",
     "SpecError",
@@ -97,6 +102,7 @@ __all__ = [
     "hookimpl",
     "load_file",
     "make_array",
+    "read_results",
     "resolve_reference",
     "write_atomic",
 ]

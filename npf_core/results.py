@@ -8,13 +8,28 @@ import platform
 import socket
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from npf_core.errors import ResultsError
 from npf_core.report import Report
 
-__all__ = ["environment", "load_results", "write_atomic"]
+__all__ = [
+    "RESULTS_FORMAT",
+    "RESULTS_FORMAT_VERSION",
+    "Results",
+    "environment",
+    "load_results",
+    "read_results",
+    "resolve_results",
+    "write_atomic",
+]
+
+#: results.json's ``format`` and ``format_version`` (docs/reports.md). Version 1 (no
+#: such keys) had no latency histograms; version 2 adds ``latency_histogram``.
+RESULTS_FORMAT = "npf-results"
+RESULTS_FORMAT_VERSION = 2
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -84,3 +99,53 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[Report]]:
     except (OSError, ValueError, TypeError) as exc:
         raise ResultsError(f"cannot read results file {str(path)!r} to resume: {exc}") from None
     return data.get("spec", {}), reports
+
+
+def resolve_results(path: str | os.PathLike[str]) -> Path:
+    """The results.json a user means by ``path``: the file itself, or the one in the
+    folder ``path``. (The one place that maps a user's path to a results file.)"""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise ResultsError(f"no results file at {str(p)!r} (give a results.json or the folder holding one)")
+    return p
+
+
+@dataclass
+class Results:
+    """A results.json, read: its reports and what was recorded with them."""
+
+    path: Path
+    reports: list[Report]
+    spec: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    npf_version: str = ""
+    format_version: int = 1
+
+
+def read_results(path: str | os.PathLike[str]) -> Results:
+    """Read a results.json (or the one in a folder), any format version up to ours."""
+    p = resolve_results(path)
+    try:
+        data = json.loads(p.read_bytes())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        version = int(data.get("format_version", 1))
+        if version > RESULTS_FORMAT_VERSION:
+            raise ValueError(
+                f"format version {version} is newer than this npf reads ({RESULTS_FORMAT_VERSION}); upgrade npf"
+            )
+        reports = [Report.from_dict(r) for r in data.get("reports", [])]
+    except (OSError, ValueError, TypeError) as exc:
+        raise ResultsError(f"cannot read results file {str(p)!r}: {exc}") from None
+    return Results(
+        path=p,
+        reports=reports,
+        spec=data.get("spec") or {},
+        environment=data.get("environment") or {},
+        run_id=str(data.get("run_id") or ""),
+        npf_version=str(data.get("npf_version") or ""),
+        format_version=version,
+    )

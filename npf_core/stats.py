@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import msgspec
 import numpy as np
 
 from npf_core.protocol import Hist
@@ -19,6 +21,7 @@ from npf_core.protocol import Hist
 __all__ = [
     "GAMMA",
     "Histogram",
+    "StoredHistogram",
     "quantile_ci",
     "rate_ci",
     "t95",
@@ -83,6 +86,31 @@ class Histogram:
         out.n, out.total, out.lo, out.hi = h.n, h.total, h.lo, h.hi
         return out
 
+    def to_stored(self) -> StoredHistogram:
+        """The sparse form kept in results.json (see :class:`StoredHistogram`)."""
+        nz = np.flatnonzero(self.counts)
+        runs: list[list[Any]] = []
+        for i in nz.tolist():
+            if runs and i - (runs[-1][0] + len(runs[-1][1])) <= _MAX_INLINE_ZEROS:
+                start, counts = runs[-1]
+                counts.extend([0] * (i - start - len(counts)))
+                counts.append(int(self.counts[i]))
+            else:
+                runs.append([i, [int(self.counts[i])]])
+        return StoredHistogram(n=self.n, sum=self.total, min=self.lo, max=self.hi, runs=runs)
+
+    @classmethod
+    def from_stored(cls, h: StoredHistogram) -> Histogram:
+        if h.gamma != GAMMA:
+            raise ValueError(f"histogram bucket ratio {h.gamma} is not this npf's {GAMMA}")
+        out = cls()
+        for start, counts in h.runs:
+            out.counts[start : start + len(counts)] = counts
+        out.n, out.total, out.lo, out.hi = h.n, h.sum, h.min, h.max
+        if int(out.counts.sum()) != h.n:
+            raise ValueError(f"histogram counts add up to {int(out.counts.sum())}, not n={h.n}")
+        return out
+
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else math.nan
@@ -120,6 +148,29 @@ class Histogram:
         if ranks is None:
             return None
         return self.value_at_rank(ranks[0]), self.value_at_rank(ranks[1])
+
+
+#: zero buckets kept inline inside a run rather than starting a new one (cheaper in JSON)
+_MAX_INLINE_ZEROS = 3
+
+
+class StoredHistogram(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """A latency histogram as results.json stores it (format version 2).
+
+    Bucket ``i`` holds durations in ``[gamma**i, gamma**(i+1))`` nanoseconds. Only
+    the buckets between the first and last non-empty one of each *run* are written:
+    ``runs`` is a list of ``[first_bucket_index, [count, count, ...]]``, the counts of
+    consecutive buckets from that index (a gap of up to three empty buckets is kept
+    inline as zeros). ``n``, ``sum``, ``min`` and ``max`` are exact, in ns.
+    """
+
+    unit: str = "ns"
+    gamma: float = GAMMA
+    n: int
+    sum: int
+    min: int
+    max: int
+    runs: list[tuple[int, list[int]]] = []
 
 
 _Z = {0.90: 1.6448536, 0.95: 1.9599640, 0.99: 2.5758293}

@@ -14,6 +14,8 @@ import msgspec
 
 from npf_core.plugin import (
     NEURONPERF_COLUMNS,
+    RESULTS_FORMAT,
+    RESULTS_FORMAT_VERSION,
     Registry,
     Report,
     Reporter,
@@ -24,7 +26,11 @@ from npf_core.plugin import (
 )
 from npf_core.plugin import events as ev
 
-CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS)
+#: results.json only: not a column (the histogram is thousands of numbers)
+_NOT_IN_CSV = ("latency_histogram",)
+CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(
+    f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS and f not in _NOT_IN_CSV
+)
 
 
 class _Collecting(Reporter):
@@ -47,7 +53,8 @@ class _Collecting(Reporter):
 
 
 class JsonReporter(_Collecting):
-    """results.json: ``{"npf_version", "run_id", "spec", "environment", "reports"}``."""
+    """results.json: ``{"format", "format_version", "npf_version", "run_id", "spec",
+    "environment", "reports"}`` (docs/reports.md describes the format)."""
 
     def __init__(self, ctx: ReporterContext) -> None:
         super().__init__(ctx)
@@ -57,6 +64,8 @@ class JsonReporter(_Collecting):
         from npf_core import __version__
 
         doc = {
+            "format": RESULTS_FORMAT,
+            "format_version": RESULTS_FORMAT_VERSION,
             "npf_version": __version__,
             "run_id": self.started.run_id if self.started else "",
             "spec": self.started.spec if self.started else {},
