@@ -4,8 +4,8 @@ from the data (``npf compare BASE NEW``, ``npf_core.compare(base, new)``).
 Significance, at 95% confidence:
 
 - throughput: Welch's t test on the two runs' window throughputs (the batch means
-  the throughput interval is built from); with fewer than two windows on a side, a
-  z test on the reported intervals.
+  the throughput interval is built from); with fewer than three windows on a side,
+  a z test on the reported intervals.
 - p50, p99: from the latency histograms, the distribution-free (order-statistic)
   interval of each run's percentile, read as a standard error, and a z test on the
   difference; from the reports' stored intervals for older results files.
@@ -36,6 +36,8 @@ Z95 = 1.959964
 CONFIDENCE = 0.95
 DEFAULT_THRESHOLD_PCT = 5.0
 METRICS = ("throughput", "p50", "p99")
+#: windows a run needs for the t test on them (as for its own batch-means interval)
+MIN_WINDOWS = 3
 
 #: the fields that define a configuration, to match runs whose ids differ (another model name)
 DEFINING_FIELDS = (
@@ -123,6 +125,10 @@ class Comparison:
             return f"no significant change {how}"
         return "; ".join(parts) + f" {how}"
 
+    def render(self, fmt: str = "table") -> str:
+        """``table``, ``markdown`` or ``json`` text, as ``npf compare --format`` prints it."""
+        return render(self, fmt)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for c, d in zip(self.configs, out["configs"], strict=True):
@@ -184,7 +190,7 @@ def _metric(
 
 def _throughput(a: Report, b: Report, threshold_pct: float) -> MetricChange:
     wa, wb = a.throughput_windows, b.throughput_windows
-    if len(wa) >= 2 and len(wb) >= 2:
+    if len(wa) >= MIN_WINDOWS and len(wb) >= MIN_WINDOWS:
         _, se, df = welch(wa, wb)
         half = t95(max(1, math.floor(df))) * se if math.isfinite(df) else 0.0
         method = "welch_windows"
@@ -287,10 +293,15 @@ def compare(
     new: Results | Sequence[Report] | str | os.PathLike[str],
     *,
     threshold_pct: float = DEFAULT_THRESHOLD_PCT,
+    threshold: float | None = None,
 ) -> Comparison:
     """Compare two runs (results.json files, folders holding one, read :class:`Results`,
-    or lists of reports). Raises :class:`npf_core.errors.ResultsError` for a path
-    that holds no readable results."""
+    or lists of reports). ``threshold_pct`` (or its alias ``threshold``, as on the
+    command line) is the smallest change, in percent, that counts as a regression.
+    Raises :class:`npf_core.errors.ResultsError` for a path that holds no readable
+    results."""
+    if threshold is not None:
+        threshold_pct = threshold
     if not (threshold_pct >= 0 and math.isfinite(threshold_pct)):
         from npf_core.errors import UserError
 

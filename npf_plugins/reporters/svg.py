@@ -74,7 +74,11 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     inside = [t for t in ticks if lo <= t <= hi]
     below = [t for t in ticks if t < lo]
     above = [t for t in ticks if t > hi]
-    return ([below[-1]] if below else []) + inside + ([above[0]] if above else [])
+    if below and (not inside or inside[0] > lo * (1 + 1e-9)):
+        inside.insert(0, below[-1])
+    if above and (not inside or inside[-1] < hi * (1 - 1e-9)):
+        inside.append(above[0])
+    return inside
 
 
 class _Axes:
