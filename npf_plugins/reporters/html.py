@@ -33,18 +33,23 @@ from npf_plugins.reporters.svg import Series, bar_chart, line_chart
 
 __all__ = ["HtmlReporter", "render_html"]
 
+_NO_HISTOGRAMS = "no latency histograms in this results file (format 1, or no call completed)"
+#: the CDF is drawn up to this percentile
+CDF_TOP = 99.9
 #: points per latency curve (a histogram has up to thousands of buckets)
 CURVE_POINTS = 160
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;max-width:1240px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 .meta{color:#555;font-size:13px} table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:right} td.l,th.l{text-align:left}
 table.sortable th{cursor:pointer;background:#f4f4f4;user-select:none} th.asc:after{content:" \\25B2"}
 th.desc:after{content:" \\25BC"} tr.error td{background:#fde8e8} tr.warn td{background:#fff6dd}
-.charts svg{display:block;margin:10px 0;max-width:100%;height:auto} .note{color:#8a5a00}
-pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}
+.charts{display:flex;flex-wrap:wrap;gap:12px 16px} .charts figure{margin:0;width:600px;max-width:100%}
+.charts svg{display:block;max-width:100%;height:auto;border:1px solid #eee} .note{color:#8a5a00}
+.charts figcaption{font-size:13px;font-weight:bold;margin:6px 0}
+pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px;white-space:pre-wrap}
 """
 
 # Sort on click: numbers by data-v, text otherwise; a second click reverses.
@@ -165,10 +170,16 @@ def cdf_chart(reports: list[Report]) -> str | None:
         return None
     series = []
     for r, h in hists:
-        qs = [100 * i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
+        # evenly in probability, and denser in the tail the sample resolves (p99, p99.9, ...)
+        # (to p99.9: one far outlier would squeeze the whole curve against the axis;
+        # the percentile chart shows the tail)
+        top = _nines(min(CDF_TOP, 100 * (1 - 1 / max(h.n, 2))))
+        linear = [CDF_TOP * i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
+        tail = [100 * (1 - 10 ** (-k)) for k in _frange(2.0, max(top, 2.0), 40)]
+        qs = sorted({*linear, *tail})
         pts = [(h.percentile(q) / 1e6, q / 100) for q in qs]
         series.append(Series(r.config_id, pts, markers=False))
-    return line_chart("chart-cdf", "Latency CDF (per call)", series, x_label="latency, ms (log scale)",
+    return line_chart("chart-cdf", "Latency CDF (per call, to p99.9)", series, x_label="latency, ms (log scale)",
                       y_label="fraction of calls", x_log=True)  # fmt: skip
 
 
@@ -250,20 +261,19 @@ def render_html(results: Results) -> str:
     ]
     charts = [
         ("Throughput scaling", scaling_chart(reports), "no successful configuration"),
-        ("Latency distribution", cdf_chart(reports),
-         "no latency histograms in this results file (format 1, or no call completed)"),
-        (None, percentile_chart(reports), None),
+        ("Latency CDF", cdf_chart(reports), _NO_HISTOGRAMS),
+        ("Latency percentiles", percentile_chart(reports), "no latency histograms to draw percentile curves from"),
         ("Throughput over time", windows_chart(reports), "no window throughputs recorded"),
         ("Cost", cost_chart(reports), "cost unknown: set cost_per_hour in the spec to see the cost per 1M inferences"),
-    ]  # fmt: skip
+    ]
+    parts.append("<h2>Charts</h2>")
     parts.append('<div class="charts">')
     for heading, svg, missing in charts:
-        if heading:
-            parts.append(f"<h2>{escape(heading)}</h2>")
         if svg:
-            parts.append(svg)
-        elif missing:
-            parts.append(f'<p class="note">{escape(missing)}</p>')
+            parts.append(f"<figure>{svg}</figure>")
+        else:
+            parts.append(f'<figure><figcaption>{escape(heading)}</figcaption><p class="note">{escape(missing)}</p>'
+                         "</figure>")  # fmt: skip
     parts.append("</div>")
     notes = [(r.config_id, "; ".join(r.validity_reasons)) for r in reports if r.status == "ok" and not r.valid]
     errors = [(r.config_id, f"{r.error.type}: {r.error.message}" if r.error else "failed")
@@ -284,7 +294,7 @@ def render_html(results: Results) -> str:
     parts.append("<h2>Environment</h2>")
     parts.append(_kv_table(env, "environment") if env else "<p>not recorded</p>")
     parts.append("<h2>Spec</h2>")
-    parts.append(f"<pre>{escape(json.dumps(spec, indent=1))}</pre>")
+    parts.append(f"<pre id=\"spec\">{escape(json.dumps(spec))}</pre>")
     parts.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(parts)
 

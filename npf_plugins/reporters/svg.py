@@ -22,8 +22,10 @@ PALETTE = (
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
 
-W, H = 760, 380
-LEFT, RIGHT, TOP, BOTTOM = 78, 200, 34, 56  # plot margins; the legend goes on the right
+W = 600  # two charts side by side on a 1280-pixel-wide page
+LEFT, RIGHT, TOP, PLOT_H = 66, 14, 30, 230  # plot margins and height; the legend goes below
+LEGEND_MAX = 16  # entries shown, in two columns
+LEGEND_ROW = 16
 
 
 @dataclass
@@ -92,7 +94,7 @@ class _Axes:
             self.xt = nice_ticks(min(xs), max(xs))
         ylo = min(0.0, min(ys)) if y_from_zero else min(ys)
         self.yt = nice_ticks(ylo, max(ys))
-        self.pw, self.ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+        self.pw, self.ph = W - LEFT - RIGHT, PLOT_H
 
     def x(self, v: float) -> float:
         a, b = self.xt[0], self.xt[-1]
@@ -105,8 +107,13 @@ class _Axes:
         return TOP + self.ph - (v - a) / ((b - a) or 1) * self.ph
 
 
-def _frame(title: str, x_label: str, y_label: str, chart_id: str, ax: _Axes,
+def _height(n_legend: int) -> int:
+    return TOP + PLOT_H + 50 + math.ceil(min(n_legend, LEGEND_MAX + 1) / 2) * LEGEND_ROW + 6
+
+
+def _frame(title: str, x_label: str, y_label: str, chart_id: str, ax: _Axes, n_legend: int,
            x_tick_labels: dict[float, str] | None = None) -> list[str]:  # fmt: skip
+    H = _height(n_legend)
     out = [
         f'<svg class="chart" id="{escape(chart_id)}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" '
         f'width="{W}" height="{H}" role="img" aria-label="{escape(title)}">',
@@ -125,7 +132,7 @@ def _frame(title: str, x_label: str, y_label: str, chart_id: str, ax: _Axes,
         out.append(f'<text x="{x:.1f}" y="{TOP + ax.ph + 16}" font-size="11" text-anchor="middle">'
                    f"{escape(label)}</text>")  # fmt: skip
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{ax.pw}" height="{ax.ph}" fill="none" stroke="#888"/>')
-    out.append(f'<text x="{LEFT + ax.pw / 2:.1f}" y="{H - 14}" font-size="12" text-anchor="middle">'
+    out.append(f'<text x="{LEFT + ax.pw / 2:.1f}" y="{TOP + ax.ph + 34}" font-size="12" text-anchor="middle">'
                f"{escape(x_label)}</text>")  # fmt: skip
     out.append(f'<text transform="translate(16 {TOP + ax.ph / 2:.1f}) rotate(-90)" font-size="12" '
                f'text-anchor="middle">{escape(y_label)}</text>')  # fmt: skip
@@ -133,19 +140,22 @@ def _frame(title: str, x_label: str, y_label: str, chart_id: str, ax: _Axes,
 
 
 def _legend(names: Sequence[str]) -> list[str]:
+    """Two columns under the plot, colour boxes in series order."""
     out = []
-    x = W - RIGHT + 14
-    shown = names[:16]
+    shown = names[:LEGEND_MAX]
+    col_w = (W - LEFT - RIGHT) / 2
+    y0 = TOP + PLOT_H + 50
     for i, name in enumerate(shown):
-        y = TOP + 8 + i * 17
+        x = LEFT + (i % 2) * col_w
+        y = y0 + (i // 2) * LEGEND_ROW
         c = PALETTE[i % len(PALETTE)]
-        label = name if len(name) <= 28 else name[:27] + "…"
-        out.append(f'<g class="legend"><rect x="{x}" y="{y - 8}" width="12" height="10" fill="{c}"/>'
-                   f'<text x="{x + 17}" y="{y + 1}" font-size="11"><title>{escape(name)}</title>'
+        label = name if len(name) <= 40 else name[:39] + "…"
+        out.append(f'<g class="legend"><rect x="{x:.1f}" y="{y - 9}" width="12" height="10" fill="{c}"/>'
+                   f'<text x="{x + 17:.1f}" y="{y}" font-size="11"><title>{escape(name)}</title>'
                    f"{escape(label)}</text></g>")  # fmt: skip
     if len(names) > len(shown):
-        out.append(f'<text x="{x}" y="{TOP + 8 + len(shown) * 17}" font-size="11">'
-                   f"+{len(names) - len(shown)} more</text>")  # fmt: skip
+        y = y0 + (len(shown) // 2) * LEGEND_ROW
+        out.append(f'<text x="{LEFT}" y="{y}" font-size="11">+{len(names) - len(shown)} more</text>')
     return out
 
 
@@ -171,7 +181,7 @@ def line_chart(
         pad = 0.5
         ax.xt = [ax.xt[0] - pad, *ax.xt, ax.xt[-1] + pad]
         x_tick_labels = {**x_tick_labels}
-    out = _frame(title, x_label, y_label, chart_id, ax, x_tick_labels)
+    out = _frame(title, x_label, y_label, chart_id, ax, len(series), x_tick_labels)
     out.append(f'<clipPath id="{escape(chart_id)}-clip"><rect x="{LEFT}" y="{TOP}" width="{ax.pw}" '
                f'height="{ax.ph}"/></clipPath><g clip-path="url(#{escape(chart_id)}-clip)">')  # fmt: skip
     for i, s in enumerate(series):
@@ -202,7 +212,7 @@ def bar_chart(chart_id: str, title: str, bars: Sequence[tuple[str, float]], *, y
     """An SVG bar chart, one bar per (label, value)."""
     ax = _Axes([0, max(len(bars), 1)], [v for _, v in bars], False, True)
     ax.xt = [-0.5, len(bars) - 0.5]
-    out = _frame(title, "", y_label, chart_id, ax, {})
+    out = _frame(title, "", y_label, chart_id, ax, len(bars), {})
     bw = ax.pw / max(len(bars), 1) * 0.7
     for i, (label, v) in enumerate(bars):
         c = PALETTE[i % len(PALETTE)]
