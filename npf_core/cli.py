@@ -166,6 +166,9 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
                      help="smallest change, in percent, that counts as a regression (default 5)")  # fmt: skip
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    cmp.add_argument("--confidence", type=float, default=0.95,
+                     help="for the comparison as a whole: with no real change, nothing is flagged with this "
+                          "probability (default 0.95)")  # fmt: skip
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -173,7 +176,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     if not args.threshold >= 0:
         raise UserError(f"compare --threshold: {args.threshold} must be a percentage >= 0")
-    result = compare(args.base, args.new, threshold_pct=args.threshold)
+    result = compare(args.base, args.new, threshold_pct=args.threshold, confidence=args.confidence)
     print(render(result, args.format))
     return result.exit_code
 

@@ -1,7 +1,7 @@
 """Compare two runs: each configuration's throughput, p50 and p99, with a verdict
 from the data (``npf compare BASE NEW``, ``npf_core.compare(base, new)``).
 
-Significance, at 95% confidence:
+Significance, at 95% confidence for the comparison as a whole:
 
 - throughput: Welch's t test on the two runs' window throughputs (the batch means
   the throughput interval is built from); with fewer than three windows on a side,
@@ -9,6 +9,9 @@ Significance, at 95% confidence:
 - p50, p99: from the latency histograms, the distribution-free (order-statistic)
   interval of each run's percentile, read as a standard error, and a z test on the
   difference; from the reports' stored intervals for older results files.
+- Bonferroni: with m tests in the comparison (3 per configuration pair), each
+  interval is at level 1 - 0.05/m, so the intervals hold simultaneously and two runs
+  with no real difference are flagged, anywhere, at most 5% of the time.
 
 A change is a *regression* (or an *improvement*) only when it is statistically
 significant AND larger than the threshold: run-to-run drift of the machine is not
@@ -28,7 +31,7 @@ import numpy as np
 
 from npf_core.report import Report
 from npf_core.results import Results, read_results
-from npf_core.stats import Histogram, t95
+from npf_core.stats import Histogram, t_quantile
 
 __all__ = ["Comparison", "ConfigComparison", "MetricChange", "compare", "welch"]
 
@@ -58,7 +61,8 @@ class MetricChange:
     new: float
     #: (new - base) / base, in percent
     change_pct: float
-    #: the 95% interval of the change, in percent of base (None: no interval could be made)
+    #: the interval of the change, in percent of base, simultaneous with the comparison's
+    #: others at its confidence (None: no interval could be made)
     ci_pct: tuple[float, float] | None
     method: str
     statistically_significant: bool
@@ -98,6 +102,8 @@ class Comparison:
     configs: list[ConfigComparison]
     only_in_base: list[str] = field(default_factory=list)
     only_in_new: list[str] = field(default_factory=list)
+    #: the statistical tests made (the Bonferroni divisor)
+    tests: int = 0
 
     @property
     def regressions(self) -> list[tuple[str, MetricChange]]:
@@ -112,7 +118,7 @@ class Comparison:
         return 1 if self.regressions else 0
 
     def summary(self) -> str:
-        how = f"(threshold {self.threshold_pct:g}%, {self.confidence:.0%} confidence)"
+        how = f"(threshold {self.threshold_pct:g}%, {self.confidence:.0%} confidence over {self.tests} tests)"
         if not self.configs:
             return f"no configuration to compare {how}"
         parts = []
@@ -165,49 +171,62 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
     return float(xb.mean() - xa.mean()), se, df
 
 
-def _metric(
-    name: str, unit: str, base: float, new: float, half: float | None, method: str, higher_is_better: bool,
-    threshold_pct: float,
-) -> MetricChange:  # fmt: skip
-    if not (math.isfinite(base) and math.isfinite(new)) or base <= 0:
-        return MetricChange(name, unit, base, new, math.nan, None, "none", False, False, NOT_TESTED)
-    change = (new - base) / base * 100
-    ci = None
-    significant = False
-    if half is not None and math.isfinite(half):
-        ci = (change - half / base * 100, change + half / base * 100)
-        significant = ci[0] > 0 or ci[1] < 0
+@dataclass
+class _Test:
+    """One metric's difference, before the verdict: its standard error and the
+    degrees of freedom of its t statistic (inf: a z statistic)."""
+
+    name: str
+    unit: str
+    base: float
+    new: float
+    se: float | None
+    df: float
+    method: str
+    higher_is_better: bool
+
+    @property
+    def testable(self) -> bool:
+        ok = math.isfinite(self.base) and math.isfinite(self.new) and self.base > 0
+        return ok and self.se is not None and math.isfinite(self.se)
+
+
+def _verdict(t: _Test, alpha: float, threshold_pct: float) -> MetricChange:
+    """The metric's change, its interval at level ``1 - alpha`` and the verdict."""
+    if not (math.isfinite(t.base) and math.isfinite(t.new)) or t.base <= 0:
+        return MetricChange(t.name, t.unit, t.base, t.new, math.nan, None, t.method, False, False, NOT_TESTED)
+    change = (t.new - t.base) / t.base * 100
     beyond = abs(change) > threshold_pct
-    if ci is None:
-        verdict = NOT_TESTED
-    elif significant and beyond:
-        worse = change < 0 if higher_is_better else change > 0
+    if not t.testable:
+        return MetricChange(t.name, t.unit, t.base, t.new, change, None, t.method, False, beyond, NOT_TESTED)
+    half = t_quantile(1 - alpha / 2, t.df) * t.se / t.base * 100  # type: ignore[operator]
+    ci = (change - half, change + half)
+    significant = ci[0] > 0 or ci[1] < 0
+    verdict = NO_CHANGE
+    if significant and beyond:
+        worse = change < 0 if t.higher_is_better else change > 0
         verdict = REGRESSION if worse else IMPROVEMENT
-    else:
-        verdict = NO_CHANGE
-    return MetricChange(name, unit, base, new, change, ci, method, significant, beyond, verdict)
+    return MetricChange(t.name, t.unit, t.base, t.new, change, ci, t.method, significant, beyond, verdict)
 
 
-def _throughput(a: Report, b: Report, threshold_pct: float) -> MetricChange:
+def _throughput(a: Report, b: Report) -> _Test:
     wa, wb = a.throughput_windows, b.throughput_windows
     if len(wa) >= MIN_WINDOWS and len(wb) >= MIN_WINDOWS:
         _, se, df = welch(wa, wb)
-        half = t95(max(1, math.floor(df))) * se if math.isfinite(df) else 0.0
-        method = "welch_windows"
-    else:
-        ses = [_se_from_interval(r.throughput_ci95_low, r.throughput_ci95_high) for r in (a, b)]
-        half = Z95 * math.hypot(*ses) if all(s is not None for s in ses) else None  # type: ignore[arg-type]
-        method = "z_intervals"
-    return _metric("throughput", "inf/s", a.throughput_avg, b.throughput_avg, half, method, True, threshold_pct)
+        return _Test("throughput", "inf/s", a.throughput_avg, b.throughput_avg, se, df, "welch_windows", True)
+    ses = [_se_from_interval(r.throughput_ci95_low, r.throughput_ci95_high) for r in (a, b)]
+    se = math.hypot(*ses) if all(s is not None for s in ses) else None  # type: ignore[arg-type]
+    return _Test("throughput", "inf/s", a.throughput_avg, b.throughput_avg, se, math.inf, "z_intervals", True)
 
 
 def _se_from_interval(low: float | None, high: float | None) -> float | None:
+    """The standard error a 95% normal interval implies."""
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return None
     return (high - low) / (2 * Z95)
 
 
-def _percentile(a: Report, b: Report, q: float, threshold_pct: float) -> MetricChange:
+def _percentile(a: Report, b: Report, q: float) -> _Test:
     name = f"p{q:g}"
     values, ses = [], []
     method = "quantile_ci_histogram"
@@ -215,24 +234,29 @@ def _percentile(a: Report, b: Report, q: float, threshold_pct: float) -> MetricC
         if r.latency_histogram is not None:
             h = Histogram.from_stored(r.latency_histogram)
             values.append(h.percentile(q) / 1e6)
-            ci = h.percentile_ci(q, CONFIDENCE)
+            ci = h.percentile_ci(q, 0.95)
             ses.append(_se_from_interval(ci[0] / 1e6, ci[1] / 1e6) if ci else None)
         else:  # results format 1: the percentile's stored interval
             method = "quantile_ci_stored"
             values.append(getattr(r, f"latency_ms_{name}"))
             ses.append(_se_from_interval(getattr(r, f"latency_ms_{name}_ci_low", None),
                                          getattr(r, f"latency_ms_{name}_ci_high", None)))  # fmt: skip
-    half = Z95 * math.hypot(*ses) if all(s is not None for s in ses) else None  # type: ignore[arg-type]
-    return _metric(name, "ms", values[0], values[1], half, method, False, threshold_pct)
+    se = math.hypot(*ses) if all(s is not None for s in ses) else None  # type: ignore[arg-type]
+    return _Test(name, "ms", values[0], values[1], se, math.inf, method, False)
 
 
-def compare_reports(a: Report, b: Report, threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> list[MetricChange]:
-    """Throughput, p50 and p99 of one configuration, base ``a`` -> new ``b``."""
-    return [
-        _throughput(a, b, threshold_pct),
-        _percentile(a, b, 50, threshold_pct),
-        _percentile(a, b, 99, threshold_pct),
-    ]
+def _tests(a: Report, b: Report) -> list[_Test]:
+    return [_throughput(a, b), _percentile(a, b, 50), _percentile(a, b, 99)]
+
+
+def compare_reports(
+    a: Report, b: Report, threshold_pct: float = DEFAULT_THRESHOLD_PCT, confidence: float = CONFIDENCE
+) -> list[MetricChange]:
+    """Throughput, p50 and p99 of one configuration, base ``a`` -> new ``b``, at
+    ``confidence`` for the three together."""
+    tests = _tests(a, b)
+    alpha = (1 - confidence) / max(1, sum(t.testable for t in tests))
+    return [_verdict(t, alpha, threshold_pct) for t in tests]
 
 
 # ---------------------------------------------------------------------------
@@ -294,6 +318,7 @@ def compare(
     *,
     threshold_pct: float = DEFAULT_THRESHOLD_PCT,
     threshold: float | None = None,
+    confidence: float = CONFIDENCE,
 ) -> Comparison:
     """Compare two runs (results.json files, folders holding one, read :class:`Results`,
     or lists of reports). ``threshold_pct`` (or its alias ``threshold``, as on the
@@ -302,6 +327,10 @@ def compare(
     results."""
     if threshold is not None:
         threshold_pct = threshold
+    if not 0.5 <= confidence < 1:
+        from npf_core.errors import UserError
+
+        raise UserError(f"compare: confidence {confidence!r} must be in [0.5, 1)")
     if not (threshold_pct >= 0 and math.isfinite(threshold_pct)):
         from npf_core.errors import UserError
 
@@ -309,18 +338,26 @@ def compare(
     base_name, base_reports = _load(base)
     new_name, new_reports = _load(new)
     pairs, only_base, only_new = match(base_reports, new_reports)
-    configs = []
+    configs, tests = [], []
     for a, b, how in pairs:
         c = ConfigComparison(config_id=b.config_id, base_config_id=a.config_id, matched_by=how)
         if a.status != "ok" or b.status != "ok":
             c.notes.append("failed in " + " and ".join(n for n, r in (("base", a), ("new", b)) if r.status != "ok"))
+            tests.append([])
         else:
-            c.metrics = compare_reports(a, b, threshold_pct)
+            tests.append(_tests(a, b))
             for n, r in (("base", a), ("new", b)):
                 if not r.valid:
                     c.notes.append(f"{n} figures to read with care: " + "; ".join(r.validity_reasons))
         configs.append(c)
-    return Comparison(base_name, new_name, threshold_pct, CONFIDENCE, configs, only_base, only_new)
+    # Bonferroni: every interval at 1 - alpha/m, so that with no real change anywhere
+    # the whole comparison flags nothing with probability >= confidence
+    m = sum(t.testable for ts in tests for t in ts)
+    alpha = (1 - confidence) / max(1, m)
+    for c, ts in zip(configs, tests, strict=True):
+        c.metrics = [_verdict(t, alpha, threshold_pct) for t in ts]
+    return Comparison(base_name, new_name, threshold_pct, confidence, configs, only_base, only_new, tests=m)
+
 
 
 # ---------------------------------------------------------------------------

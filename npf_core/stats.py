@@ -22,9 +22,11 @@ __all__ = [
     "GAMMA",
     "Histogram",
     "StoredHistogram",
+    "normal_quantile",
     "quantile_ci",
     "rate_ci",
     "t95",
+    "t_quantile",
 ]
 
 GAMMA = 1.002
@@ -202,6 +204,44 @@ def t95(df: int) -> float:
     if df < 1:
         return math.inf
     return _T95[df - 1] if df <= len(_T95) else 1.960 + 2.4 / df
+
+
+def normal_quantile(p: float) -> float:
+    """The standard normal quantile (inverse CDF) at ``p`` in (0, 1), by bisection on erf."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"probability {p} is not in (0, 1)")
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return (lo + hi) / 2
+
+
+_T_GRID = np.linspace(0.0, math.pi / 2, 20_001)
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile at ``p`` in (0, 1) for any ``df`` >= 1 (not only integers).
+
+    With ``t = sqrt(df) tan(u)`` the t density becomes proportional to
+    ``cos(u) ** (df - 1)`` on [0, pi/2): its integral, cumulated on a fine grid and
+    inverted by interpolation, gives the quantile (to about 1e-6 relative)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"probability {p} is not in (0, 1)")
+    if not math.isfinite(df) or df > 1e7:
+        return normal_quantile(p)
+    df = max(df, 1.0)
+    f = np.cos(_T_GRID) ** (df - 1)
+    cum = np.concatenate(([0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(_T_GRID))))
+    target = abs(2 * p - 1) * cum[-1]
+    u = float(np.interp(target, cum, _T_GRID))
+    t = math.sqrt(df) * math.tan(u)
+    return t if p >= 0.5 else -t
 
 
 def rate_ci(count: int, seconds: float, window_rates: Sequence[float]) -> tuple[float, float, str]:

@@ -163,20 +163,29 @@ def binomial_upper(n: int, p: float, tail: float = 1e-3) -> int:
     return n
 
 
-def test_a_noisy_model_does_not_cry_wolf_more_than_the_confidence_allows() -> None:
-    """200 A/A comparisons of a noisy model (window throughput CV 15%, latency
-    sigma 0.5): the rate of statistically significant differences, per metric, stays
-    within what 95% confidence allows (binomial bound, one-sided 0.1%)."""
-    rng = np.random.default_rng(20261201)
+@pytest.mark.parametrize("configs", [1, 4])
+def test_a_noisy_model_does_not_cry_wolf_more_than_the_confidence_allows(configs: int) -> None:
+    """200 A/A comparisons of a noisy model (window throughput CV 15%, latency sigma
+    0.5), each over ``configs`` configuration pairs (3 tests each): comparisons that
+    flag anything as statistically significant stay within what 95% confidence
+    allows (binomial bound, one-sided 0.1%)."""
+    rng = np.random.default_rng(20261201 + configs)
     trials = 200
-    hits = dict.fromkeys(("throughput", "p50", "p99"), 0)
+    wolves = 0
+    per_metric = dict.fromkeys(("throughput", "p50", "p99"), 0)
     for _ in range(trials):
         kw = dict(rate=1000.0, rate_sd=150.0, sigma=0.5, n=3000)
-        c = compare([make_report(rng, **kw)], [make_report(rng, **kw)], threshold_pct=0.0)  # type: ignore[arg-type]
-        for m in c.configs[0].metrics:
-            hits[m.metric] += m.statistically_significant
+        ids = [f"m-i0-b1-p1-n{i}-w1" for i in range(configs)]
+        base = [make_report(rng, config_id=c, **kw) for c in ids]  # type: ignore[arg-type]
+        new = [make_report(rng, config_id=c, **kw) for c in ids]  # type: ignore[arg-type]
+        c = compare(base, new, threshold_pct=0.0)
+        assert c.tests == 3 * configs
+        flagged = [m for cc in c.configs for m in cc.metrics if m.statistically_significant]
+        wolves += bool(flagged)
+        for m in flagged:
+            per_metric[m.metric] += 1
     bound = binomial_upper(trials, 0.05)
-    assert all(h <= bound for h in hits.values()), (hits, bound)
+    assert wolves <= bound, (wolves, bound, per_metric)
 
 
 def test_a_real_10_percent_change_is_found_in_the_same_noise() -> None:
@@ -190,7 +199,7 @@ def test_a_real_10_percent_change_is_found_in_the_same_noise() -> None:
         for m in c.configs[0].metrics:
             found[m.metric] += m.verdict == REGRESSION
         assert c.exit_code == 1
-    assert found["throughput"] >= 48 and found["p50"] == 50, found
+    assert found["throughput"] >= 42 and found["p50"] == 50, found  # ~93% expected for throughput
 
 
 def test_significant_but_below_the_threshold_is_no_significant_change() -> None:
