@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -212,11 +212,17 @@ def _verdict(t: _Test, alpha: float, threshold_pct: float) -> MetricChange:
 def _throughput(a: Report, b: Report) -> _Test:
     wa, wb = a.throughput_windows, b.throughput_windows
     if len(wa) >= MIN_WINDOWS and len(wb) >= MIN_WINDOWS:
-        _, se, df = welch(wa, wb)
-        return _Test("throughput", "inf/s", a.throughput_avg, b.throughput_avg, se, df, "welch_windows", True)
-    ses = [_se_from_interval(r.throughput_ci95_low, r.throughput_ci95_high) for r in (a, b)]
-    se = math.hypot(*ses) if all(s is not None for s in ses) else None  # type: ignore[arg-type]
+        _, se_w, df = welch(wa, wb)
+        return _Test("throughput", "inf/s", a.throughput_avg, b.throughput_avg, se_w, df, "welch_windows", True)
+    se = _combined(_se_from_interval(r.throughput_ci95_low, r.throughput_ci95_high) for r in (a, b))
     return _Test("throughput", "inf/s", a.throughput_avg, b.throughput_avg, se, math.inf, "z_intervals", True)
+
+
+def _combined(ses: Iterable[float | None]) -> float | None:
+    """The standard error of a difference of independent estimates (None if one is unknown)."""
+    values = list(ses)
+    known = [s for s in values if s is not None]
+    return math.hypot(*known) if known and len(known) == len(values) else None
 
 
 def _se_from_interval(low: float | None, high: float | None) -> float | None:
@@ -228,7 +234,8 @@ def _se_from_interval(low: float | None, high: float | None) -> float | None:
 
 def _percentile(a: Report, b: Report, q: float) -> _Test:
     name = f"p{q:g}"
-    values, ses = [], []
+    values: list[float] = []
+    ses: list[float | None] = []
     method = "quantile_ci_histogram"
     for r in (a, b):
         if r.latency_histogram is not None:
@@ -241,8 +248,7 @@ def _percentile(a: Report, b: Report, q: float) -> _Test:
             values.append(getattr(r, f"latency_ms_{name}"))
             ses.append(_se_from_interval(getattr(r, f"latency_ms_{name}_ci_low", None),
                                          getattr(r, f"latency_ms_{name}_ci_high", None)))  # fmt: skip
-    se = math.hypot(*ses) if all(s is not None for s in ses) else None  # type: ignore[arg-type]
-    return _Test(name, "ms", values[0], values[1], se, math.inf, method, False)
+    return _Test(name, "ms", values[0], values[1], _combined(ses), math.inf, method, False)
 
 
 def _tests(a: Report, b: Report) -> list[_Test]:
@@ -338,7 +344,8 @@ def compare(
     base_name, base_reports = _load(base)
     new_name, new_reports = _load(new)
     pairs, only_base, only_new = match(base_reports, new_reports)
-    configs, tests = [], []
+    configs: list[ConfigComparison] = []
+    tests: list[list[_Test]] = []
     for a, b, how in pairs:
         c = ConfigComparison(config_id=b.config_id, base_config_id=a.config_id, matched_by=how)
         if a.status != "ok" or b.status != "ok":
@@ -368,7 +375,7 @@ _HEAD = ("configuration", "metric", "base", "new", "change", "95% interval", "ve
 
 
 def _rows(c: Comparison) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for cc in c.configs:
         name = cc.config_id if cc.matched_by == "id" else f"{cc.base_config_id} -> {cc.config_id}"
         if not cc.metrics:

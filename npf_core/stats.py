@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -91,14 +90,14 @@ class Histogram:
     def to_stored(self) -> StoredHistogram:
         """The sparse form kept in results.json (see :class:`StoredHistogram`)."""
         nz = np.flatnonzero(self.counts)
-        runs: list[list[Any]] = []
+        runs: list[tuple[int, list[int]]] = []
         for i in nz.tolist():
             if runs and i - (runs[-1][0] + len(runs[-1][1])) <= _MAX_INLINE_ZEROS:
                 start, counts = runs[-1]
                 counts.extend([0] * (i - start - len(counts)))
                 counts.append(int(self.counts[i]))
             else:
-                runs.append([i, [int(self.counts[i])]])
+                runs.append((i, [int(self.counts[i])]))
         return StoredHistogram(n=self.n, sum=self.total, min=self.lo, max=self.hi, runs=runs)
 
     @classmethod
@@ -161,7 +160,7 @@ class StoredHistogram(msgspec.Struct, kw_only=True, omit_defaults=False):
 
     Bucket ``i`` holds durations in ``[gamma**i, gamma**(i+1))`` nanoseconds. Only
     the buckets between the first and last non-empty one of each *run* are written:
-    ``runs`` is a list of ``[first_bucket_index, [count, count, ...]]``, the counts of
+    ``runs`` is a list of ``[first_bucket_index, [count, count, ...]]`` pairs, the counts of
     consecutive buckets from that index (a gap of up to three empty buckets is kept
     inline as zeros). ``n``, ``sum``, ``min`` and ``max`` are exact, in ns.
     """

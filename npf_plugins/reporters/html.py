@@ -226,7 +226,8 @@ def windows_chart(reports: list[Report]) -> str | None:
 
 
 def cost_chart(reports: list[Report]) -> str | None:
-    bars = [(r.config_id, r.cost_per_1m_inf) for r in _ok(reports) if _num(r.cost_per_1m_inf) is not None]
+    bars = [(r.config_id, r.cost_per_1m_inf) for r in _ok(reports) if r.cost_per_1m_inf is not None]
+    bars = [(name, cost) for name, cost in bars if math.isfinite(cost)]
     if not bars:
         return None
     return bar_chart("chart-cost", "Cost per 1M inferences", bars, y_label="cost per 1M inferences")

@@ -243,3 +243,16 @@ def test_renderings_and_the_python_entry_point(tmp_path: Path) -> None:
     assert md.count("\n| ") >= 4 and "significant regression" in md
     with pytest.raises(UserError, match="threshold"):
         compare(a, b, threshold_pct=-1)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 10, 20, 30])
+def test_t_quantile_matches_the_table_and_the_normal_limit(df: int) -> None:
+    from npf_core.stats import normal_quantile, t95, t_quantile
+
+    assert t_quantile(0.975, df) == pytest.approx(t95(df), abs=6e-4)
+    assert t_quantile(0.025, df) == pytest.approx(-t95(df), abs=6e-4)
+    assert t_quantile(0.5, df) == pytest.approx(0.0, abs=1e-9)
+    assert t_quantile(0.975, math.inf) == pytest.approx(1.959964, abs=1e-6)
+    assert normal_quantile(0.995) == pytest.approx(2.5758293, abs=1e-6)
+    # between integer degrees of freedom it lies between their quantiles
+    assert t_quantile(0.975, df + 1) < t_quantile(0.975, df + 0.5) < t_quantile(0.975, df)
