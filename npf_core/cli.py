@@ -166,7 +166,7 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
                      help="smallest change, in percent, that counts as a regression (default 5)")  # fmt: skip
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    cmp.add_argument("--confidence", type=float, default=0.95,
+    cmp.add_argument("--confidence", type=float, default=0.95, metavar="P",
                      help="for the comparison as a whole: with no real change, nothing is flagged with this "
                           "probability (default 0.95)")  # fmt: skip
 
