@@ -1,14 +1,18 @@
 """Sessions: ``tests`` (default suite, what CI runs), ``torch`` (PyTorch/Neuron/GPU
-plugins against the fakes; CI runs it), ``lint``, ``typecheck``, ``docs``, and the
-heavy ones CI does not run: ``slow`` (long load tests)."""
+plugins against the fakes; CI runs it), ``browser`` (the HTML report in headless
+Chromium, installed from Debian's packages; CI runs it), ``lint``, ``typecheck``,
+``docs``, and the heavy ones CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
+
+import os
+import shutil
 
 import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv would download CUDA
-nox.options.sessions = ["lint", "tests", "torch"]
+nox.options.sessions = ["lint", "tests", "torch"]  # + browser in CI (.ci/run)
 nox.options.error_on_missing_interpreters = False
 
 PLUGIN_PKG = "tests/plugin_pkg"
@@ -23,7 +27,7 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The default suite: unit, integration (real processes), plugin package, faults."""
     _install(session)
-    session.run("pytest", "-m", "not slow and not torch", "--durations=10", *session.posargs)
+    session.run("pytest", "-m", "not slow and not torch and not browser", "--durations=10", *session.posargs)
 
 
 @nox.session
@@ -64,3 +68,22 @@ def docs(session: nox.Session) -> None:
     from the nav fails. (tests/unit/test_docs.py keeps docs/ in step with the code.)"""
     session.install("mkdocs>=1.6")
     session.run("mkdocs", "build", "--strict", "-d", f"{session.create_tmp()}/site", *session.posargs)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@nox.session(default=False)
+def browser(session: nox.Session) -> None:
+    """The HTML report opened in headless Chromium (no network): no console errors,
+    every chart drawn. Installs Debian's ``chromium`` package with apt-get when
+    /usr/bin/chromium is missing (needs root, as in CI)."""
+    if not os.path.exists(CHROMIUM):
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        session.run(*sudo, "apt-get", "update", "-qq", external=True)
+        session.run(*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+    if shutil.which("chromium") is None and not os.path.exists(CHROMIUM):
+        session.error("chromium is not installed and could not be installed")
+    _install(session)
+    session.run("pytest", "-m", "browser", "--durations=10", *session.posargs, env={"NPF_CHROMIUM": CHROMIUM})

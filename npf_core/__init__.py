@@ -25,6 +25,7 @@ from npf_core.hookspecs import (
 from npf_core.spec import Spec, decode_spec, json_schema, load_spec
 
 if TYPE_CHECKING:
+    from npf_core.comparison import compare
     from npf_core.compiler import compile
     from npf_core.evaluate_api import evaluate
     from npf_core.metric_api import list_metrics, register_metric, register_metric_from_existing
@@ -39,6 +40,7 @@ _LAZY = {
     "Supervisor": "npf_core.supervisor",
     "abenchmark": "npf_core.supervisor",
     "benchmark": "npf_core.supervisor",
+    "compare": "npf_core.comparison",
     "compile": "npf_core.compiler",
     "evaluate": "npf_core.evaluate_api",
     "BaseEvalMetric": "npf_core.metrics",
@@ -84,6 +86,7 @@ __all__ = [
     "__version__",
     "abenchmark",
     "benchmark",
+    "compare",
     "compile",
     "decode_spec",
     "evaluate",

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from npf_core.errors import ResultsError, UserError
+from npf_core.errors import UserError
 
 __all__ = ["main"]
 
@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="print the table of a results.json")
     rep.add_argument("results", help="a results.json file (or the folder holding it)")
+    rep.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with charts to FILE")
+    _add_compare_parser(sub)
     _add_compile_parsers(sub)
     return p
 
@@ -83,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(json_schema(), indent=2))
             return EXIT_OK
         if args.command == "report":
-            return _report(Path(args.results))
+            return _report(Path(args.results), args.html)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "compile":
             return _compile(args)
         if args.command == "index":
@@ -157,26 +161,52 @@ def _plugins() -> int:
     return EXIT_OK
 
 
-def _report(path: Path) -> int:
-    """Show a results file again, through the ``console`` reporter plugin (the engine
-    renders nothing itself): the reports are replayed as the run's last event."""
+def _report(path: Path, html: str | None = None) -> int:
+    """Show a results file again through the ``console`` reporter plugin (the engine
+    renders nothing itself; the reports are replayed as the run's last event), and
+    with ``--html FILE`` export it through the ``html`` reporter plugin."""
     from npf_core import events as ev
     from npf_core.hookspecs import ReporterContext
     from npf_core.plugins import get_plugins
-    from npf_core.results import load_results
+    from npf_core.results import read_results
 
-    if path.is_dir():
-        path = path / "results.json"
-    if not path.exists():
-        raise ResultsError(f"no results file at {str(path)!r}")
-    spec, reports = load_results(path)
-    print(f"npf: {len(reports)} configuration{'s' * (len(reports) != 1)} from {path}")
-    ctx = ReporterContext(output_dir=path.parent, spec=spec, verbosity=1)
-    reporter = get_plugins().reporters.get("console", "report")(ctx)
+    results = read_results(path)
+    reports = results.reports
+    print(f"npf: {len(reports)} configuration{'s' * (len(reports) != 1)} from {results.path}")
+    plugins = get_plugins()
+    ctx = ReporterContext(output_dir=results.path.parent, spec=results.spec, verbosity=1)
+    reporter = plugins.reporters.get("console", "report")(ctx)
     failed = sum(r.status != "ok" for r in reports)
     reporter.on_event(ev.RunFinished(reports=reports, interrupted=False, failed=failed))
     reporter.close()
+    if html:
+        plugins.reporters.get("html", "report --html")(ctx).export(results, Path(html))
+        print(f"html report: {html}")
     return EXIT_OK
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmp = sub.add_parser(
+        "compare", help="compare two runs: throughput, p50, p99 with significance (exit 1 on a regression)"
+    )
+    cmp.add_argument("base", help="the baseline: a results.json or the folder holding it")
+    cmp.add_argument("new", help="the run to judge: a results.json or the folder holding it")
+    cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+                     help="smallest change, in percent, that counts as a regression (default 5)")  # fmt: skip
+    cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    cmp.add_argument("--confidence", type=float, default=0.95, metavar="P",
+                     help="for the comparison as a whole: with no real change, nothing is flagged with this "
+                          "probability (default 0.95)")  # fmt: skip
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from npf_core.comparison import compare, render
+
+    if not args.threshold >= 0:
+        raise UserError(f"compare --threshold: {args.threshold} must be a percentage >= 0")
+    result = compare(args.base, args.new, threshold_pct=args.threshold, confidence=args.confidence)
+    print(render(result, args.format))
+    return result.exit_code
 
 
 # ---------------------------------------------------------------------------

@@ -375,3 +375,8 @@ class Reporter:
 
     def close(self) -> None:
         """*supervisor*: the run is over (also after an interruption)."""
+
+    def export(self, results: Any, path: Path) -> None:
+        """Optional: write a finished run (``npf_core.plugin.Results``, as read from a
+        results file) to ``path``, for ``npf report RESULTS --<name> PATH``."""
+        raise NotImplementedError(f"reporter {type(self).__name__} cannot export a finished run to a file")

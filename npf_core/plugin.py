@@ -57,14 +57,17 @@ from npf_core.hookspecs import (
 from npf_core.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_numpy
 from npf_core.references import resolve_reference
 from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
-from npf_core.results import environment, write_atomic
+from npf_core.results import RESULTS_FORMAT, RESULTS_FORMAT_VERSION, Results, environment, read_results, write_atomic
 from npf_core.spec import DTYPES, decode_options
+from npf_core.stats import Histogram
 from npf_core.tensors import build_example, load_file, make_array
 
 __all__ = [
     "DTYPES",
     "NEURONPERF_COLUMNS",
     "PRINT_COLUMNS",
+    "RESULTS_FORMAT",
+    "RESULTS_FORMAT_VERSION",
     "Assignment",
     "CompileRequest",
     "CompileResult",
@@ -82,6 +85,7 @@ __all__ = [
     "Event",
     "Framework",
     "MetricRegistry",
+    "Histogram",
     "ModelIndexError",
     "NpfError",
     "PluginError",
@@ -91,6 +95,7 @@ __all__ = [
     "Report",
     "Reporter",
     "ReporterContext",
+    "Results",
     "RunFinished",
     "RunStarted",
     "SpecError",
@@ -105,6 +110,7 @@ __all__ = [
     "hookimpl",
     "load_file",
     "make_array",
+    "read_results",
     "resolve_reference",
     "to_numpy",
     "write_atomic",

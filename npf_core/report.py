@@ -15,7 +15,7 @@ import msgspec
 
 from npf_core.plan import RunConfig
 from npf_core.protocol import Ready, Result
-from npf_core.stats import Histogram, coefficient_of_variation, rate_ci
+from npf_core.stats import Histogram, StoredHistogram, coefficient_of_variation, rate_ci
 
 __all__ = ["NEURONPERF_COLUMNS", "PRINT_COLUMNS", "Report", "build_report", "error_report"]
 
@@ -127,6 +127,8 @@ class Report(msgspec.Struct, kw_only=True):
     #: evaluate mode: metric name -> value (also readable as ``report[name]``)
     metrics: dict[str, Any] = {}
     eval_examples: int | None = None
+    #: the merged latency histogram of every call (results format version 2; None in older files)
+    latency_histogram: StoredHistogram | None = None
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -318,4 +320,5 @@ def build_report(
         stopped_by=results[0].stopped_by if results else "",
         valid=not reasons,
         validity_reasons=reasons,
+        latency_histogram=latency.to_stored() if latency.n else None,
     )

@@ -8,14 +8,30 @@ import platform
 import socket
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from npf_core.errors import ResultsError
 from npf_core.report import Report
 
-__all__ = ["RESULTS_NAME", "ResultsFile", "environment", "load_results", "write_atomic"]
+__all__ = [
+    "RESULTS_FORMAT",
+    "RESULTS_FORMAT_VERSION",
+    "RESULTS_NAME",
+    "Results",
+    "ResultsFile",
+    "environment",
+    "load_results",
+    "read_results",
+    "resolve_results",
+    "write_atomic",
+]
 
+#: results.json's ``format`` and ``format_version`` (docs/reports.md). Version 1 (no
+#: such keys) had no latency histograms; version 2 adds ``latency_histogram``.
+RESULTS_FORMAT = "npf-results"
+RESULTS_FORMAT_VERSION = 2
 RESULTS_NAME = "results.json"
 
 
@@ -94,7 +110,8 @@ class ResultsFile:
     so an interrupted or crashed run keeps all it had finished and ``--resume``
     works whatever reporters run.
 
-    Format: ``{"npf_version", "run_id", "spec", "environment", "reports": [...]}``."""
+    Format (docs/reports.md): ``{"format", "format_version", "npf_version", "run_id",
+    "spec", "environment", "reports": [...]}``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -115,6 +132,8 @@ class ResultsFile:
         from npf_core import __version__
 
         doc = {
+            "format": RESULTS_FORMAT,
+            "format_version": RESULTS_FORMAT_VERSION,
             "npf_version": __version__,
             "run_id": self.run_id,
             "spec": self.spec,
@@ -122,3 +141,53 @@ class ResultsFile:
             "reports": [self.by_index[i].to_dict() for i in sorted(self.by_index)],
         }
         write_atomic(self.path, json.dumps(doc, indent=1, allow_nan=False).encode())
+
+
+def resolve_results(path: str | os.PathLike[str]) -> Path:
+    """The results.json a user means by ``path``: the file itself, or the one in the
+    folder ``path``. (The one place that maps a user's path to a results file.)"""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise ResultsError(f"no results file at {str(p)!r} (give a results.json or the folder holding one)")
+    return p
+
+
+@dataclass
+class Results:
+    """A results.json, read: its reports and what was recorded with them."""
+
+    path: Path
+    reports: list[Report]
+    spec: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    npf_version: str = ""
+    format_version: int = 1
+
+
+def read_results(path: str | os.PathLike[str]) -> Results:
+    """Read a results.json (or the one in a folder), any format version up to ours."""
+    p = resolve_results(path)
+    try:
+        data = json.loads(p.read_bytes())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        version = int(data.get("format_version", 1))
+        if version > RESULTS_FORMAT_VERSION:
+            raise ValueError(
+                f"format version {version} is newer than this npf reads ({RESULTS_FORMAT_VERSION}); upgrade npf"
+            )
+        reports = [Report.from_dict(r) for r in data.get("reports", [])]
+    except (OSError, ValueError, TypeError) as exc:
+        raise ResultsError(f"cannot read results file {str(p)!r}: {exc}") from None
+    return Results(
+        path=p,
+        reports=reports,
+        spec=data.get("spec") or {},
+        environment=data.get("environment") or {},
+        run_id=str(data.get("run_id") or ""),
+        npf_version=str(data.get("npf_version") or ""),
+        format_version=version,
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import msgspec
 import numpy as np
 
 from npf_core.protocol import Hist
@@ -19,9 +20,12 @@ from npf_core.protocol import Hist
 __all__ = [
     "GAMMA",
     "Histogram",
+    "StoredHistogram",
+    "normal_quantile",
     "quantile_ci",
     "rate_ci",
     "t95",
+    "t_quantile",
 ]
 
 GAMMA = 1.002
@@ -83,6 +87,31 @@ class Histogram:
         out.n, out.total, out.lo, out.hi = h.n, h.total, h.lo, h.hi
         return out
 
+    def to_stored(self) -> StoredHistogram:
+        """The sparse form kept in results.json (see :class:`StoredHistogram`)."""
+        nz = np.flatnonzero(self.counts)
+        runs: list[tuple[int, list[int]]] = []
+        for i in nz.tolist():
+            if runs and i - (runs[-1][0] + len(runs[-1][1])) <= _MAX_INLINE_ZEROS:
+                start, counts = runs[-1]
+                counts.extend([0] * (i - start - len(counts)))
+                counts.append(int(self.counts[i]))
+            else:
+                runs.append((i, [int(self.counts[i])]))
+        return StoredHistogram(n=self.n, sum=self.total, min=self.lo, max=self.hi, runs=runs)
+
+    @classmethod
+    def from_stored(cls, h: StoredHistogram) -> Histogram:
+        if h.gamma != GAMMA:
+            raise ValueError(f"histogram bucket ratio {h.gamma} is not this npf's {GAMMA}")
+        out = cls()
+        for start, counts in h.runs:
+            out.counts[start : start + len(counts)] = counts
+        out.n, out.total, out.lo, out.hi = h.n, h.sum, h.min, h.max
+        if int(out.counts.sum()) != h.n:
+            raise ValueError(f"histogram counts add up to {int(out.counts.sum())}, not n={h.n}")
+        return out
+
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else math.nan
@@ -122,6 +151,29 @@ class Histogram:
         return self.value_at_rank(ranks[0]), self.value_at_rank(ranks[1])
 
 
+#: zero buckets kept inline inside a run rather than starting a new one (cheaper in JSON)
+_MAX_INLINE_ZEROS = 3
+
+
+class StoredHistogram(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """A latency histogram as results.json stores it (format version 2).
+
+    Bucket ``i`` holds durations in ``[gamma**i, gamma**(i+1))`` nanoseconds. Only
+    the buckets between the first and last non-empty one of each *run* are written:
+    ``runs`` is a list of ``[first_bucket_index, [count, count, ...]]`` pairs, the counts of
+    consecutive buckets from that index (a gap of up to three empty buckets is kept
+    inline as zeros). ``n``, ``sum``, ``min`` and ``max`` are exact, in ns.
+    """
+
+    unit: str = "ns"
+    gamma: float = GAMMA
+    n: int
+    sum: int
+    min: int
+    max: int
+    runs: list[tuple[int, list[int]]] = []
+
+
 _Z = {0.90: 1.6448536, 0.95: 1.9599640, 0.99: 2.5758293}
 
 
@@ -151,6 +203,44 @@ def t95(df: int) -> float:
     if df < 1:
         return math.inf
     return _T95[df - 1] if df <= len(_T95) else 1.960 + 2.4 / df
+
+
+def normal_quantile(p: float) -> float:
+    """The standard normal quantile (inverse CDF) at ``p`` in (0, 1), by bisection on erf."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"probability {p} is not in (0, 1)")
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return (lo + hi) / 2
+
+
+_T_GRID = np.linspace(0.0, math.pi / 2, 20_001)
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile at ``p`` in (0, 1) for any ``df`` >= 1 (not only integers).
+
+    With ``t = sqrt(df) tan(u)`` the t density becomes proportional to
+    ``cos(u) ** (df - 1)`` on [0, pi/2): its integral, cumulated on a fine grid and
+    inverted by interpolation, gives the quantile (to about 1e-6 relative)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"probability {p} is not in (0, 1)")
+    if not math.isfinite(df) or df > 1e7:
+        return normal_quantile(p)
+    df = max(df, 1.0)
+    f = np.cos(_T_GRID) ** (df - 1)
+    cum = np.concatenate(([0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(_T_GRID))))
+    target = abs(2 * p - 1) * cum[-1]
+    u = float(np.interp(target, cum, _T_GRID))
+    t = math.sqrt(df) * math.tan(u)
+    return t if p >= 0.5 else -t
 
 
 def rate_ci(count: int, seconds: float, window_rates: Sequence[float]) -> tuple[float, float, str]:

@@ -23,9 +23,12 @@ from npf_core.plugin import (
 )
 from npf_core.plugin import events as ev
 
+#: not columns: the histogram (thousands of numbers, results.json only) and evaluate
+#: mode's metrics (they follow, one column per metric name)
+_NOT_IN_CSV = ("latency_histogram", "metrics")
 CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(
-    f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS and f != "metrics"
-)  # evaluate mode's metrics follow, one column per metric name
+    f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS and f not in _NOT_IN_CSV
+)
 
 
 class _Collecting(Reporter):

@@ -72,7 +72,7 @@ def test_unknown_name_lists_the_installed_names() -> None:
     assert str(err).startswith("spec $.model.framework: unknown framework plugin 'pytorch'")
 
 
-@pytest.mark.parametrize(("kind", "name"), [("framework", "tensorflow"), ("framework", "mxnet"), ("reporter", "html")])
+@pytest.mark.parametrize(("kind", "name"), [("framework", "tensorflow"), ("framework", "mxnet")])
 def test_reserved_names_are_not_supported_yet_rather_than_unknown(kind: str, name: str) -> None:
     plugins = get_plugins()
     registry = plugins.frameworks if kind == "framework" else plugins.reporters
@@ -81,6 +81,11 @@ def test_reserved_names_are_not_supported_yet_rather_than_unknown(kind: str, nam
     message = str(info.value)
     assert message.startswith(f"spec $.x: {kind} plugin {name!r} is not supported yet (")
     assert f"installed {kind} plugins: " in message
+
+
+def test_html_reporter_is_built_in() -> None:
+    plugins = get_plugins()
+    assert plugins.reporters.get("html", "output.reporters[0]").__name__ == "HtmlReporter"
 
 
 def test_registry_refuses_duplicates_and_non_subclasses() -> None:

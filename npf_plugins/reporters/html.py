@@ -1,0 +1,343 @@
+"""Reporter ``html``: ``report.html`` in the output folder — one self-contained file
+(inline CSS, inline SVG charts, a few lines of script to sort the table; nothing
+fetched, so it opens offline and can be mailed or archived as is).
+
+It holds the summary table (click a heading to sort), throughput scaling over model
+copies x workers x batch size, the latency CDF and percentile curves of every
+configuration (from the stored histograms), the throughput of every window over
+time, the cost per million inferences when ``cost_per_hour`` is known, the validity
+notes, the errors, the environment and the spec. ``npf report RESULTS --html FILE``
+writes the same page for an existing results file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from npf_core.plugin import (
+    Histogram,
+    Registry,
+    Report,
+    Reporter,
+    ReporterContext,
+    Results,
+    environment,
+    hookimpl,
+    write_atomic,
+)
+from npf_core.plugin import events as ev
+from npf_plugins.reporters.svg import Series, bar_chart, line_chart
+
+__all__ = ["HtmlReporter", "render_html"]
+
+_NO_HISTOGRAMS = "no latency histograms in this results file (format 1, or no call completed)"
+#: the CDF is drawn up to this percentile
+CDF_TOP = 99.9
+#: points per latency curve (a histogram has up to thousands of buckets)
+CURVE_POINTS = 160
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;max-width:1240px}
+h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+.meta{color:#555;font-size:13px} table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right} td.l,th.l{text-align:left}
+table.sortable th{cursor:pointer;background:#f4f4f4;user-select:none} th.asc:after{content:" \\25B2"}
+th.desc:after{content:" \\25BC"} tr.error td{background:#fde8e8} tr.warn td{background:#fff6dd}
+.charts{display:flex;flex-wrap:wrap;gap:12px 16px} .charts figure{margin:0;width:600px;max-width:100%}
+.charts svg{display:block;max-width:100%;height:auto;border:1px solid #eee} .note{color:#8a5a00}
+.charts figcaption{font-size:13px;font-weight:bold;margin:6px 0}
+pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px;white-space:pre-wrap}
+"""
+
+# Sort on click: numbers by data-v, text otherwise; a second click reverses.
+_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.querySelectorAll("th");
+  heads.forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = !th.classList.contains("asc");
+      heads.forEach(function (h) { h.classList.remove("asc", "desc"); });
+      th.classList.add(asc ? "asc" : "desc");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute("data-v"), y = b.cells[col].getAttribute("data-v");
+        var nx = parseFloat(x), ny = parseFloat(y), r;
+        if (!isNaN(nx) && !isNaN(ny)) { r = nx - ny; } else { r = String(x).localeCompare(String(y)); }
+        return asc ? r : -r;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+# (heading, field or function, format)
+_COLUMNS: list[tuple[str, Any, str]] = [
+    ("configuration", "config_id", "s"),
+    ("status", lambda r: r.status if r.status != "ok" or r.valid else "ok", "s"),
+    ("copies", "n_models", "d"),
+    ("workers", "workers_per_model", "d"),
+    ("pipeline", "pipeline_size", "d"),
+    ("batch", "batch_size", "d"),
+    ("throughput/s", "throughput_avg", "f1"),
+    ("95% low", "throughput_ci95_low", "f1"),
+    ("95% high", "throughput_ci95_high", "f1"),
+    ("p50 ms", "latency_ms_p50", "f3"),
+    ("p90 ms", "latency_ms_p90", "f3"),
+    ("p99 ms", "latency_ms_p99", "f3"),
+    ("p99.9 ms", "latency_ms_p999", "f3"),
+    ("mean ms", "latency_ms_mean", "f3"),
+    ("calls", "total_calls", "d"),
+    ("$ / 1M inf", "cost_per_1m_inf", "f4"),
+]
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def _cell(r: Report, spec: tuple[str, Any, str]) -> str:
+    _, get, fmt = spec
+    v = get(r) if callable(get) else getattr(r, get, None)
+    n = _num(v)
+    if fmt == "s":
+        text = "ok?" if v == "ok" and not r.valid else str(v)
+        return f'<td class="l" data-v="{escape(text)}">{escape(text)}</td>'
+    if n is None:
+        return '<td data-v="">-</td>'
+    text = f"{int(n):,}" if fmt == "d" else f"{n:,.{int(fmt[1:])}f}"
+    return f'<td data-v="{n!r}">{text}</td>'
+
+
+def summary_table(reports: list[Report]) -> str:
+    head = "".join(f'<th class="{"l" if f == "s" else ""}">{escape(h)}</th>' for h, _, f in _COLUMNS)
+    rows = []
+    for r in reports:
+        cls = "error" if r.status != "ok" else "" if r.valid else "warn"
+        rows.append(f'<tr class="{cls}">' + "".join(_cell(r, c) for c in _COLUMNS) + "</tr>")
+    return f'<table class="sortable" id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _ok(reports: list[Report]) -> list[Report]:
+    return [r for r in reports if r.status == "ok" and _num(r.throughput_avg) is not None]
+
+
+def scaling_chart(reports: list[Report]) -> str | None:
+    """Throughput over model copies x workers, one line per batch size (and per
+    pipeline size / input / model where those vary)."""
+    ok = _ok(reports)
+    if not ok:
+        return None
+    combos = sorted({(r.n_models, r.workers_per_model) for r in ok})
+    pos = {c: float(i) for i, c in enumerate(combos)}
+    vary = [f for f in ("pipeline_size", "input_idx", "model_filename") if len({getattr(r, f) for r in ok}) > 1]
+    groups: dict[tuple[Any, ...], list[Report]] = {}
+    for r in ok:
+        groups.setdefault((r.batch_size, *(getattr(r, f) for f in vary)), []).append(r)
+    names = {"pipeline_size": "pipeline", "input_idx": "input", "model_filename": "model"}
+    series = []
+    for key in sorted(groups, key=repr):
+        rs = sorted(groups[key], key=lambda r: pos[(r.n_models, r.workers_per_model)])
+        label = f"batch {key[0]}" + "".join(f", {names[f]} {v}" for f, v in zip(vary, key[1:], strict=True))
+        series.append(Series(
+            label,
+            [(pos[(r.n_models, r.workers_per_model)], r.throughput_avg) for r in rs],
+            [(r.throughput_ci95_low, r.throughput_ci95_high) for r in rs],
+        ))  # fmt: skip
+    ticks = {p: f"{c[0]} x {c[1]}" for c, p in pos.items()}
+    return line_chart("chart-scaling", "Throughput scaling", series, x_label="model copies x workers per copy",
+                      y_label="inferences / s", x_tick_labels=ticks)  # fmt: skip
+
+
+def _hists(reports: list[Report]) -> list[tuple[Report, Histogram]]:
+    out = []
+    for r in _ok(reports):
+        if r.latency_histogram is not None and r.latency_histogram.n:
+            out.append((r, Histogram.from_stored(r.latency_histogram)))
+    return out
+
+
+def cdf_chart(reports: list[Report]) -> str | None:
+    """The latency CDF of each configuration: the fraction of calls at or under x ms."""
+    hists = _hists(reports)
+    if not hists:
+        return None
+    series = []
+    for r, h in hists:
+        # evenly in probability, and denser in the tail the sample resolves (p99, p99.9, ...)
+        # (to p99.9: one far outlier would squeeze the whole curve against the axis;
+        # the percentile chart shows the tail)
+        top = _nines(min(CDF_TOP, 100 * (1 - 1 / max(h.n, 2))))
+        linear = [CDF_TOP * i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
+        tail = [100 * (1 - 10 ** (-k)) for k in _frange(2.0, max(top, 2.0), 40)]
+        qs = sorted({*linear, *tail})
+        pts = [(h.percentile(q) / 1e6, q / 100) for q in qs]
+        series.append(Series(r.config_id, pts, markers=False))
+    return line_chart("chart-cdf", "Latency CDF (per call, to p99.9)", series, x_label="latency, ms (log scale)",
+                      y_label="fraction of calls", x_log=True)  # fmt: skip
+
+
+#: percentiles of the percentile curve and where they sit on the "nines" axis
+_NINES = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
+
+
+def _nines(q: float) -> float:
+    return -math.log10(max(1 - q / 100, 1e-6))
+
+
+def percentile_chart(reports: list[Report]) -> str | None:
+    """Latency against percentile, the percentile axis in "nines" (p50, p90, p99, ...)."""
+    hists = _hists(reports)
+    if not hists:
+        return None
+    series = []
+    for r, h in hists:
+        # up to the percentile the sample can resolve (p99.99 needs 10,000 calls)
+        top = min(99.99, 100 * (1 - 1 / max(h.n, 2)))
+        qs = [100 * (1 - 10 ** (-top_n)) for top_n in _frange(0.0, _nines(top), 60)]
+        series.append(Series(r.config_id, [(_nines(q), h.percentile(q) / 1e6) for q in qs], markers=False))
+    ticks = {_nines(q): f"p{q:g}" for q in _NINES}
+    return line_chart("chart-percentiles", "Latency percentiles (per call)", series, x_label="percentile",
+                      y_label="latency, ms", x_tick_labels=ticks)  # fmt: skip
+
+
+def _frange(a: float, b: float, n: int) -> list[float]:
+    return [a + (b - a) * i / (n - 1) for i in range(n)]
+
+
+def windows_chart(reports: list[Report]) -> str | None:
+    """The throughput of each measurement window over the run, per configuration."""
+    series = []
+    for r in _ok(reports):
+        w = _num(r.window_s)
+        if r.throughput_windows and w:
+            series.append(Series(r.config_id, [((i + 1) * w, v) for i, v in enumerate(r.throughput_windows)],
+                                 markers=len(r.throughput_windows) <= 60))  # fmt: skip
+    if not series:
+        return None
+    return line_chart("chart-windows", "Throughput over time (per window)", series,
+                      x_label="seconds into the measurement", y_label="inferences / s")  # fmt: skip
+
+
+def cost_chart(reports: list[Report]) -> str | None:
+    bars = [(r.config_id, r.cost_per_1m_inf) for r in _ok(reports) if r.cost_per_1m_inf is not None]
+    bars = [(name, cost) for name, cost in bars if math.isfinite(cost)]
+    if not bars:
+        return None
+    return bar_chart("chart-cost", "Cost per 1M inferences", bars, y_label="cost per 1M inferences")
+
+
+def _kv_table(data: dict[str, Any], table_id: str) -> str:
+    rows = []
+    for k, v in data.items():
+        text = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+        rows.append(f'<tr><th class="l">{escape(str(k))}</th><td class="l">{escape(text)}</td></tr>')
+    return f'<table id="{table_id}">{"".join(rows)}</table>'
+
+
+def render_html(results: Results) -> str:
+    """The whole report page for a read results file."""
+    reports = results.reports
+    spec = results.spec or {}
+    title = f"npf report: {spec.get('name') or (reports[0].model_name if reports else 'no results')}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="meta">run {escape(results.run_id or "-")} · npf {escape(results.npf_version or "?")} · '
+        f"results format {results.format_version} · {len(reports)} configuration{'s' * (len(reports) != 1)} · "
+        f"{escape(str(results.path))}</p>",
+        "<h2>Summary</h2>",
+        '<p class="meta">Throughput is inferences (calls x batch size) per second with its 95% interval; '
+        "latencies are per call. Click a heading to sort.</p>",
+        summary_table(reports),
+    ]
+    charts = [
+        ("Throughput scaling", scaling_chart(reports), "no successful configuration"),
+        ("Latency CDF", cdf_chart(reports), _NO_HISTOGRAMS),
+        ("Latency percentiles", percentile_chart(reports), "no latency histograms to draw percentile curves from"),
+        ("Throughput over time", windows_chart(reports), "no window throughputs recorded"),
+        ("Cost", cost_chart(reports), "cost unknown: set cost_per_hour in the spec to see the cost per 1M inferences"),
+    ]
+    parts.append("<h2>Charts</h2>")
+    parts.append('<div class="charts">')
+    for heading, svg, missing in charts:
+        if svg:
+            parts.append(f"<figure>{svg}</figure>")
+        else:
+            parts.append(f'<figure><figcaption>{escape(heading)}</figcaption><p class="note">{escape(missing)}</p>'
+                         "</figure>")  # fmt: skip
+    parts.append("</div>")
+    notes = [(r.config_id, "; ".join(r.validity_reasons)) for r in reports if r.status == "ok" and not r.valid]
+    errors = [(r.config_id, f"{r.error.type}: {r.error.message}" if r.error else "failed")
+              for r in reports if r.status != "ok"]  # fmt: skip
+    parts.append("<h2>Validity notes</h2>")
+    if notes:
+        parts.append("<ul id=\"validity\">" + "".join(
+            f"<li><b>ok? {escape(c)}</b>: {escape(n)}</li>" for c, n in notes) + "</ul>")  # fmt: skip
+    else:
+        parts.append('<p id="validity">Every successful configuration passed the validity checks.</p>')
+    if errors:
+        parts.append("<h2>Errors</h2><ul>" + "".join(f"<li><b>{escape(c)}</b>: {escape(m)}</li>" for c, m in errors)
+                     + "</ul>")  # fmt: skip
+    env = dict(results.environment)
+    packages = env.pop("packages", None)
+    if isinstance(packages, dict):
+        env.update({f"package {k}": v for k, v in packages.items()})
+    parts.append("<h2>Environment</h2>")
+    parts.append(_kv_table(env, "environment") if env else "<p>not recorded</p>")
+    parts.append("<h2>Spec</h2>")
+    parts.append(f"<pre id=\"spec\">{escape(json.dumps(spec))}</pre>")
+    parts.append(f"<script>{_JS}</script></body></html>")
+    return "\n".join(parts)
+
+
+class HtmlReporter(Reporter):
+    """report.html in the output folder, rewritten after every finished configuration."""
+
+    def __init__(self, ctx: ReporterContext) -> None:
+        super().__init__(ctx)
+        self.by_index: dict[int, Report] = {}
+        self.started: ev.RunStarted | None = None
+        self.env = environment()
+
+    def on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self.started = event
+        elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
+            self.by_index[event.index] = event.report
+            self.write()
+
+    def write(self) -> None:
+        from npf_core import __version__
+        from npf_core.plugin import RESULTS_FORMAT_VERSION
+
+        path = self.ctx.output_dir / "report.html"
+        results = Results(
+            path=self.ctx.output_dir / "results.json",
+            reports=[self.by_index[i] for i in sorted(self.by_index)],
+            spec=self.started.spec if self.started else {},
+            environment=self.env,
+            run_id=self.started.run_id if self.started else "",
+            npf_version=__version__,
+            format_version=RESULTS_FORMAT_VERSION,
+        )
+        write_atomic(path, render_html(results).encode())
+
+    def export(self, results: Results, path: Path) -> None:
+        """``npf report RESULTS --html FILE``: the same page for a finished run."""
+        write_atomic(path, render_html(results).encode())
+
+
+@hookimpl
+def npf_register_reporters(registry: Registry[Reporter]) -> None:
+    registry.add("html", HtmlReporter)

@@ -1,0 +1,258 @@
+"""Stored histograms, the results format, and the statistics of ``npf compare``
+(synthetic data with known truth)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+import npf_core
+from npf_core.comparison import IMPROVEMENT, NO_CHANGE, REGRESSION, compare, render, welch
+from npf_core.errors import ResultsError, UserError
+from npf_core.report import Report
+from npf_core.results import RESULTS_FORMAT_VERSION, read_results, resolve_results
+from npf_core.stats import Histogram, StoredHistogram
+
+QS = (0, 50, 90, 95, 99, 99.9, 100)
+
+
+def lognormal_ns(rng: np.random.Generator, n: int, median_ms: float = 2.0, sigma: float = 0.3) -> np.ndarray:
+    return np.maximum(1, rng.lognormal(math.log(median_ms * 1e6), sigma, n)).astype(np.int64)
+
+
+def make_report(
+    rng: np.random.Generator, *, rate: float = 1000.0, rate_sd: float = 50.0, windows: int = 10,
+    median_ms: float = 2.0, sigma: float = 0.3, n: int = 3000, config_id: str = "m-i0-b1-p1-n1-w1", **fields: object,
+) -> Report:  # fmt: skip
+    """A report as build_report makes it, from synthetic windows and latencies."""
+    h = Histogram()
+    h.add(lognormal_ns(rng, n, median_ms, sigma))
+    w = rng.normal(rate, rate_sd, windows).tolist()
+    kw = dict(model_name="m", n_models=1, workers_per_model=1, pipeline_size=1, batch_size=1)
+    kw.update(fields)  # type: ignore[arg-type]
+    return Report(
+        **kw,  # type: ignore[arg-type]
+        config_id=config_id,
+        throughput_avg=float(np.mean(w)),
+        throughput_windows=w,
+        window_s=0.5,
+        **{f"latency_ms_p{str(q).replace('.', '')}": h.percentile(q) / 1e6 for q in (50, 90, 95, 99, 99.9)},
+        latency_histogram=h.to_stored(),
+    )
+
+
+# -- the stored histogram -------------------------------------------------------
+
+
+def test_stored_histogram_round_trips_through_json_exactly() -> None:
+    rng = np.random.default_rng(1)
+    h = Histogram()
+    h.add(lognormal_ns(rng, 50_000, sigma=0.8))
+    h.add([5, 10**12])  # far outliers: separate runs
+    text = msgspec.json.encode(h.to_stored())
+    back = Histogram.from_stored(msgspec.json.decode(text, type=StoredHistogram))
+    assert np.array_equal(back.counts, h.counts)
+    assert (back.n, back.total, back.lo, back.hi) == (h.n, h.total, h.lo, h.hi)
+    for q in QS:
+        assert back.percentile(q) == h.percentile(q)
+
+
+def test_stored_histogram_is_sparse_a_few_kb() -> None:
+    rng = np.random.default_rng(2)
+    h = Histogram()
+    h.add(lognormal_ns(rng, 200_000, sigma=0.2))  # a typical spread: p99/p1 about 2.5
+    stored = h.to_stored()
+    size = len(msgspec.json.encode(stored))
+    assert size < 8_000, size
+    assert sum(len(c) for _, c in stored.runs) < len(h.counts) / 10
+
+
+def test_stored_histogram_checks_itself() -> None:
+    good = Histogram()
+    good.add([1000, 2000])
+    s = good.to_stored()
+    with pytest.raises(ValueError, match="add up"):
+        Histogram.from_stored(msgspec.structs.replace(s, n=3))
+    with pytest.raises(ValueError, match="bucket ratio"):
+        Histogram.from_stored(msgspec.structs.replace(s, gamma=1.01))
+
+
+def test_percentiles_from_the_histogram_are_within_0_1_percent_of_the_samples() -> None:
+    rng = np.random.default_rng(3)
+    x = lognormal_ns(rng, 20_000, sigma=1.0)
+    h = Histogram()
+    h.add(x)
+    for q in QS:
+        true = float(np.percentile(x, q))
+        assert abs(h.percentile(q) - true) <= 0.001 * true, q
+
+
+# -- results files ----------------------------------------------------------------
+
+
+def _write(path: Path, reports: list[Report], version: int | None = RESULTS_FORMAT_VERSION) -> Path:
+    doc: dict[str, object] = {"npf_version": "0.1.0", "spec": {"name": "m"}, "environment": {"python": "3"},
+                              "reports": [r.to_dict() for r in reports]}  # fmt: skip
+    if version is not None:
+        doc["format_version"] = version
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_format_1_files_without_histograms_still_load_and_compare(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    old = []
+    for r in (make_report(rng), make_report(rng, rate=800, median_ms=2.5)):
+        d = r.to_dict()
+        del d["latency_histogram"]
+        d["latency_ms_p50_ci_low"], d["latency_ms_p50_ci_high"] = d["latency_ms_p50"] * 0.99, d["latency_ms_p50"] * 1.01
+        old.append(d)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"npf_version": "0.1.0", "reports": [old[0]]}))
+    b.write_text(json.dumps({"npf_version": "0.1.0", "reports": [old[1]]}))
+    res = read_results(a)
+    assert res.format_version == 1 and res.reports[0].latency_histogram is None
+    c = compare(a, b)
+    m = {x.metric: x for x in c.configs[0].metrics}
+    assert m["p50"].method == "quantile_ci_stored" and m["p50"].verdict == REGRESSION
+    assert m["throughput"].verdict == REGRESSION
+    assert m["p99"].verdict == "not tested"  # no stored interval for it in this file
+
+
+def test_newer_format_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    p = _write(tmp_path / "r.json", [], version=RESULTS_FORMAT_VERSION + 1)
+    with pytest.raises(ResultsError, match="newer than this npf reads"):
+        read_results(p)
+
+
+def test_resolver_takes_a_file_or_a_folder(tmp_path: Path) -> None:
+    p = _write(tmp_path / "results.json", [])
+    assert resolve_results(p) == p
+    assert resolve_results(tmp_path) == p
+    with pytest.raises(ResultsError, match="no results file"):
+        resolve_results(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResultsError, match="no results file"):
+        resolve_results(tmp_path / "empty")
+
+
+# -- statistics ---------------------------------------------------------------------
+
+
+def test_welch_matches_its_formula() -> None:
+    a, b = [10.0, 12.0, 11.0, 13.0], [14.0, 15.0, 13.5, 16.0, 15.5]
+    diff, se, df = welch(a, b)
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 5
+    assert diff == pytest.approx(np.mean(b) - np.mean(a))
+    assert se == pytest.approx(math.sqrt(va + vb))
+    assert df == pytest.approx((va + vb) ** 2 / (va**2 / 3 + vb**2 / 4))
+
+
+def binomial_upper(n: int, p: float, tail: float = 1e-3) -> int:
+    """The smallest k with P(X > k) < tail for X ~ Binomial(n, p)."""
+    cdf = 0.0
+    for k in range(n + 1):
+        cdf += math.comb(n, k) * p**k * (1 - p) ** (n - k)
+        if 1 - cdf < tail:
+            return k
+    return n
+
+
+@pytest.mark.parametrize("configs", [1, 4])
+def test_a_noisy_model_does_not_cry_wolf_more_than_the_confidence_allows(configs: int) -> None:
+    """200 A/A comparisons of a noisy model (window throughput CV 15%, latency sigma
+    0.5), each over ``configs`` configuration pairs (3 tests each): comparisons that
+    flag anything as statistically significant stay within what 95% confidence
+    allows (binomial bound, one-sided 0.1%)."""
+    rng = np.random.default_rng(20261201 + configs)
+    trials = 200
+    wolves = 0
+    per_metric = dict.fromkeys(("throughput", "p50", "p99"), 0)
+    for _ in range(trials):
+        kw = dict(rate=1000.0, rate_sd=150.0, sigma=0.5, n=3000)
+        ids = [f"m-i0-b1-p1-n{i}-w1" for i in range(configs)]
+        base = [make_report(rng, config_id=c, **kw) for c in ids]  # type: ignore[arg-type]
+        new = [make_report(rng, config_id=c, **kw) for c in ids]  # type: ignore[arg-type]
+        c = compare(base, new, threshold_pct=0.0)
+        assert c.tests == 3 * configs
+        flagged = [m for cc in c.configs for m in cc.metrics if m.statistically_significant]
+        wolves += bool(flagged)
+        for m in flagged:
+            per_metric[m.metric] += 1
+    bound = binomial_upper(trials, 0.05)
+    assert wolves <= bound, (wolves, bound, per_metric)
+
+
+def test_a_real_10_percent_change_is_found_in_the_same_noise() -> None:
+    """The same test has power: a 10% slower model is flagged nearly every time."""
+    rng = np.random.default_rng(7)
+    found = dict.fromkeys(("throughput", "p50", "p99"), 0)
+    for _ in range(50):
+        base = make_report(rng, rate=1000.0, rate_sd=50.0, sigma=0.3)
+        new = make_report(rng, rate=1000.0 / 1.1, rate_sd=50.0 / 1.1, median_ms=2.2, sigma=0.3)
+        c = compare([base], [new], threshold_pct=5.0)
+        for m in c.configs[0].metrics:
+            found[m.metric] += m.verdict == REGRESSION
+        assert c.exit_code == 1
+    assert found["throughput"] >= 42 and found["p50"] == 50, found  # ~93% expected for throughput
+
+
+def test_significant_but_below_the_threshold_is_no_significant_change() -> None:
+    rng = np.random.default_rng(8)
+    base = make_report(rng, rate=1000.0, rate_sd=1.0, median_ms=2.0, sigma=0.05, n=50_000)
+    new = make_report(rng, rate=980.0, rate_sd=1.0, median_ms=2.04, sigma=0.05, n=50_000)
+    c = compare([base], [new], threshold_pct=5.0)
+    for m in c.configs[0].metrics:
+        assert m.statistically_significant and not m.beyond_threshold, m
+        assert m.verdict == NO_CHANGE
+    assert c.exit_code == 0 and c.summary().startswith("no significant change")
+    faster = compare([new], [base], threshold_pct=1.0)
+    assert {m.verdict for m in faster.configs[0].metrics} == {IMPROVEMENT}
+    assert faster.exit_code == 0
+
+
+def test_configurations_match_by_id_then_by_their_defining_fields() -> None:
+    rng = np.random.default_rng(9)
+    base = [make_report(rng, config_id="a-i0-b1-p1-n1-w1"), make_report(rng, config_id="a-i0-b1-p1-n2-w1", n_models=2),
+            make_report(rng, config_id="a-i0-b1-p1-n4-w1", n_models=4)]  # fmt: skip
+    new = [make_report(rng, config_id="b-i0-b1-p1-n1-w1"), make_report(rng, config_id="a-i0-b1-p1-n2-w1", n_models=2),
+           make_report(rng, config_id="b-i0-b8-p1-n1-w1", batch_size=8)]  # fmt: skip
+    c = compare(base, new)
+    pairs = {(x.base_config_id, x.config_id, x.matched_by) for x in c.configs}
+    assert pairs == {("a-i0-b1-p1-n2-w1", "a-i0-b1-p1-n2-w1", "id"), ("a-i0-b1-p1-n1-w1", "b-i0-b1-p1-n1-w1", "fields")}
+    assert c.only_in_base == ["a-i0-b1-p1-n4-w1"] and c.only_in_new == ["b-i0-b8-p1-n1-w1"]
+
+
+def test_renderings_and_the_python_entry_point(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    a = _write(tmp_path / "a.json", [make_report(rng)])
+    b = _write(tmp_path / "b.json", [make_report(rng, rate=800.0, median_ms=2.5)])
+    c = npf_core.compare(a, b, threshold_pct=5)
+    assert c.exit_code == 1
+    data = json.loads(render(c, "json"))
+    assert data["exit_code"] == 1 and data["configs"][0]["verdict"] == REGRESSION
+    assert {m["metric"] for m in data["configs"][0]["metrics"]} == {"throughput", "p50", "p99"}
+    table = render(c, "table")
+    assert "regression" in table and "-20.0%" in table.replace("-19.", "-20.") or "regression" in table
+    md = render(c, "markdown")
+    assert md.count("\n| ") >= 4 and "significant regression" in md
+    with pytest.raises(UserError, match="threshold"):
+        compare(a, b, threshold_pct=-1)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 10, 20, 30])
+def test_t_quantile_matches_the_table_and_the_normal_limit(df: int) -> None:
+    from npf_core.stats import normal_quantile, t95, t_quantile
+
+    assert t_quantile(0.975, df) == pytest.approx(t95(df), abs=6e-4)
+    assert t_quantile(0.025, df) == pytest.approx(-t95(df), abs=6e-4)
+    assert t_quantile(0.5, df) == pytest.approx(0.0, abs=1e-9)
+    assert t_quantile(0.975, math.inf) == pytest.approx(1.959964, abs=1e-6)
+    assert normal_quantile(0.995) == pytest.approx(2.5758293, abs=1e-6)
+    # between integer degrees of freedom it lies between their quantiles
+    assert t_quantile(0.975, df + 1) < t_quantile(0.975, df + 0.5) < t_quantile(0.975, df)
