@@ -56,7 +56,7 @@ from npf_core.hookspecs import (
 from npf_core.references import resolve_reference
 from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
 from npf_core.results import environment, write_atomic
-from npf_core.spec import DTYPES, decode_options
+from npf_core.spec import DTYPES, decode_options, duration_bounds
 from npf_core.tensors import build_example, load_file, make_array
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "UserError",
     "build_example",
     "decode_options",
+    "duration_bounds",
     "environment",
     "events",
     "hookimpl",

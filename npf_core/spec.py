@@ -22,6 +22,7 @@ from npf_core.errors import SpecError
 
 __all__ = [
     "prepare",
+    "AutoDuration",
     "DTYPES",
     "Closed",
     "CompileSpec",
@@ -39,6 +40,7 @@ __all__ = [
     "Warmup",
     "decode_options",
     "decode_spec",
+    "duration_bounds",
     "json_schema",
     "load_spec",
 ]
@@ -136,6 +138,31 @@ class Stability(SpecBase):
     min_s: NonNegativeFloat = 1.0
 
 
+class AutoDuration(SpecBase):
+    """Run each configuration until its p99 is supported by `calls` calls (at least
+    `min_s`), or for at most `max_s` seconds."""
+
+    min_s: PositiveFloat = 2.0
+    max_s: PositiveFloat = 120.0
+    calls: PositiveInt = 1000
+
+
+def duration_bounds(duration: Any) -> tuple[float, float, int | None]:
+    """``(min_s, max_s, calls)`` of a ``duration_s`` value: a fixed duration is
+    ``(d, d, None)``; ``"auto"`` is :class:`AutoDuration`'s defaults."""
+    if isinstance(duration, (int, float)):
+        return float(duration), float(duration), None
+    if duration == "auto":
+        auto = AutoDuration()
+    elif isinstance(duration, Mapping):  # as found in a results file's spec
+        auto = msgspec.convert(dict(duration), type=AutoDuration)
+    else:
+        auto = duration
+    if not isinstance(auto, AutoDuration):
+        raise SpecError("duration_s", f"{duration!r} is not a duration", 'give seconds, "auto" or {"min_s", "max_s"}')
+    return min(auto.min_s, auto.max_s), auto.max_s, auto.calls
+
+
 class Output(SpecBase):
     """Where results go and which reporters run."""
 
@@ -171,7 +198,7 @@ class Spec(SpecBase):
     n_models: ModelCount | list[ModelCount] | None = None
     workers_per_model: PositiveInt | list[PositiveInt] | None = None
     pipeline_sizes: PositiveInt | list[PositiveInt] | None = None
-    duration_s: PositiveFloat = 60.0
+    duration_s: PositiveFloat | Literal["auto"] | AutoDuration = 60.0
     load: Load = Closed()
     warmup: Warmup = Warmup()
     window_s: Annotated[float, msgspec.Meta(ge=0.01)] = 0.5
@@ -184,6 +211,13 @@ class Spec(SpecBase):
     cost_per_hour: NonNegativeFloat | None = None
     output: Output = Output()
     compile: CompileSpec | None = None
+    latency_budget_ms: PositiveFloat | None = None
+    comment: str | list[str] | None = msgspec.field(default=None, name="_comment")
+
+    @property
+    def max_duration_s(self) -> float:
+        """The longest a configuration measures (``duration_s``, or its ``max_s``)."""
+        return duration_bounds(self.duration_s)[1]
 
 
 class LoadedSpec(msgspec.Struct, kw_only=True):
@@ -293,6 +327,9 @@ def _spec_error(exc: msgspec.ValidationError | msgspec.DecodeError, root: type =
         close = difflib.get_close_matches(unknown.group(1), allowed, n=1)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
         msg = f"unknown field {unknown.group(1)!r}"
+    elif path == "$.duration_s" and (msg.startswith("Invalid enum value") or msg.startswith("Expected `float |")):
+        msg = f"{msg.removeprefix('Invalid enum value ')} is not a duration"
+        hint = 'give seconds (a number > 0), "auto", or {"min_s": ..., "max_s": ..., "calls": ...}'
     elif msg.startswith("Invalid enum value"):
         values = _literals_of(_info_at(path, root))
         if values:

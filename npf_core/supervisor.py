@@ -42,8 +42,8 @@ from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
 from npf_core.processes import Child
 from npf_core.report import ErrorInfo, Report, build_report, error_report
 from npf_core.resources import ps_processes, sample_resources
-from npf_core.results import comparable_spec, load_results
-from npf_core.spec import prepare, spec_to_dict
+from npf_core.results import comparable_spec, latest_run, load_results, run_folder, set_latest, spec_folder
+from npf_core.spec import duration_bounds, prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
 
@@ -56,6 +56,11 @@ GO_MARGIN_S = 0.02
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
+# A model whose load failed with one of these fails the same way in every
+# configuration (a wrong class name, a missing module or file): it is not tried again.
+SAME_EVERYWHERE = frozenset(
+    {"ImportError", "ModuleNotFoundError", "AttributeError", "FileNotFoundError", "SyntaxError", "NameError"}
+)
 
 
 class ConfigFailure(Exception):
@@ -103,18 +108,26 @@ class Supervisor:
         self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
         if any(c.start_method == "fresh" for c in self.plan):
             self._check_fresh_plugins()
-        self.output_dir = self.loaded.resolve(self.spec.output.dir)
+        #: the output root (output.dir); this run's files go to ``output_dir`` below it
+        self.results_root = self.loaded.resolve(self.spec.output.dir)
         self.run_id = uuid.uuid4().hex[:12]
+        self.name = self.plan[0].model_name if self.plan else (self.spec.name or "run")
+        #: this run's own folder: ROOT/NAME/STAMP-RUNID (docs/results.md)
+        self.output_dir = run_folder(self.results_root, self.name, self.run_id)
         self.verbosity = verbosity
         self.reports: list[Report] = []
         self.interrupted = False
         #: reporters that raised (their output, e.g. a results file, may be incomplete)
         self.reporter_errors: list[str] = []
         self._done: dict[str, Report] = {}
+        #: model reference -> (the config where its load failed, the error), see SAME_EVERYWHERE
+        self._load_failures: dict[str, tuple[str, ErrorInfo]] = {}
         if resume:
             self._load_resume()
         if set(self.spec.output.reporters) - {"console"}:
             self._check_output_dir()
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._latest_set = False
         self._reporters: list[Reporter] = []
         rctx = ReporterContext(output_dir=self.output_dir, spec=self.spec, verbosity=verbosity, console=console)
         for name in self.spec.output.reporters:
@@ -127,7 +140,7 @@ class Supervisor:
     def _check_output_dir(self) -> None:
         """Reporters write files there: a folder that cannot be made or written is
         found now, not after the first configuration has run."""
-        d = self.output_dir
+        d = self.results_root
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -158,7 +171,8 @@ class Supervisor:
                 )
 
     def _load_resume(self) -> None:
-        path = self.output_dir / "results.json"
+        latest = latest_run(spec_folder(self.results_root, self.name)) if self.results_root.is_dir() else None
+        path = latest / "results.json" if latest else self.results_root / "results.json"  # or the pre-0.2 layout
         if not path.exists():
             return
         old_spec, reports = load_results(path)
@@ -232,6 +246,12 @@ class Supervisor:
                 reporter.on_event(event)
             except Exception as exc:
                 self._reporter_failed(reporter, exc)
+        if not self._latest_set and self.output_dir.is_dir() and any(self.output_dir.iterdir()):
+            self._latest_set = True  # the spec folder's 'latest' now points at this run
+            try:
+                set_latest(self.output_dir)
+            except OSError as exc:
+                logger.warning("cannot update the 'latest' pointer", folder=str(self.output_dir), error=str(exc))
         hook = {
             ev.RunStarted: "npf_run_started",
             ev.ConfigStarted: "npf_config_started",
@@ -258,12 +278,27 @@ class Supervisor:
                     self.reports.append(old)
                     self._emit(ev.ConfigSkipped(index=index, total=total, config=config, report=old))
                     continue
+                first = self._load_failures.get(config.model_ref)
+                if first is not None:
+                    report = _not_tried(config, *first)
+                    self.reports.append(report)
+                    self._emit(ev.ConfigFailed(index=index, total=total, config=config, report=report))
+                    continue
                 self._emit(ev.ConfigStarted(index=index, total=total, config=config))
                 structlog.contextvars.bind_contextvars(config=config.config_id)
                 try:
                     report = await self._run_config(index, config)
                 finally:
                     structlog.contextvars.unbind_contextvars("config")
+                err = report.error
+                if err is not None and err.stage == "load" and err.type in SAME_EVERYWHERE:
+                    self._load_failures[config.model_ref] = (config.config_id, err)
+                    rest = sum(c.model_ref == config.model_ref for c in self.plan[index + 1 :])
+                    if rest:
+                        logger.warning(
+                            "the model failed to load; its other configurations are not tried",
+                            model=config.model_ref, error=err.type, not_tried=rest,
+                        )  # fmt: skip
                 self.reports.append(report)
                 if report.status == "ok":
                     self._emit(ev.ConfigFinished(index=index, total=total, config=config, report=report))
@@ -329,7 +364,7 @@ class Supervisor:
 
     def _window_s(self) -> float:
         """The measurement window: the spec's, but at least five per configuration."""
-        return max(0.01, min(self.spec.window_s, self.spec.duration_s / 5))
+        return max(0.01, min(self.spec.window_s, duration_bounds(self.spec.duration_s)[0] / 5))
 
     async def _run_config(self, index: int, config: RunConfig) -> Report:
         spec = self.spec
@@ -513,13 +548,14 @@ class Supervisor:
         # GO: one common start time, one common deadline.
         window_s = self._window_s()
         go_at = time.perf_counter_ns() + int(GO_MARGIN_S * 1e9)
-        stop_at = go_at + int(spec.duration_s * 1e9)
+        min_s, max_s, enough_calls = duration_bounds(spec.duration_s)  # "auto": until p99 is supported
+        stop_at = go_at + int(max_s * 1e9)
         procs = ps_processes(children)
         psutil.cpu_percent(None)
         for c in children:
             await processes.send(c, pr.Go(go_at_ns=go_at, stop_at_ns=stop_at))
         mono_go = time.monotonic() + GO_MARGIN_S
-        result_deadline = mono_go + spec.duration_s + t.stop_s
+        result_deadline = mono_go + max_s + t.stop_s
         next_sample = mono_go + min(window_s, 0.5)
         progress: dict[int, list[int]] = {}
         rates: list[float] = []
@@ -555,10 +591,17 @@ class Supervisor:
                     self._emit(
                         ev.Progress(
                             index=index, total=len(self.plan), config=config,
-                            elapsed_s=(msg.window + 1) * window_s, duration_s=spec.duration_s,
+                            elapsed_s=(msg.window + 1) * window_s, duration_s=max_s,
                             completed=sum(counts), throughput=rate,
                         )
                     )  # fmt: skip
+                    if (
+                        enough_calls and not stopped
+                        and (msg.window + 1) * window_s >= min_s and sum(counts) >= enough_calls
+                    ):  # fmt: skip
+                        stopped = True  # duration_s "auto": the p99 is supported
+                        for c in children:
+                            await processes.send(c, pr.Stop(reason="enough-calls"))
                     stab = spec.stability
                     if (
                         stab is not None and not stopped
@@ -580,6 +623,18 @@ class Supervisor:
 
 def _who(child: Child, config: RunConfig) -> str:
     return f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
+
+
+def _not_tried(config: RunConfig, first_id: str, err: ErrorInfo) -> Report:
+    """The report of a configuration not tried because its model failed to load the
+    same way everywhere (see SAME_EVERYWHERE): a failure pointing at the first."""
+    first_line = err.message.splitlines()[0] if err.message else err.type
+    info = ErrorInfo(
+        type=err.type, stage="load",
+        message=f"not tried: the model failed to load in {first_id} ({first_line})",
+    )  # fmt: skip
+    now = _dts(time.time())
+    return error_report(config, info, start_dts=now, stop_dts=now)
 
 
 def _internal_failure(exc: Exception, stage: str, who: str = "") -> ConfigFailure:

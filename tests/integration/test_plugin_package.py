@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from npf_core.results import results_file
+
 DIST = "npf-demo-plugin"
 
 
@@ -58,7 +60,7 @@ def test_a_spec_uses_the_plugins_framework_and_reporter(
     }
     proc = cli("run", str(write_spec(spec)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    (report,) = json.loads((tmp_path / "out" / "results.json").read_text())["reports"]
+    (report,) = json.loads(results_file(tmp_path / "out").read_text())["reports"]
     assert report["status"] == "ok", report.get("error")
     assert report["start_method"] == start_method
     assert report["total_infs"] > 0
