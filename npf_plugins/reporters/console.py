@@ -106,8 +106,8 @@ def report_table(reports: list[Report], title: str | None = None, width: int | N
         table = _table(reports, title, dropped)
         if width is None or len(dropped) == len(OPTIONAL):
             return table
-        console = Console(width=width, file=_Null())
-        if Measurement.get(console, console.options, table).maximum <= width:
+        wide = Console(width=10_000, file=_Null())  # the table's natural width, not clamped to the terminal's
+        if Measurement.get(wide, wide.options, table).maximum <= width:
             return table
         dropped.append(OPTIONAL[len(dropped)])
 
