@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-__all__ = ["configure"]
+__all__ = ["configure", "library_default"]
 
 
 class _Stderr:
@@ -59,3 +59,11 @@ def configure(verbosity: int = 1, *, json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def library_default() -> None:
+    """In library use (nothing configured structlog): log lines go to stderr, not to
+    structlog's default stdout, so that an application's output stays its own. An
+    application that configures structlog itself, before or after, is left alone."""
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_Stderr()))  # type: ignore[arg-type]

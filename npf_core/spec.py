@@ -458,6 +458,11 @@ def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:
         f = loaded.resolve(module)
         if not f.is_file():
             raise SpecError(field, f"file not found: {str(f)!r}")
+        names = _top_level_names(f)
+        if names is not None and attr.split(".")[0] not in names:
+            close = difflib.get_close_matches(attr, sorted(names), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "defined: " + ", ".join(sorted(names)[:10])
+            raise SpecError(field, f"{module!r} defines no {attr!r}", hint)
         return
     import importlib.util
 
@@ -467,6 +472,42 @@ def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:
         found = None
     if found is None:
         raise SpecError(field, f"module {module!r} cannot be found", "is it installed, or on PYTHONPATH?")
+
+
+def _top_level_names(path: Path) -> set[str] | None:
+    """The names a Python file defines at its top level, read without running it; None
+    when that cannot be told (a syntax error, ``import *``, a module ``__getattr__``,
+    ``globals()`` writes): the check is then left to load time."""
+    import ast
+
+    try:
+        source = path.read_text()
+        tree = ast.parse(source, str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if "globals()" in source:
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        else:
+            for sub in ast.walk(node):  # assignments, also under if/try/with at top level
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.add(sub.id)
+                elif isinstance(sub, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(sub.name)
+                elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    for alias in sub.names:
+                        if alias.name == "*":
+                            return None
+                        names.add(alias.asname or alias.name.split(".")[0])
+    return None if "__getattr__" in names else names
 
 
 def json_schema() -> dict[str, Any]:

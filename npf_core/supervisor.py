@@ -35,8 +35,9 @@ import structlog
 from npf_core import events as ev
 from npf_core import processes
 from npf_core import protocol as pr
-from npf_core.errors import PluginError, ProtocolError, ResultsError
+from npf_core.errors import PluginError, ProtocolError, ResultsError, SpecError
 from npf_core.hookspecs import Reporter, ReporterContext
+from npf_core.log import library_default
 from npf_core.plan import RunConfig, make_plan
 from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
 from npf_core.processes import Child
@@ -50,14 +51,16 @@ from npf_core.stream import EventStream
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
 logger = structlog.get_logger(__name__)
+library_default()  # in library use, warnings go to stderr (docs/embedding.md)
 GO_MARGIN_S = 0.02
 # Signals a terminal or a service manager sends to many processes at once. A
 # benchmarker killed by one of these that npf did not send may have been hit by the
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
-# A model whose load failed with one of these fails the same way in every
-# configuration (a wrong class name, a missing module or file): it is not tried again.
+# A model whose load failed twice the same way with one of these (a wrong class
+# name, a missing module or file) would fail so in every configuration: it is not
+# tried again; its remaining configurations are recorded as failed, naming the first.
 SAME_EVERYWHERE = frozenset(
     {"ImportError", "ModuleNotFoundError", "AttributeError", "FileNotFoundError", "SyntaxError", "NameError"}
 )
@@ -102,9 +105,13 @@ class Supervisor:
         console: Any = None,
         **overrides: Any,
     ) -> None:
-        self.loaded = prepare(spec, **overrides)
-        self.spec = self.loaded.spec
         self.plugins = plugins or get_plugins(extra_plugins)
+        try:
+            self.loaded = prepare(spec, **overrides)
+        except SpecError:
+            _framework_first(spec, self.plugins)  # an unknown framework is the first thing to say
+            raise
+        self.spec = self.loaded.spec
         self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
         if any(c.start_method == "fresh" for c in self.plan):
             self._check_fresh_plugins()
@@ -122,6 +129,7 @@ class Supervisor:
         self._done: dict[str, Report] = {}
         #: model reference -> (the config where its load failed, the error), see SAME_EVERYWHERE
         self._load_failures: dict[str, tuple[str, ErrorInfo]] = {}
+        self._load_seen: dict[str, dict[tuple[str, str], str]] = {}
         if resume:
             self._load_resume()
         if set(self.spec.output.reporters) - {"console"}:
@@ -292,9 +300,13 @@ class Supervisor:
                     structlog.contextvars.unbind_contextvars("config")
                 err = report.error
                 if err is not None and err.stage == "load" and err.type in SAME_EVERYWHERE:
-                    self._load_failures[config.model_ref] = (config.config_id, err)
+                    # failed twice the same way: the rest would too (once may depend on the config)
+                    how = (err.type, err.message.partition(": load: ")[2] or err.message)
+                    seen = self._load_seen.setdefault(config.model_ref, {})
+                    first_id = seen.setdefault(how, config.config_id)
                     rest = sum(c.model_ref == config.model_ref for c in self.plan[index + 1 :])
-                    if rest:
+                    if first_id != config.config_id and rest:
+                        self._load_failures[config.model_ref] = (first_id, err)
                         logger.warning(
                             "the model failed to load; its other configurations are not tried",
                             model=config.model_ref, error=err.type, not_tried=rest,
@@ -625,13 +637,35 @@ def _who(child: Child, config: RunConfig) -> str:
     return f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
 
 
+def _framework_first(spec: Any, plugins: Plugins) -> None:
+    """Raise the unknown-framework error, if that is what is wrong, before an error
+    about a later field (a missing file for a framework that does not exist)."""
+    import json
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    data: Any = spec
+    try:
+        if isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
+            data = json.loads(Path(spec).read_bytes())
+        elif isinstance(spec, (str, bytes)):
+            data = json.loads(spec)
+    except (OSError, ValueError):
+        return
+    model = data.get("model") if isinstance(data, Mapping) else None
+    name = model.get("framework", "python") if isinstance(model, Mapping) else None
+    if isinstance(name, str) and name:
+        plugins.frameworks.get(name, "model.framework")
+
+
 def _not_tried(config: RunConfig, first_id: str, err: ErrorInfo) -> Report:
     """The report of a configuration not tried because its model failed to load the
     same way everywhere (see SAME_EVERYWHERE): a failure pointing at the first."""
     first_line = err.message.splitlines()[0] if err.message else err.type
+    what = first_line.partition(": load: ")[2] or first_line
     info = ErrorInfo(
         type=err.type, stage="load",
-        message=f"not tried: the model failed to load in {first_id} ({first_line})",
+        message=f"not tried: the model failed to load the same way in {first_id} and the next ({what})",
     )  # fmt: skip
     now = _dts(time.time())
     return error_report(config, info, start_dts=now, stop_dts=now)

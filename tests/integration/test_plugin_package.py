@@ -70,7 +70,7 @@ def test_a_spec_uses_the_plugins_framework_and_reporter(
     assert len(marks) == 2
     assert {m.read_text().split(" copy ")[0] for m in marks} == {"demo npf_demo_plugin.models:checksum"}
     # ... and the reporter saw the run in the supervisor
-    lines = (tmp_path / "out" / "demo-report.txt").read_text().splitlines()
+    lines = results_file(tmp_path / "out").with_name("demo-report.txt").read_text().splitlines()  # the run folder
     assert lines[0].startswith("run ") and lines[0].endswith("configs=1")
     assert lines[1] == f"config {report['config_id']} framework=demo status=ok total_infs={report['total_infs']}"
     assert lines[-1] == "closed"
