@@ -63,6 +63,7 @@ def test_signal_stops_sweep_and_resume_completes_it(
     assert proc.returncode == 130, err
     assert time.monotonic() - t0 < 3.0  # stop, reap (grace 0.5 s), write
     assert "Traceback" not in err, err
+    assert "--resume" in err, err  # the interrupt message says how to go on
     assert cli.survivors() == []
 
     kept = finished(results_file(out))
