@@ -246,7 +246,7 @@ class LiveView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         now = time.monotonic()
         if self.measuring_since is None:
-            state = f"loading ({now - self.started:.0f} s)"
+            state = "loading the model copies"  # (no counter: nothing redraws until the first window)
             fraction = 0.0
             left = self.duration_s
         else:
