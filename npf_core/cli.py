@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -134,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
     verbosity = 0 if args.quiet else 1 + args.verbose
     configure(verbosity)
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.output_dir:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     if args.duration_s is not None:

@@ -15,8 +15,10 @@ console (above the display) instead of tearing it.
 
 from __future__ import annotations
 
+import io
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -106,7 +108,7 @@ def report_table(reports: list[Report], title: str | None = None, width: int | N
         table = _table(reports, title, dropped)
         if width is None or len(dropped) == len(OPTIONAL):
             return table
-        wide = Console(width=10_000, file=_Null())  # the table's natural width, not clamped to the terminal's
+        wide = Console(width=10_000, file=io.StringIO())  # the table's natural width, not clamped to the terminal's
         if Measurement.get(wide, wide.options, table).maximum <= width:
             return table
         dropped.append(OPTIONAL[len(dropped)])
@@ -126,14 +128,6 @@ def _table(reports: list[Report], title: str | None, dropped: list[str]) -> Tabl
         style = _STATUS_STYLE[status]
         table.add_row(*(fmt(getattr(r, f), kind) for f, _, kind in cols), f"[{style}]{status}[/]" if style else status)
     return table
-
-
-class _Null:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def make_console() -> Console:
@@ -319,7 +313,8 @@ class ConsoleReporter(Reporter):
             self.duration_s = duration_bounds(event.spec.get("duration_s", 60.0))[1] if event.spec else 60.0
             if not quiet:
                 n = len(event.configs)
-                c.print(f"npf: {n} configuration{'s' * (n != 1)} -> {_shown(event.output_dir)}", soft_wrap=True)
+                where = f" -> {_shown(event.output_dir)}" if Path(event.output_dir).is_dir() else " (no results files)"
+                c.print(f"npf: {n} configuration{'s' * (n != 1)}{where}", soft_wrap=True)
         elif isinstance(event, ev.ConfigStarted):
             self._config_started = time.monotonic()
             if not quiet and c.is_terminal:
@@ -374,8 +369,6 @@ def event_spec_budget(spec: Any) -> float | None:
 
 def _shown(path: str) -> str:
     """A path as printed: relative to the current folder when inside it."""
-    from pathlib import Path
-
     try:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
