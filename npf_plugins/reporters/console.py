@@ -255,7 +255,8 @@ class LiveView:
         line = Table.grid(padding=(0, 1))
         line.add_row(ProgressBar(total=1.0, completed=fraction, width=bar_width), Text(state))
         yield line
-        more = f"{self.remaining_configs} more configuration{'s' * (self.remaining_configs != 1)}"
+        n = self.remaining_configs
+        more = f"{n} more configuration{'s' * (n != 1)}" if n else "the last configuration"
         yield Text(f"sweep: {more}, about {_duration(sweep_left)} left", style="dim")
 
 
