@@ -278,6 +278,8 @@ class ConsoleReporter(Reporter):
         self.view = LiveView()
         self.config_walls: list[float] = []
         self.duration_s = 0.0
+        #: duration_s "auto": (min_s, max_s, calls); None for a fixed duration
+        self.auto: tuple[float, float, int] | None = None
 
     def _stop_live(self) -> None:
         if self.live is not None:
@@ -295,8 +297,9 @@ class ConsoleReporter(Reporter):
         v.remaining_configs = event.total - event.index - 1
         # a configuration's wall time: the mean so far, or the duration plus a guess at loading
         v.per_config_s = (
-            sum(self.config_walls) / len(self.config_walls) if self.config_walls else self.duration_s + 2.0
-        )
+            sum(self.config_walls) / len(self.config_walls) if self.config_walls
+            else (self.auto[0] if self.auto else self.duration_s) + 2.0
+        )  # fmt: skip
         if self.live is None:
             # no refresh thread (auto_refresh=False): redrawn on each event; stdout/stderr
             # writes meanwhile (logs, the model's prints) are printed above the display
@@ -311,7 +314,9 @@ class ConsoleReporter(Reporter):
         if isinstance(event, ev.RunStarted):
             from npf_core.plugin import duration_bounds
 
-            self.duration_s = duration_bounds(event.spec.get("duration_s", 60.0))[1] if event.spec else 60.0
+            min_s, max_s, calls = duration_bounds(event.spec.get("duration_s", 60.0) if event.spec else 60.0)
+            self.duration_s = max_s
+            self.auto = (min_s, max_s, calls) if calls else None
             if not quiet:
                 n = len(event.configs)
                 where = f" -> {_shown(event.output_dir)}" if Path(event.output_dir).is_dir() else " (no results files)"
@@ -326,6 +331,11 @@ class ConsoleReporter(Reporter):
                 v.measuring_since = time.monotonic()
                 v.elapsed_s = event.elapsed_s
                 v.duration_s = event.duration_s
+                if self.auto and event.completed > 0 and event.elapsed_s > 0:
+                    # "auto": it ends when the calls are done (at this rate), within [min_s, max_s]
+                    min_s, max_s, calls = self.auto
+                    expected = calls * event.elapsed_s / event.completed
+                    v.duration_s = min(max_s, max(min_s, expected, event.elapsed_s))
                 v.throughput = event.throughput
                 self.live.refresh()
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
