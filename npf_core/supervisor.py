@@ -44,6 +44,7 @@ from npf_core.processes import Child
 from npf_core.report import ErrorInfo, Report, build_report, error_report
 from npf_core.resources import ps_processes, sample_resources
 from npf_core.results import comparable_spec, latest_run, load_results, run_folder, set_latest, spec_folder
+from npf_core.sparing import LoadFailures, framework_first
 from npf_core.spec import duration_bounds, prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
@@ -58,12 +59,6 @@ GO_MARGIN_S = 0.02
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
-# A model whose load failed twice the same way with one of these (a wrong class
-# name, a missing module or file) would fail so in every configuration: it is not
-# tried again; its remaining configurations are recorded as failed, naming the first.
-SAME_EVERYWHERE = frozenset(
-    {"ImportError", "ModuleNotFoundError", "AttributeError", "FileNotFoundError", "SyntaxError", "NameError"}
-)
 
 
 class ConfigFailure(Exception):
@@ -109,7 +104,7 @@ class Supervisor:
         try:
             self.loaded = prepare(spec, **overrides)
         except SpecError:
-            _framework_first(spec, self.plugins)  # an unknown framework is the first thing to say
+            framework_first(spec, self.plugins)  # an unknown framework is the first thing to say
             raise
         self.spec = self.loaded.spec
         self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
@@ -127,9 +122,7 @@ class Supervisor:
         #: reporters that raised (their output, e.g. a results file, may be incomplete)
         self.reporter_errors: list[str] = []
         self._done: dict[str, Report] = {}
-        #: model reference -> (the config where its load failed, the error), see SAME_EVERYWHERE
-        self._load_failures: dict[str, tuple[str, ErrorInfo]] = {}
-        self._load_seen: dict[str, dict[tuple[str, str], str]] = {}
+        self._load_failures = LoadFailures(self.plan)  # a model that cannot load is not tried on and on
         if resume:
             self._load_resume()
         if set(self.spec.output.reporters) - {"console"}:
@@ -286,9 +279,9 @@ class Supervisor:
                     self.reports.append(old)
                     self._emit(ev.ConfigSkipped(index=index, total=total, config=config, report=old))
                     continue
-                first = self._load_failures.get(config.model_ref)
-                if first is not None:
-                    report = _not_tried(config, *first)
+                skipped = self._load_failures.not_tried(config)
+                if skipped is not None:
+                    report = skipped
                     self.reports.append(report)
                     self._emit(ev.ConfigFailed(index=index, total=total, config=config, report=report))
                     continue
@@ -298,19 +291,7 @@ class Supervisor:
                     report = await self._run_config(index, config)
                 finally:
                     structlog.contextvars.unbind_contextvars("config")
-                err = report.error
-                if err is not None and err.stage == "load" and err.type in SAME_EVERYWHERE:
-                    # failed twice the same way: the rest would too (once may depend on the config)
-                    how = (err.type, err.message.partition(": load: ")[2] or err.message)
-                    seen = self._load_seen.setdefault(config.model_ref, {})
-                    first_id = seen.setdefault(how, config.config_id)
-                    rest = sum(c.model_ref == config.model_ref for c in self.plan[index + 1 :])
-                    if first_id != config.config_id and rest:
-                        self._load_failures[config.model_ref] = (first_id, err)
-                        logger.warning(
-                            "the model failed to load; its other configurations are not tried",
-                            model=config.model_ref, error=err.type, not_tried=rest,
-                        )  # fmt: skip
+                self._load_failures.record(index, config, report)
                 self.reports.append(report)
                 if report.status == "ok":
                     self._emit(ev.ConfigFinished(index=index, total=total, config=config, report=report))
@@ -635,40 +616,6 @@ class Supervisor:
 
 def _who(child: Child, config: RunConfig) -> str:
     return f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
-
-
-def _framework_first(spec: Any, plugins: Plugins) -> None:
-    """Raise the unknown-framework error, if that is what is wrong, before an error
-    about a later field (a missing file for a framework that does not exist)."""
-    import json
-    from collections.abc import Mapping
-    from pathlib import Path
-
-    data: Any = spec
-    try:
-        if isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
-            data = json.loads(Path(spec).read_bytes())
-        elif isinstance(spec, (str, bytes)):
-            data = json.loads(spec)
-    except (OSError, ValueError):
-        return
-    model = data.get("model") if isinstance(data, Mapping) else None
-    name = model.get("framework", "python") if isinstance(model, Mapping) else None
-    if isinstance(name, str) and name:
-        plugins.frameworks.get(name, "model.framework")
-
-
-def _not_tried(config: RunConfig, first_id: str, err: ErrorInfo) -> Report:
-    """The report of a configuration not tried because its model failed to load the
-    same way everywhere (see SAME_EVERYWHERE): a failure pointing at the first."""
-    first_line = err.message.splitlines()[0] if err.message else err.type
-    what = first_line.partition(": load: ")[2] or first_line
-    info = ErrorInfo(
-        type=err.type, stage="load",
-        message=f"not tried: the model failed to load the same way in {first_id} and the next ({what})",
-    )  # fmt: skip
-    now = _dts(time.time())
-    return error_report(config, info, start_dts=now, stop_dts=now)
 
 
 def _internal_failure(exc: Exception, stage: str, who: str = "") -> ConfigFailure:
