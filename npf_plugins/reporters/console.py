@@ -247,7 +247,7 @@ class LiveView:
             elapsed = min(self.duration_s, self.elapsed_s + (now - self.measuring_since))
             left = max(0.0, self.duration_s - elapsed)
             fraction = elapsed / self.duration_s if self.duration_s else 1.0
-            rate = f"{fmt_rate(self.throughput)} inf/s" if self.throughput is not None else "-"
+            rate = f"{fmt_rate(self.throughput)} inf/s" if self.throughput is not None else "measuring"
             state = f"{rate}  {left:.0f} s left"
         sweep_left = left + self.remaining_configs * self.per_config_s
         yield Text(self.head, overflow="ellipsis", no_wrap=True)
@@ -336,7 +336,9 @@ class ConsoleReporter(Reporter):
                     min_s, max_s, calls = self.auto
                     expected = calls * event.elapsed_s / event.completed
                     v.duration_s = min(max_s, max(min_s, expected, event.elapsed_s))
-                v.throughput = event.throughput
+                # the copies count calls when they fold a window, so the first progress
+                # may report none yet: "measuring" then, rather than a false 0 inf/s
+                v.throughput = event.throughput if event.completed > 0 else v.throughput
                 self.live.refresh()
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
             if isinstance(event, (ev.ConfigFinished, ev.ConfigFailed)) and hasattr(self, "_config_started"):
