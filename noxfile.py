@@ -1,7 +1,8 @@
 """Sessions: ``tests`` (default suite, what CI runs), ``torch`` (PyTorch/Neuron/GPU
 plugins against the fakes; CI runs it), ``browser`` (the HTML report in headless
-Chromium, installed from Debian's packages; CI runs it), ``lint``, ``typecheck``,
-``docs``, and the heavy ones CI does not run: ``slow`` (long load tests)."""
+Chromium, installed from Debian's packages; CI runs it), ``tui`` (npf in a real
+terminal under tmux; CI runs it), ``lint``, ``typecheck``, ``docs``, and the heavy ones
+CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ nox.options.sessions = ["lint", "tests", "torch"]  # + browser in CI (.ci/run)
 nox.options.error_on_missing_interpreters = False
 
 PLUGIN_PKG = "tests/plugin_pkg"
+#: tests marked with these run in their own sessions (own environment or system
+#: packages); the default ``tests`` session leaves them out
+OWN_SESSIONS = ("slow", "torch", "browser", "tui")
+NOT_OWN_SESSIONS = " and ".join(f"not {m}" for m in OWN_SESSIONS)
 
 
 def _install(session: nox.Session, extras: str = "test") -> None:
@@ -27,7 +32,7 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The default suite: unit, integration (real processes), plugin package, faults."""
     _install(session)
-    session.run("pytest", "-m", "not slow and not torch and not browser", "--durations=10", *session.posargs)
+    session.run("pytest", "-m", NOT_OWN_SESSIONS, "--durations=10", *session.posargs)
 
 
 @nox.session
@@ -35,6 +40,19 @@ def torch(session: nox.Session) -> None:
     """PyTorch, torch-neuronx (through tests/fakes) and GPU plugin tests."""
     _install(session, "test,torch")
     session.run("pytest", "-m", "torch", "--durations=10", *session.posargs)
+
+
+@nox.session
+def tui(session: nox.Session) -> None:
+    """npf in a real terminal: runs under tmux at 80 and 160 columns, the screen captured
+    (tests/tui). Installs tmux with apt-get when it is missing (Debian/Ubuntu, as root)."""
+    import shutil
+
+    if shutil.which("tmux") is None:
+        session.run("apt-get", "update", "-q", external=True)
+        session.run("apt-get", "install", "-y", "-q", "tmux", external=True)
+    _install(session)
+    session.run("pytest", "-m", "tui", *session.posargs)
 
 
 @nox.session(default=False)

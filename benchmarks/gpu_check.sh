@@ -85,7 +85,7 @@ status=0
 "$VENV/bin/python" -m npf_core run "$work/spec.json" --output-dir "$work/out" || status=$?
 
 echo "== report"
-"$VENV/bin/python" - "$work/out/results.json" <<'EOF'
+"$VENV/bin/python" - "$("$VENV/bin/python" -c "import sys; from npf_core.results import resolve_results; print(resolve_results(sys.argv[1]))" "$work/out")" <<'EOF'
 import json
 import sys
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from _common import banner, median, parse_args, progress, spec, spread, table, verdict
 
+from npf_core.results import resolve_results
+
 GOAL_S = 0.3
 N_MODELS = [1, 2]
 WORKERS = [1, 2]
@@ -72,7 +74,7 @@ def run_cli(duration_s: float) -> tuple[float, int, float]:
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             raise RuntimeError(f"cli run failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-1500:]}")
-        reports = json.loads(Path(out, "res", "results.json").read_text())["reports"]
+        reports = json.loads(resolve_results(Path(out, "res")).read_text())["reports"]
     return wall, len(reports), in_config_overhead(reports, duration_s)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -32,8 +33,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _prog() -> str:
+    """``npf`` when run as the installed script, ``python -m npf_core`` otherwise."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m npf_core" if name in ("", "-c", "__main__.py", "-m") or name.endswith(".py") else name
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m npf_core", description="Benchmark ML model inference.")
+    from npf_core import __version__
+
+    p = _Parser(prog=_prog(), description="Benchmark ML model inference.")
+    p.add_argument("--version", action="version", version=f"npf {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a spec file's sweep")
@@ -41,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="where results go (overrides output.dir)")
     run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
+    _sweep_flags(run)
     _verbosity(run)
 
     ev = sub.add_parser("evaluate", help="run a spec in evaluate mode: its dataset once, with metrics")
@@ -49,13 +60,20 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--output-dir", help="where results go (overrides output.dir)")
     ev.add_argument("--duration-s", type=float, help="seconds per configuration (default 0: the dataset once)")
     ev.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
+    _sweep_flags(ev)
     _verbosity(ev)
     sub.add_parser("metrics", help="list the accuracy metrics (built-in, plugins')")
     sub.add_parser("plugins", help="list installed plugins by kind, with their origin")
     sub.add_parser("schema", help="print the JSON Schema of the spec format")
 
     rep = sub.add_parser("report", help="print the table of a results.json")
-    rep.add_argument("results", help="a results.json file (or the folder holding it)")
+    rep.add_argument(
+        "results", help="a results.json, a run folder, a spec's results folder (its latest run) or the output root"
+    )
+    ini = sub.add_parser("init", help="write a commented starter spec for a model file")
+    ini.add_argument("model", help="a model file: file.py (a class or function in it), .pt/.pt2 (PyTorch)")
+    ini.add_argument("-o", "--output", help="the spec file to write (default: spec.json beside the model)")
+    ini.add_argument("--force", action="store_true", help="overwrite an existing spec file")
     rep.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with charts to FILE")
     _add_compare_parser(sub)
     _add_compile_parsers(sub)
@@ -67,7 +85,30 @@ def _verbosity(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only the final table and errors")
 
 
+def _sweep_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sweep overrides (replace the spec's lists; see docs/cli.md)")
+    g.add_argument("--n-models", metavar="N[,N...]", help="model copies, e.g. 1,max")
+    g.add_argument("--workers", metavar="N[,N...]", help="worker threads per copy, e.g. 1,2")
+    g.add_argument("--batch-sizes", metavar="N[,N...]", help="batch sizes (a subset of the spec's, or any "
+                   "when the spec has one input described by its shape)")  # fmt: skip
+    g.add_argument("--device", help="the device plugin, e.g. cpu, gpu, neuron")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``npf schema | head``): not an error, and no traceback.
+        # Python would complain again flushing stdout at exit; point it at /dev/null.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command in ("run", "evaluate"):
@@ -82,7 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             from npf_core.spec import json_schema
 
-            print(json.dumps(json_schema(), indent=2))
+            print(json.dumps(json_schema(), indent=2), flush=True)
+            return EXIT_OK
+        if args.command == "init":
+            from npf_core.starter import write_starter
+
+            path = write_starter(args.model, args.output, force=args.force)
+            print(f"wrote {_shown(path)}: edit its inputs, then: {_prog()} run {_shown(path)}")
             return EXIT_OK
         if args.command == "report":
             return _report(Path(args.results), args.html)
@@ -111,6 +158,12 @@ def _run(args: argparse.Namespace) -> int:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     if args.duration_s is not None:
         overrides["duration_s"] = args.duration_s
+    from npf_core.overrides import sweep_overrides
+
+    overrides.update(
+        sweep_overrides(args.spec, n_models=args.n_models, workers=args.workers,
+                        batch_sizes=args.batch_sizes, device=args.device)
+    )  # fmt: skip
     if args.command == "evaluate":
         overrides.setdefault("duration_s", 0.0)
         metrics = [m.strip() for m in (args.metrics or "").split(",") if m.strip()]
@@ -129,8 +182,8 @@ def _run(args: argparse.Namespace) -> int:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
             async for signum in signals:
-                print(f"npf: {signal.Signals(signum).name}: stopping; finished configurations are kept",
-                      file=sys.stderr)  # fmt: skip
+                print(f"npf: {signal.Signals(signum).name}: stopping; finished configurations are kept "
+                      f"(run the same command with --resume to do the rest)", file=sys.stderr)  # fmt: skip
                 interrupted = True
                 sup.cancel()
 

@@ -8,7 +8,22 @@ import sys
 
 import structlog
 
-__all__ = ["configure"]
+__all__ = ["configure", "library_default"]
+
+
+class _Stderr:
+    """``sys.stderr`` looked up at each write, not when logging was configured: while
+    the console's live display runs, rich replaces ``sys.stderr`` so that log lines
+    are printed above the display instead of tearing it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 
@@ -34,13 +49,21 @@ def configure(verbosity: int = 1, *, json: bool | None = None) -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=processors)
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def library_default() -> None:
+    """In library use (nothing configured structlog): log lines go to stderr, not to
+    structlog's default stdout, so that an application's output stays its own. An
+    application that configures structlog itself, before or after, is left alone."""
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_Stderr()))  # type: ignore[arg-type]

@@ -58,7 +58,7 @@ from npf_core.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_
 from npf_core.references import resolve_reference
 from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
 from npf_core.results import RESULTS_FORMAT, RESULTS_FORMAT_VERSION, Results, environment, read_results, write_atomic
-from npf_core.spec import DTYPES, decode_options
+from npf_core.spec import DTYPES, decode_options, duration_bounds
 from npf_core.stats import Histogram
 from npf_core.tensors import build_example, load_file, make_array
 
@@ -105,6 +105,7 @@ __all__ = [
     "UserError",
     "build_example",
     "decode_options",
+    "duration_bounds",
     "environment",
     "events",
     "hookimpl",

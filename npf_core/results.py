@@ -16,15 +16,21 @@ from npf_core.errors import ResultsError
 from npf_core.report import Report
 
 __all__ = [
+    "LATEST",
     "RESULTS_FORMAT",
     "RESULTS_FORMAT_VERSION",
     "RESULTS_NAME",
     "Results",
     "ResultsFile",
     "environment",
+    "latest_run",
     "load_results",
+    "new_run_folder",
     "read_results",
     "resolve_results",
+    "results_file",
+    "set_latest",
+    "spec_folder",
     "write_atomic",
 ]
 
@@ -32,7 +38,9 @@ __all__ = [
 #: such keys) had no latency histograms; version 2 adds ``latency_histogram``.
 RESULTS_FORMAT = "npf-results"
 RESULTS_FORMAT_VERSION = 2
-RESULTS_NAME = "results.json"
+RESULTS_NAME = RESULTS_FILE = "results.json"
+#: The pointer in a spec's results folder to its newest run folder (a relative symlink).
+LATEST = "latest"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -41,6 +49,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -62,6 +71,102 @@ def write_atomic(path: Path, data: bytes) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _safe_name(name: str) -> str:
+    """A spec name as a folder name: path separators and odd characters become '-'."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_.+" else "-" for ch in name).strip(".-")
+    return cleaned or "run"
+
+
+def spec_folder(root: Path, name: str) -> Path:
+    """``ROOT/NAME``: where a spec's runs go."""
+    return root / _safe_name(name)
+
+
+def run_folder(root: Path, name: str, run_id: str, when: float | None = None) -> Path:
+    """The path of a new run's folder (see :func:`new_run_folder`), not made yet."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
+    return spec_folder(root, name) / f"{stamp}-{run_id[:6]}"
+
+
+def new_run_folder(root: Path, name: str, run_id: str, when: float | None = None) -> Path:
+    """``ROOT/NAME/YYYYmmdd-HHMMSS-RUNID/``: one folder per run, so that no run
+    overwrites another's results (made at once; the ``latest`` pointer follows with
+    :func:`set_latest` once the run has something in it)."""
+    folder = run_folder(root, name, run_id, when)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def set_latest(run_folder: Path) -> None:
+    """Point ``<spec folder>/latest`` at ``run_folder`` (a relative symlink, replaced
+    atomically, so a reader sees the old run or the new one)."""
+    link = run_folder.parent / LATEST
+    tmp = run_folder.parent / f".{LATEST}.{os.getpid()}.tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(run_folder.name, tmp)
+    os.replace(tmp, link)
+
+
+def latest_run(spec_folder: Path) -> Path | None:
+    """The newest run folder of a spec's results folder: where ``latest`` points, else
+    the newest run folder holding a results file (None if there is none)."""
+    link = spec_folder / LATEST
+    if (link / RESULTS_FILE).is_file():
+        return link.resolve()
+    runs = sorted(p for p in spec_folder.iterdir() if (p / RESULTS_FILE).is_file() and p.name != LATEST)
+    return runs[-1] if runs else None
+
+
+def resolve_results(path: str | os.PathLike[str]) -> Path:
+    """The ``results.json`` that ``path`` means — the one resolver every command uses:
+
+    - a results file: itself;
+    - a run folder (holds ``results.json``): its results file;
+    - a spec's folder (``ROOT/NAME``): its latest run's;
+    - an output root (``npf-results``) holding one spec's folder: that spec's latest run's
+      (with several, the error lists them: name one).
+
+    Raises :class:`~npf_core.errors.ResultsError` naming what was looked for."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise ResultsError(f"no results at {str(p)!r}: not a file or folder")
+    if (p / RESULTS_FILE).is_file():
+        return p / RESULTS_FILE
+    run = latest_run(p)
+    if run is not None:
+        return run / RESULTS_FILE
+    specs = sorted(d for d in p.iterdir() if d.is_dir() and latest_run(d) is not None)
+    if len(specs) == 1:
+        return latest_run(specs[0]) / RESULTS_FILE  # type: ignore[operator]
+    if specs:
+        names = ", ".join(d.name for d in specs)
+        raise ResultsError(f"{str(p)!r} holds the results of several specs ({names}): name one, e.g. {str(specs[0])!r}")
+    raise ResultsError(f"no results file in {str(p)!r} (looked for {RESULTS_FILE}, a run folder, or {LATEST})")
+
+
+def results_file(path: str | os.PathLike[str]) -> Path:
+    """:func:`resolve_results`, or ``path/results.json`` when there is none yet (for
+    code that waits for a run's first results)."""
+    try:
+        return resolve_results(path)
+    except ResultsError:
+        return Path(path) / RESULTS_FILE
 
 
 def environment() -> dict[str, Any]:
@@ -141,17 +246,6 @@ class ResultsFile:
             "reports": [self.by_index[i].to_dict() for i in sorted(self.by_index)],
         }
         write_atomic(self.path, json.dumps(doc, indent=1, allow_nan=False).encode())
-
-
-def resolve_results(path: str | os.PathLike[str]) -> Path:
-    """The results.json a user means by ``path``: the file itself, or the one in the
-    folder ``path``. (The one place that maps a user's path to a results file.)"""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.is_file():
-        raise ResultsError(f"no results file at {str(p)!r} (give a results.json or the folder holding one)")
-    return p
 
 
 @dataclass

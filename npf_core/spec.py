@@ -24,6 +24,7 @@ from npf_core.tokens import OBJECT_PREFIX
 
 __all__ = [
     "prepare",
+    "AutoDuration",
     "DTYPES",
     "Closed",
     "CompileSpec",
@@ -43,6 +44,7 @@ __all__ = [
     "Warmup",
     "decode_options",
     "decode_spec",
+    "duration_bounds",
     "json_schema",
     "load_spec",
 ]
@@ -140,6 +142,31 @@ class Stability(SpecBase):
     min_s: NonNegativeFloat = 1.0
 
 
+class AutoDuration(SpecBase):
+    """Run each configuration until its p99 is supported by `calls` calls (at least
+    `min_s`), or for at most `max_s` seconds."""
+
+    min_s: PositiveFloat = 2.0
+    max_s: PositiveFloat = 120.0
+    calls: PositiveInt = 1000
+
+
+def duration_bounds(duration: Any) -> tuple[float, float, int | None]:
+    """``(min_s, max_s, calls)`` of a ``duration_s`` value: a fixed duration is
+    ``(d, d, None)``; ``"auto"`` is :class:`AutoDuration`'s defaults."""
+    if isinstance(duration, (int, float)):
+        return float(duration), float(duration), None
+    if duration == "auto":
+        auto = AutoDuration()
+    elif isinstance(duration, Mapping):  # as found in a results file's spec
+        auto = msgspec.convert(dict(duration), type=AutoDuration)
+    else:
+        auto = duration
+    if not isinstance(auto, AutoDuration):
+        raise SpecError("duration_s", f"{duration!r} is not a duration", 'give seconds, "auto" or {"min_s", "max_s"}')
+    return min(auto.min_s, auto.max_s), auto.max_s, auto.calls
+
+
 class Output(SpecBase):
     """Where results go and which reporters run."""
 
@@ -198,8 +225,8 @@ class Spec(SpecBase):
     n_models: ModelCount | list[ModelCount] | None = None
     workers_per_model: PositiveInt | list[PositiveInt] | None = None
     pipeline_sizes: PositiveInt | list[PositiveInt] | None = None
-    # > 0, or 0 with an evaluate block (checked by validate, which says both)
-    duration_s: Annotated[float, msgspec.Meta(extra_json_schema={"minimum": 0})] = 60.0
+    # > 0 (or 0 with an evaluate block: checked by validate, which says both), "auto" or bounds
+    duration_s: Annotated[float, msgspec.Meta(extra_json_schema={"minimum": 0})] | Literal["auto"] | AutoDuration = 60.0
     load: Load = Closed()
     warmup: Warmup = Warmup()
     window_s: Annotated[float, msgspec.Meta(ge=0.01)] = 0.5
@@ -213,6 +240,13 @@ class Spec(SpecBase):
     output: Output = Output()
     compile: CompileSpec | None = None
     evaluate: EvaluateSpec | None = None
+    latency_budget_ms: PositiveFloat | None = None
+    comment: str | list[str] | None = msgspec.field(default=None, name="_comment")
+
+    @property
+    def max_duration_s(self) -> float:
+        """The longest a configuration measures (``duration_s``, or its ``max_s``)."""
+        return duration_bounds(self.duration_s)[1]
 
 
 class LoadedSpec(msgspec.Struct, kw_only=True):
@@ -326,6 +360,9 @@ def _spec_error(exc: msgspec.ValidationError | msgspec.DecodeError, root: type =
         close = difflib.get_close_matches(unknown.group(1), allowed, n=1)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
         msg = f"unknown field {unknown.group(1)!r}"
+    elif path == "$.duration_s" and (msg.startswith("Invalid enum value") or msg.startswith("Expected `float |")):
+        msg = f"{msg.removeprefix('Invalid enum value ')} is not a duration"
+        hint = 'give seconds (a number > 0), "auto", or {"min_s": ..., "max_s": ..., "calls": ...}'
     elif msg.startswith("Invalid enum value"):
         values = _literals_of(_info_at(path, root))
         if values:
@@ -402,10 +439,9 @@ def validate(loaded: LoadedSpec) -> None:
         if value is not None and not value.startswith(OBJECT_PREFIX):
             check_reference(loaded, field, value)
 
-    if spec.duration_s < 0 or (spec.duration_s == 0 and spec.evaluate is None) or math.isnan(spec.duration_s):
-        raise SpecError(
-            "duration_s", f"must be > 0, got {spec.duration_s:g}", "0 (the dataset once) needs an 'evaluate' block"
-        )
+    d = spec.duration_s
+    if isinstance(d, float) and (d < 0 or (d == 0 and spec.evaluate is None) or math.isnan(d)):
+        raise SpecError("duration_s", f"must be > 0, got {d:g}", "0 (the dataset once) needs an 'evaluate' block")
     if spec.evaluate is not None:
         from npf_core.evalspec import validate_evaluate
 
@@ -462,6 +498,11 @@ def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:
         f = loaded.resolve(module)
         if not f.is_file():
             raise SpecError(field, f"file not found: {str(f)!r}")
+        names = _top_level_names(f)
+        if names is not None and attr.split(".")[0] not in names:
+            close = difflib.get_close_matches(attr, sorted(names), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "defined: " + ", ".join(sorted(names)[:10])
+            raise SpecError(field, f"{module!r} defines no {attr!r}", hint)
         return
     import importlib.util
 
@@ -471,6 +512,42 @@ def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:
         found = None
     if found is None:
         raise SpecError(field, f"module {module!r} cannot be found", "is it installed, or on PYTHONPATH?")
+
+
+def _top_level_names(path: Path) -> set[str] | None:
+    """The names a Python file defines at its top level, read without running it; None
+    when that cannot be told (a syntax error, ``import *``, a module ``__getattr__``,
+    ``globals()`` writes): the check is then left to load time."""
+    import ast
+
+    try:
+        source = path.read_text()
+        tree = ast.parse(source, str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if "globals()" in source:
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        else:
+            for sub in ast.walk(node):  # assignments, also under if/try/with at top level
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.add(sub.id)
+                elif isinstance(sub, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(sub.name)
+                elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    for alias in sub.names:
+                        if alias.name == "*":
+                            return None
+                        names.add(alias.asname or alias.name.split(".")[0])
+    return None if "__getattr__" in names else names
 
 
 def json_schema() -> dict[str, Any]:

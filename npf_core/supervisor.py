@@ -36,22 +36,34 @@ import structlog
 from npf_core import events as ev
 from npf_core import processes
 from npf_core import protocol as pr
-from npf_core.errors import ConfigFailure, PluginError, ProtocolError, ResultsError
+from npf_core.errors import ConfigFailure, PluginError, ProtocolError, ResultsError, SpecError
 from npf_core.evaluation import MetricError, apply_evaluation, eval_job, resolve_metrics
 from npf_core.hookspecs import Device, Reporter, ReporterContext
+from npf_core.log import library_default
 from npf_core.plan import RunConfig, make_plan
 from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
 from npf_core.processes import Child
 from npf_core.report import ErrorInfo, Report, build_report, error_report
 from npf_core.resources import ps_processes, sample_resources
-from npf_core.results import RESULTS_NAME, ResultsFile, comparable_spec, load_results
-from npf_core.spec import prepare, spec_to_dict
+from npf_core.results import (
+    RESULTS_NAME,
+    ResultsFile,
+    comparable_spec,
+    latest_run,
+    load_results,
+    run_folder,
+    set_latest,
+    spec_folder,
+)
+from npf_core.sparing import LoadFailures, framework_first
+from npf_core.spec import duration_bounds, prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
 
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
 logger = structlog.get_logger(__name__)
+library_default()  # in library use, warnings go to stderr (docs/embedding.md)
 GO_MARGIN_S = 0.02
 # Signals a terminal or a service manager sends to many processes at once. A
 # benchmarker killed by one of these that npf did not send may have been hit by the
@@ -90,9 +102,18 @@ class Supervisor:
         console: Any = None,
         **overrides: Any,
     ) -> None:
-        self.loaded = prepare(spec, **overrides)  # decoding only: a bad spec raises here
+        try:
+            self.loaded = prepare(spec, **overrides)  # decoding only: a bad spec raises here
+        except SpecError:
+            # an unknown framework is the first thing to say (plugin discovery: error path only)
+            framework_first(spec, plugins or get_plugins(extra_plugins))
+            raise
         self.spec = self.loaded.spec
-        self.output_dir = self.loaded.resolve(self.spec.output.dir)
+        #: the output root (output.dir); this run's files go to ``output_dir`` below it
+        self.results_root = self.loaded.resolve(self.spec.output.dir)
+        #: this run's own folder, ROOT/NAME/STAMP-RUNID (docs/results.md), known after setup()
+        self.output_dir = self.results_root
+        self.name = self.spec.name or "run"
         self.run_id = uuid.uuid4().hex[:12]
         self.verbosity = verbosity
         self.reports: list[Report] = []
@@ -107,6 +128,8 @@ class Supervisor:
         self._plan: list[RunConfig] = []
         self._metrics: dict[str, Any] = {}
         self._done: dict[str, Report] = {}
+        self._load_failures = LoadFailures([])  # a model that cannot load is not tried on and on
+        self._latest_set = False
         self._reporters: list[Reporter] = []
         self._results: ResultsFile | None = None
         self.device: Device | None = None
@@ -129,6 +152,9 @@ class Supervisor:
         device = plugins.device(dev.type, dev.options, "device")
         plan = make_plan(self.loaded, plugins, device)
         self._plan, self.device = plan, device
+        self.name = plan[0].model_name if plan else self.name
+        self.output_dir = run_folder(self.results_root, self.name, self.run_id)
+        self._load_failures = LoadFailures(plan)
         fresh = any(c.start_method == "fresh" for c in plan)
         if self.spec.evaluate is not None:
             self._metrics = resolve_metrics(self.loaded, plugins, fresh=fresh)
@@ -138,6 +164,7 @@ class Supervisor:
             self._load_resume()
         if self.spec.output.results or set(self.spec.output.reporters) - {"console"}:
             self._check_output_dir()
+            self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.spec.output.results:
             self._results = ResultsFile(self.output_dir / RESULTS_NAME)
         rctx = ReporterContext(
@@ -168,7 +195,7 @@ class Supervisor:
     def _check_output_dir(self) -> None:
         """Reporters write files there: a folder that cannot be made or written is
         found now, not after the first configuration has run."""
-        d = self.output_dir
+        d = self.results_root
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -201,7 +228,8 @@ class Supervisor:
                 )
 
     def _load_resume(self) -> None:
-        path = self.output_dir / RESULTS_NAME
+        latest = latest_run(spec_folder(self.results_root, self.name)) if self.results_root.is_dir() else None
+        path = latest / "results.json" if latest else self.results_root / "results.json"  # or the pre-0.2 layout
         if not path.exists():
             return
         old_spec, reports = load_results(path)
@@ -279,6 +307,12 @@ class Supervisor:
                 reporter.on_event(event)
             except Exception as exc:
                 self._reporter_failed(reporter, exc)
+        if not self._latest_set and self.output_dir.is_dir() and any(self.output_dir.iterdir()):
+            self._latest_set = True  # the spec folder's 'latest' now points at this run
+            try:
+                set_latest(self.output_dir)
+            except OSError as exc:
+                logger.warning("cannot update the 'latest' pointer", folder=str(self.output_dir), error=str(exc))
         hook = {
             ev.RunStarted: "npf_run_started",
             ev.ConfigStarted: "npf_config_started",
@@ -305,12 +339,19 @@ class Supervisor:
                     self.reports.append(old)
                     self._emit(ev.ConfigSkipped(index=index, total=total, config=config, report=old))
                     continue
+                skipped = self._load_failures.not_tried(config)
+                if skipped is not None:
+                    report = skipped
+                    self.reports.append(report)
+                    self._emit(ev.ConfigFailed(index=index, total=total, config=config, report=report))
+                    continue
                 self._emit(ev.ConfigStarted(index=index, total=total, config=config))
                 structlog.contextvars.bind_contextvars(config=config.config_id)
                 try:
                     report = await self._run_config(index, config)
                 finally:
                     structlog.contextvars.unbind_contextvars("config")
+                self._load_failures.record(index, config, report)
                 self.reports.append(report)
                 if report.status == "ok":
                     self._emit(ev.ConfigFinished(index=index, total=total, config=config, report=report))
@@ -392,14 +433,16 @@ class Supervisor:
 
     def _window_s(self) -> float:
         """The measurement window: the spec's, but at least five per configuration."""
-        if self.spec.duration_s == 0:  # evaluate mode, the dataset once: no known duration
-            return self.spec.window_s
-        return max(0.01, min(self.spec.window_s, self.spec.duration_s / 5))
+        return max(0.01, min(self.spec.window_s, self._bounds()[0] / 5))
 
-    def _duration_s(self) -> float:
-        """The deadline: duration_s, or for the dataset once (0) evaluate.timeout_s."""
-        ev = self.spec.evaluate
-        return self.spec.duration_s or (ev.timeout_s if ev is not None else 0.0)
+    def _bounds(self) -> tuple[float, float, int | None]:
+        """``(min_s, max_s, calls)`` of a configuration: ``duration_s`` (a number, or
+        "auto" until the p99 is supported), or for the dataset once (evaluate mode,
+        ``duration_s`` 0) ``evaluate.timeout_s`` as the deadline."""
+        if self.spec.duration_s == 0:
+            timeout = self.spec.evaluate.timeout_s if self.spec.evaluate is not None else 0.0
+            return timeout, timeout, None
+        return duration_bounds(self.spec.duration_s)
 
     async def _run_config(self, index: int, config: RunConfig) -> Report:
         spec = self.spec
@@ -590,13 +633,14 @@ class Supervisor:
         # GO: one common start time, one common deadline.
         window_s = self._window_s()
         go_at = time.perf_counter_ns() + int(GO_MARGIN_S * 1e9)
-        stop_at = go_at + int(self._duration_s() * 1e9)
+        min_s, max_s, enough_calls = self._bounds()  # "auto": until p99 is supported
+        stop_at = go_at + int(max_s * 1e9)
         procs = ps_processes(children)
         psutil.cpu_percent(None)
         for c in children:
             await processes.send(c, pr.Go(go_at_ns=go_at, stop_at_ns=stop_at))
         mono_go = time.monotonic() + GO_MARGIN_S
-        result_deadline = mono_go + self._duration_s() + t.stop_s
+        result_deadline = mono_go + max_s + t.stop_s
         next_sample = mono_go + min(window_s, 0.5)
         progress: dict[int, list[int]] = {}
         rates: list[float] = []
@@ -632,10 +676,17 @@ class Supervisor:
                     self._emit(
                         ev.Progress(
                             index=index, total=len(self.plan), config=config,
-                            elapsed_s=(msg.window + 1) * window_s, duration_s=spec.duration_s,
+                            elapsed_s=(msg.window + 1) * window_s, duration_s=max_s,
                             completed=sum(counts), throughput=rate,
                         )
                     )  # fmt: skip
+                    if (
+                        enough_calls and not stopped
+                        and (msg.window + 1) * window_s >= min_s and sum(counts) >= enough_calls
+                    ):  # fmt: skip
+                        stopped = True  # duration_s "auto": the p99 is supported
+                        for c in children:
+                            await processes.send(c, pr.Stop(reason="enough-calls"))
                     stab = spec.stability
                     if (
                         stab is not None and not stopped

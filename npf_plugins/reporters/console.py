@@ -1,36 +1,93 @@
-"""Reporter ``console``: live progress while the run goes, then a table with
-NeuronPerf's printed columns (and status). Verbosity 0 prints the table alone."""
+"""Reporter ``console``: a live display while the run goes (on a terminal), a line
+per configuration, then a table with NeuronPerf's printed columns (and status) and
+the best configurations. Verbosity 0 prints the table alone.
+
+Numbers (docs/results.md, "How figures are printed"): throughput has at least three
+significant figures and never loses an integer digit (``21.7``, ``217``, ``31,133``),
+in inferences per second; a latency has three significant figures in the unit that
+puts it between 1 and 1000 (``45.4 µs``, ``168 µs``, ``1.23 ms``, ``2.50 s``).
+
+On a terminal the live display needs no thread of its own: it is redrawn on each
+event (a measurement window is at most 0.5 s), so that the benchmarkers are forked
+from a single-threaded process, and log lines written meanwhile go through rich's
+console (above the display) instead of tearing it.
+"""
 
 from __future__ import annotations
 
+import io
 import math
+import time
+from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.measure import Measurement
+from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
-from npf_core.plugin import PRINT_COLUMNS, Registry, Report, Reporter, ReporterContext, hookimpl
+from npf_core.plugin import Registry, Report, Reporter, ReporterContext, hookimpl
 from npf_core.plugin import events as ev
 
-HEADERS = {
-    "throughput_avg": "throughput/s",
-    "latency_ms_p50": "p50 ms",
-    "latency_ms_p99": "p99 ms",
-    "n_models": "models",
-    "pipeline_size": "pipeline",
-    "workers_per_model": "workers",
-    "batch_size": "batch",
-    "model_filename": "model",
-}
+P99_CALLS = 1000  # the calls a supported p99 needs (the validity rule's)
+
+#: (report field, header, formatter) in NeuronPerf's printed order, then status
+COLUMNS = (
+    ("throughput_avg", "inf/s", "rate"),
+    ("latency_ms_p50", "p50", "ms"),
+    ("latency_ms_p99", "p99", "ms"),
+    ("n_models", "models", "int"),
+    ("pipeline_size", "pipeline", "int"),
+    ("workers_per_model", "workers", "int"),
+    ("batch_size", "batch", "int"),
+    ("model_filename", "model", "str"),
+)
+#: dropped in this order while the table is wider than the terminal; throughput,
+#: p50, p99, status and the fields that tell the rows apart always stay whole
+OPTIONAL = ("model_filename", "pipeline_size")
 
 
-def fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_rate(value: Any) -> str:
+    """Throughput: three significant figures at least, every integer digit kept."""
+    if _missing(value):
         return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3f}"
+    v = float(value)
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def fmt_ms(value: Any) -> str:
+    """A latency given in ms: three significant figures in ns, µs, ms or s."""
+    if _missing(value):
+        return "-"
+    v = float(value)
+    for scale, unit in ((1e3, "s"), (1.0, "ms"), (1e-3, "µs"), (1e-6, "ns")):
+        if abs(v) >= scale or unit == "ns":
+            x = v / scale
+            digits = 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2
+            return f"{x:.{digits}f} {unit}"
+    raise AssertionError
+
+
+def fmt(value: Any, kind: str = "str") -> str:
+    if _missing(value):
+        return "-"
+    if kind == "rate":
+        return fmt_rate(value)
+    if kind == "ms":
+        return fmt_ms(value)
     return str(value)
 
 
@@ -41,20 +98,48 @@ def fmt_metric(value: Any) -> str:
     return fmt(value)
 
 
-def report_table(reports: list[Report], title: str | None = None) -> Table:
+def status_of(r: Report) -> str:
+    """``ok``, ``ok?`` (figures to read with care: ``valid`` is false) or ``error``."""
+    if r.status != "ok":
+        return "error"
+    return "ok" if r.valid else "ok?"
+
+
+_STATUS_STYLE = {"ok": "", "ok?": "yellow", "error": "red"}
+
+
+def report_table(reports: list[Report], title: str | None = None, width: int | None = None) -> Table:
+    """The results table; with ``width``, optional columns are dropped until it fits."""
+    dropped: list[str] = []
+    while True:
+        table = _table(reports, title, dropped)
+        if width is None or len(dropped) == len(OPTIONAL):
+            return table
+        wide = Console(width=10_000, file=io.StringIO())  # the table's natural width, not clamped to the terminal's
+        if Measurement.get(wide, wide.options, table).maximum <= width:
+            return table
+        dropped.append(OPTIONAL[len(dropped)])
+
+
+def _table(reports: list[Report], title: str | None, dropped: list[str]) -> Table:
     table = Table(title=title, header_style="bold")
-    for col in PRINT_COLUMNS:
-        table.add_column(HEADERS.get(col, col), justify="left" if col == "model_filename" else "right")
+    cols = [c for c in COLUMNS if c[0] not in dropped]
+    for _field, header, kind in cols:
+        if kind == "str":
+            table.add_column(header, justify="left", overflow="fold")
+        else:
+            table.add_column(header, justify="right", no_wrap=True)
     names = list(dict.fromkeys(k for r in reports for k in r.metrics))  # evaluate mode
     for name in names:
-        table.add_column(name, justify="right")
-    table.add_column("status")
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for r in reports:
-        status = "ok" if r.status == "ok" else "[red]error[/red]"
-        if r.status == "ok" and not r.valid:
-            status = "[yellow]ok?[/yellow]"
+        status = status_of(r)
+        style = _STATUS_STYLE[status]
         table.add_row(
-            *(fmt(getattr(r, c)) for c in PRINT_COLUMNS), *(fmt_metric(r.metrics.get(k)) for k in names), status
+            *(fmt(getattr(r, f), kind) for f, _, kind in cols),
+            *(fmt_metric(r.metrics.get(k)) for k in names),
+            f"[{style}]{status}[/]" if style else status,
         )
     return table
 
@@ -66,81 +151,260 @@ def make_console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
+def remedy(r: Report) -> str:
+    """What to do about a too-short configuration: the duration that would reach
+    P99_CALLS calls at the rate observed (with 10% to spare)."""
+    if r.total_calls <= 0 or _missing(r.total_s) or r.total_s <= 0:
+        return 'try a longer duration_s, or duration_s "auto"'
+    need = P99_CALLS * 1.1 * r.total_s / r.total_calls
+    return f'duration_s {_round_up(need)} would reach {P99_CALLS:,} calls at this rate, or use duration_s "auto"'
+
+
+def _round_up(seconds: float) -> str:
+    for step in (1, 5, 10, 30, 60, 300, 600):
+        if seconds <= step * 20 or step == 600:
+            return f"{math.ceil(seconds / step) * step:g}"
+    raise AssertionError
+
+
 def validity_notes(reports: list[Report]) -> list[str]:
-    """One line per report whose figures should be read with care ("ok?")."""
-    return [
-        f"ok? {r.config_id}: " + "; ".join(r.validity_reasons)
-        for r in reports
-        if r.status == "ok" and not r.valid
-    ]
+    """One line per report whose figures should be read with care ("ok?"), with the remedy."""
+    notes = []
+    for r in reports:
+        if r.status != "ok" or r.valid:
+            continue
+        reasons = list(r.validity_reasons)
+        if any(x.startswith("too few samples") for x in reasons):
+            reasons.append(remedy(r))
+        notes.append(f"ok? {r.config_id}: " + "; ".join(reasons))
+    return notes
+
+
+def describe(r: Report) -> str:
+    """A configuration in words: ``2 models x 2 workers, batch 8`` (+ pipeline)."""
+    text = f"{r.n_models} model{'s' * (r.n_models != 1)} x {r.workers_per_model} worker" + (
+        "s" * (r.workers_per_model != 1)
+    )
+    if r.pipeline_size != 1:
+        text += f", pipeline {r.pipeline_size}"
+    return f"{text}, batch {r.batch_size}"
+
+
+def best_lines(reports: list[Report], latency_budget_ms: float | None = None) -> list[str]:
+    """The best configurations: highest throughput, lowest p50, and with a latency
+    budget the highest throughput whose p99 is within it. Failed rows never count."""
+    ok = [r for r in reports if r.status == "ok" and not _missing(r.throughput_avg)]
+    if not ok:
+        return []
+    top = max(ok, key=lambda r: r.throughput_avg)
+    lines = [f"highest throughput: {fmt_rate(top.throughput_avg)} inf/s  {describe(top)}  "
+             f"(p50 {fmt_ms(top.latency_ms_p50)}, p99 {fmt_ms(top.latency_ms_p99)})"]  # fmt: skip
+    timed = [r for r in ok if not _missing(r.latency_ms_p50)]
+    if timed:
+        fast = min(timed, key=lambda r: r.latency_ms_p50)
+        lines.append(f"lowest p50: {fmt_ms(fast.latency_ms_p50)}  {describe(fast)}  "
+                     f"({fmt_rate(fast.throughput_avg)} inf/s)")  # fmt: skip
+    if latency_budget_ms is not None:
+        within = [r for r in ok if not _missing(r.latency_ms_p99) and r.latency_ms_p99 <= latency_budget_ms]
+        budget = fmt_ms(latency_budget_ms)
+        if within:
+            b = max(within, key=lambda r: r.throughput_avg)
+            lines.append(f"best within p99 <= {budget}: {fmt_rate(b.throughput_avg)} inf/s  {describe(b)}  "
+                         f"(p99 {fmt_ms(b.latency_ms_p99)})")  # fmt: skip
+        else:
+            lines.append(f"best within p99 <= {budget}: none (every configuration's p99 is above it)")
+    if any(not r.valid for r in ok):
+        lines.append("(rows marked ok? count; read their figures with care)")
+    return lines
+
+
+def print_summary(
+    console: Console,
+    reports: list[Report],
+    *,
+    title: str | None = None,
+    latency_budget_ms: float | None = None,
+    best: bool = True,
+) -> None:
+    """The table, the notes on ``ok?`` rows, and the best configurations."""
+    console.print(report_table(reports, title=title, width=console.width))
+    for note in validity_notes(reports):
+        console.print(escape(note), style="yellow")
+    lines = best_lines(reports, latency_budget_ms) if best else []
+    if lines:
+        console.print("[bold]best[/bold]")
+        for line in lines:
+            console.print("  " + escape(line))
+
+
+class LiveView:
+    """What the live display shows: the configuration running, time left in it and
+    in the sweep, live throughput. Computed when drawn, so the times are current."""
+
+    def __init__(self) -> None:
+        self.head = ""
+        self.started = time.monotonic()
+        self.elapsed_s = 0.0
+        self.duration_s = 0.0
+        self.throughput: float | None = None
+        self.remaining_configs = 0
+        self.per_config_s = 0.0
+        self.measuring_since: float | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        now = time.monotonic()
+        if self.measuring_since is None:
+            state = "loading the model copies"  # (no counter: nothing redraws until the first window)
+            fraction = 0.0
+            left = self.duration_s
+        else:
+            elapsed = min(self.duration_s, self.elapsed_s + (now - self.measuring_since))
+            left = max(0.0, self.duration_s - elapsed)
+            fraction = elapsed / self.duration_s if self.duration_s else 1.0
+            rate = f"{fmt_rate(self.throughput)} inf/s" if self.throughput is not None else "measuring"
+            state = f"{rate}  {left:.0f} s left"
+        sweep_left = left + self.remaining_configs * self.per_config_s
+        yield Text(self.head, overflow="ellipsis", no_wrap=True)
+        bar_width = max(10, min(40, options.max_width - 40))
+        line = Table.grid(padding=(0, 1))
+        line.add_row(ProgressBar(total=1.0, completed=fraction, width=bar_width), Text(state))
+        yield line
+        n = self.remaining_configs
+        more = f"{n} more configuration{'s' * (n != 1)}" if n else "the last configuration"
+        yield Text(f"sweep: {more}, about {_duration(sweep_left)} left", style="dim")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class ConsoleReporter(Reporter):
-    """Progress on the terminal, one line per configuration, a table at the end."""
+    """The live display on a terminal, one line per configuration, a table at the end."""
 
     def __init__(self, ctx: ReporterContext) -> None:
         super().__init__(ctx)
         self.console: Console = ctx.console or make_console()
-        self.progress: Progress | None = None
-        self.task: Any = None
+        self.live: Live | None = None
+        self.view = LiveView()
+        self.config_walls: list[float] = []
+        self.duration_s = 0.0
+        #: duration_s "auto": (min_s, max_s, calls); None for a fixed duration
+        self.auto: tuple[float, float, int] | None = None
 
-    def _stop_progress(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+    def _stop_live(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def _start_live(self, event: ev.ConfigStarted) -> None:
+        v = self.view
+        v.head = f"[{event.index + 1}/{event.total}] {event.config.config_id}"
+        v.started = time.monotonic()
+        v.elapsed_s = 0.0
+        v.measuring_since = None
+        v.throughput = None
+        v.duration_s = self.duration_s
+        v.remaining_configs = event.total - event.index - 1
+        # a configuration's wall time: the mean so far, or the duration plus a guess at loading
+        v.per_config_s = (
+            sum(self.config_walls) / len(self.config_walls) if self.config_walls
+            else (self.auto[0] if self.auto else self.duration_s) + 2.0
+        )  # fmt: skip
+        if self.live is None:
+            # no refresh thread (auto_refresh=False): redrawn on each event; stdout/stderr
+            # writes meanwhile (logs, the model's prints) are printed above the display
+            self.live = Live(v, console=self.console, auto_refresh=False, transient=True,
+                             redirect_stdout=True, redirect_stderr=True)  # fmt: skip
+            self.live.start()
+        self.live.refresh()
 
     def on_event(self, event: ev.Event) -> None:
         quiet = self.ctx.verbosity <= 0
         c = self.console
         if isinstance(event, ev.RunStarted):
+            from npf_core.plugin import duration_bounds
+
+            min_s, max_s, calls = duration_bounds(event.spec.get("duration_s", 60.0) if event.spec else 60.0)
+            self.duration_s = max_s
+            self.auto = (min_s, max_s, calls) if calls else None
             if not quiet:
                 n = len(event.configs)
-                c.print(f"npf: {n} configuration{'s' * (n != 1)} -> {event.output_dir}")
+                where = f" -> {_shown(event.output_dir)}" if Path(event.output_dir).is_dir() else " (no results files)"
+                c.print(f"npf: {n} configuration{'s' * (n != 1)}{where}", soft_wrap=True)
         elif isinstance(event, ev.ConfigStarted):
+            self._config_started = time.monotonic()
             if not quiet and c.is_terminal:
-                self.progress = Progress(
-                    TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rate]}"),
-                    TimeRemainingColumn(), console=c, transient=True,
-                )  # fmt: skip
-                self.progress.start()
-                desc = f"[{event.index + 1}/{event.total}] {event.config.config_id}"
-                self.task = self.progress.add_task(desc, total=1.0, rate="loading")
+                self._start_live(event)
         elif isinstance(event, ev.Progress):
-            if self.progress is not None:
-                self.progress.update(
-                    # duration_s 0: evaluate mode, the dataset once (its length is not known here)
-                    self.task, completed=min(1.0, event.elapsed_s / event.duration_s) if event.duration_s else 0.0,
-                    rate=f"{event.throughput:,.1f}/s",
-                )  # fmt: skip
+            if self.live is not None:
+                v = self.view
+                v.measuring_since = time.monotonic()
+                v.elapsed_s = event.elapsed_s
+                v.duration_s = event.duration_s
+                if self.auto and event.completed > 0 and event.elapsed_s > 0:
+                    # "auto": it ends when the calls are done (at this rate), within [min_s, max_s]
+                    min_s, max_s, calls = self.auto
+                    expected = calls * event.elapsed_s / event.completed
+                    v.duration_s = min(max_s, max(min_s, expected, event.elapsed_s))
+                # the copies count calls when they fold a window, so the first progress
+                # may report none yet: "measuring" then, rather than a false 0 inf/s
+                v.throughput = event.throughput if event.completed > 0 else v.throughput
+                self.live.refresh()
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
-            self._stop_progress()
+            if isinstance(event, (ev.ConfigFinished, ev.ConfigFailed)) and hasattr(self, "_config_started"):
+                self.config_walls.append(time.monotonic() - self._config_started)
             if quiet:
                 return
             r = event.report
             head = f"[{event.index + 1}/{event.total}] {event.config.config_id}"
             if isinstance(event, ev.ConfigSkipped):
-                c.print(f"{head}: already done (resumed)")
+                line = f"{escape(head)}: already done (resumed)"
             elif r.status == "ok":
-                c.print(
-                    f"{head}: {r.throughput_avg:,.1f} inf/s "
-                    f"[{r.throughput_ci95_low:,.1f}, {r.throughput_ci95_high:,.1f}], "
-                    f"p50 {r.latency_ms_p50:.3f} ms, p99 {r.latency_ms_p99:.3f} ms"
-                    + "".join(f", {k} {fmt_metric(v)}" for k, v in r.metrics.items())
-                )
+                line = f"{escape(head)}: {result_line(r)}"
             else:
                 msg = r.error.message if r.error else "failed"
-                c.print(f"{escape(head)}: [red]error[/red] {escape(msg)}")
+                line = f"{escape(head)}: [red]error[/red] {escape(msg)}"
+            # printed above the live display, which stays up between configurations
+            c.print(line)
         elif isinstance(event, ev.RunFinished):
-            self._stop_progress()
+            self._stop_live()
             if event.reports:
-                c.print(report_table(event.reports))
-                for note in validity_notes(event.reports):
-                    c.print(escape(note), style="yellow")
+                budget = event_spec_budget(self.ctx.spec)
+                print_summary(c, event.reports, latency_budget_ms=budget, best=not quiet)
             if event.interrupted and not quiet:
-                c.print("[yellow]interrupted[/yellow]: finished configurations are kept")
+                c.print("[yellow]interrupted[/yellow]: finished configurations are kept; "
+                        "run the same command with --resume to do the rest")  # fmt: skip
 
     def close(self) -> None:
-        self._stop_progress()
+        self._stop_live()
+
+
+def result_line(r: Report) -> str:
+    """``111,540 inf/s ±0.5%, p50 70.0 µs, p99 95.0 µs`` (the ± is the 95% interval's half-width)."""
+    half = (r.throughput_ci95_high - r.throughput_ci95_low) / 2
+    ci = f" ±{100 * half / r.throughput_avg:.1f}%" if r.throughput_avg and not _missing(half) else ""
+    metrics = "".join(f", {k} {fmt_metric(v)}" for k, v in r.metrics.items())  # evaluate mode
+    p50, p99 = fmt_ms(r.latency_ms_p50), fmt_ms(r.latency_ms_p99)
+    return f"{fmt_rate(r.throughput_avg)} inf/s{ci}, p50 {p50}, p99 {p99}{metrics}"
+
+
+def event_spec_budget(spec: Any) -> float | None:
+    """The spec's latency budget: a Spec during a run, a dict when replaying a results file."""
+    if isinstance(spec, dict):
+        return spec.get("latency_budget_ms")
+    return getattr(spec, "latency_budget_ms", None)
+
+
+def _shown(path: str) -> str:
+    """A path as printed: relative to the current folder when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 @hookimpl

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from npf_core.results import results_file
+
 HERE = Path(__file__).resolve().parent
 MODELS = HERE / "models.py"
 
@@ -37,7 +39,7 @@ def make_spec(out_dir: Path, **fields: Any) -> dict[str, Any]:
 
 def read_results(out_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """The reports of results.json and the rows of results.csv."""
-    reports = json.loads((out_dir / "results.json").read_text())["reports"]
-    with open(out_dir / "results.csv", newline="") as f:
+    reports = json.loads(results_file(out_dir).read_text())["reports"]
+    with open(results_file(out_dir).with_name("results.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     return reports, rows

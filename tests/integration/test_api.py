@@ -16,6 +16,7 @@ import sniffio
 import npf_core
 from npf_core import events as ev
 from npf_core.errors import SpecError
+from npf_core.results import results_file
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -50,7 +51,7 @@ def test_benchmark_a_dict_returns_the_reports(api_spec: dict[str, Any], tmp_path
     assert all(isinstance(r, npf_core.Report) and r.status == "ok" for r in reports)
     assert all(r.total_infs > 0 and r.latency_ms_p50 >= 2.0 for r in reports)
     assert reports[0]["throughput_avg"] == reports[0].throughput_avg
-    assert (tmp_path / "results.json").exists()
+    assert results_file(tmp_path).exists()
 
 
 def test_overrides_and_no_reporters_write_nothing(api_spec: dict[str, Any], tmp_path: Path) -> None:
@@ -112,7 +113,10 @@ def test_a_spec_file_path(api_spec: dict[str, Any], write_spec: Any, tmp_path: P
     path = write_spec(short(api_spec, output={"dir": "res", "reporters": ["csv"]}))
     (r,) = npf_core.benchmark(path)
     assert r.status == "ok"
-    assert (tmp_path / "res" / "results.csv").exists()
+    # one folder per spec name and run, beside the spec (docs/results.md)
+    runs = [p for p in (tmp_path / "res").glob("*/*/results.csv") if p.parent.name != "latest"]
+    assert len(runs) == 1
+    assert (runs[0].parent.parent / "latest" / "results.csv").read_bytes() == runs[0].read_bytes()
 
 
 def test_the_anyio_pytest_plugin_is_active(request: pytest.FixtureRequest) -> None:
@@ -149,7 +153,7 @@ async def test_embedding_yields_typed_events_in_order(
     assert not finished.interrupted and finished.failed == 0
     assert [r.config_id for r in finished.reports] == [c.config_id for c in started.configs]
     assert sup.reports == finished.reports
-    assert (tmp_path / "results.json").exists()
+    assert results_file(tmp_path).exists()
 
 
 @pytest.mark.anyio

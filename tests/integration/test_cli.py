@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from npf_core.report import NEURONPERF_COLUMNS
+from npf_core.results import results_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def read_results(folder: Path) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    doc = json.loads((folder / "results.json").read_text())
-    with (folder / "results.csv").open(newline="") as f:
+    doc = json.loads(results_file(folder).read_text())
+    with results_file(folder).with_name("results.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     return doc, rows
 
@@ -75,7 +76,7 @@ def test_two_by_two_sweep_of_a_2ms_model(
     # more concurrency, more throughput (a sleeping model does not need CPU)
     assert reports[3]["throughput_avg"] > 1.5 * reports[0]["throughput_avg"]
 
-    with (tmp_path / "out" / "results.csv").open(newline="") as f:
+    with results_file(tmp_path / "out").with_name("results.csv").open(newline="") as f:
         header = next(csv.reader(f))
     assert tuple(header[: len(NEURONPERF_COLUMNS)]) == NEURONPERF_COLUMNS
     assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from npf_core.results import results_file
+
 DIST = "npf-demo-plugin"
 
 
@@ -58,7 +60,7 @@ def test_a_spec_uses_the_plugins_framework_and_reporter(
     }
     proc = cli("run", str(write_spec(spec)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    (report,) = json.loads((tmp_path / "out" / "results.json").read_text())["reports"]
+    (report,) = json.loads(results_file(tmp_path / "out").read_text())["reports"]
     assert report["status"] == "ok", report.get("error")
     assert report["start_method"] == start_method
     assert report["total_infs"] > 0
@@ -68,7 +70,7 @@ def test_a_spec_uses_the_plugins_framework_and_reporter(
     assert len(marks) == 2
     assert {m.read_text().split(" copy ")[0] for m in marks} == {"demo npf_demo_plugin.models:checksum"}
     # ... and the reporter saw the run in the supervisor
-    lines = (tmp_path / "out" / "demo-report.txt").read_text().splitlines()
+    lines = results_file(tmp_path / "out").with_name("demo-report.txt").read_text().splitlines()  # the run folder
     assert lines[0].startswith("run ") and lines[0].endswith("configs=1")
     assert lines[1] == f"config {report['config_id']} framework=demo status=ok total_infs={report['total_infs']}"
     assert lines[-1] == "closed"

@@ -14,6 +14,7 @@ import pytest
 
 from npf_core import Supervisor, abenchmark
 from npf_core import events as ev
+from npf_core.results import results_file
 
 from .conftest import MODELS, sweep_spec
 
@@ -195,7 +196,7 @@ async def test_a_failing_reporter_does_not_stop_the_run(tmp_path: Path) -> None:
     assert [r.status for r in reports] == ["ok", "ok"]
     # remembered once per reporter (two events and the close failed)
     assert sup.reporter_errors == ["Broken: OSError: [Errno 28] No space left on device"]
-    assert (tmp_path / "out" / "results.json").exists()  # the other reporters still ran
+    assert results_file(tmp_path / "out").exists()  # the other reporters still ran
     assert children() == []
 
 
@@ -250,6 +251,6 @@ async def test_a_group_signal_seen_first_in_a_child_is_an_interruption(
             await sup.run()
     assert scope.cancelled_caught
     assert sup.reports == []
-    saved = tmp_path / "out" / "results.json"
+    saved = results_file(tmp_path / "out")
     assert not saved.exists() or '"error"' not in saved.read_text()
     assert children() == []

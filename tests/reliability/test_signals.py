@@ -15,6 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
+from npf_core.results import results_file
+
 from .conftest import MODELS, Cli, sweep_spec, wait_for, write_json
 
 CONFIG_IDS = [f"Sleepy-i0-b1-p1-n{n}-w{w}" for n in (1, 2) for w in (1, 2)]
@@ -47,7 +49,7 @@ def test_signal_stops_sweep_and_resume_completes_it(
     )
     proc = cli.start("run", str(spec), "-q")
     try:
-        wait_for(lambda: finished(out / "results.json"), 30, "the first configuration in results.json")
+        wait_for(lambda: finished(results_file(out)), 30, "the first configuration in results.json")
         if target == "group":
             os.killpg(proc.pid, signum)
         else:
@@ -61,13 +63,14 @@ def test_signal_stops_sweep_and_resume_completes_it(
     assert proc.returncode == 130, err
     assert time.monotonic() - t0 < 3.0  # stop, reap (grace 0.5 s), write
     assert "Traceback" not in err, err
+    assert "--resume" in err, err  # the interrupt message says how to go on
     assert cli.survivors() == []
 
-    kept = finished(out / "results.json")
+    kept = finished(results_file(out))
     assert 1 <= len(kept) < 4
     assert [r["config_id"] for r in kept] == CONFIG_IDS[: len(kept)]
     assert all(r["status"] == "ok" for r in kept)
-    with open(out / "results.csv", newline="") as f:
+    with open(results_file(out).with_name("results.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["status"] for r in rows] == ["ok"] * len(kept)
     if not resume:
@@ -76,12 +79,12 @@ def test_signal_stops_sweep_and_resume_completes_it(
     done = cli.run("run", str(spec), "-q", "--resume")
     assert done.returncode == 0, done.stderr
     assert cli.survivors() == []
-    reports = finished(out / "results.json")
+    reports = finished(results_file(out))
     assert [r["config_id"] for r in reports] == CONFIG_IDS
     assert all(r["status"] == "ok" for r in reports)
     # the configurations finished before the signal were skipped, not run again
     assert reports[: len(kept)] == kept
-    with open(out / "results.csv", newline="") as f:
+    with open(results_file(out).with_name("results.csv"), newline="") as f:
         assert [r["config_id"] for r in csv.DictReader(f)] == CONFIG_IDS
 
 
@@ -90,14 +93,14 @@ def test_resume_of_a_complete_run_starts_nothing(cli: Cli, tmp_path: Path) -> No
     spec = write_json(tmp_path / "spec.json", sweep_spec(out, workers_per_model=[1, 2]))
     first = cli.run("run", str(spec), "-q")
     assert first.returncode == 0, first.stderr
-    before = finished(out / "results.json")
+    before = finished(results_file(out))
     assert len(before) == 2
     markers = tmp_path / "markers"
     markers.mkdir()
     again = cli.run("run", str(spec), "-q", "--resume", NPF_MARKER_DIR=str(markers))
     assert again.returncode == 0, again.stderr
     assert list(markers.iterdir()) == []  # no model was loaded
-    assert finished(out / "results.json") == before
+    assert finished(results_file(out)) == before
 
 
 def test_resume_refuses_another_spec(cli: Cli, tmp_path: Path) -> None:

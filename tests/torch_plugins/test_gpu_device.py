@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from npf_core.errors import DeviceUnavailable, SpecError
+from npf_core.results import results_file
 from npf_plugins.devices import gpu as gpu_mod
 from npf_plugins.devices.gpu import GpuDevice, gpus_from_nvidia_smi, parse_cuda_visible_devices
 
@@ -107,7 +108,7 @@ def test_cli_exits_2_without_a_gpu(tmp_path: Path) -> None:
     assert len(lines) == 1, proc.stderr
     assert "device gpu: no CUDA GPU available" in lines[0]
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "out" / "results.json").exists()
+    assert not results_file(tmp_path / "out").exists()
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has nvidia-smi")

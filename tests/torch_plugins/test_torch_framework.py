@@ -20,6 +20,7 @@ from torch_helpers import MODELS, read_jsonl  # noqa: E402
 
 import npf_core  # noqa: E402
 from npf_core.errors import SpecError  # noqa: E402
+from npf_core.results import results_file
 from npf_plugins.frameworks.torch import TorchFramework  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -168,7 +169,7 @@ def test_cli_runs_a_torch_spec(tmp_path: Path, saved_models: dict[str, Path]) ->
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    results = json.loads(results_file(tmp_path / "out").read_text())
     assert [r["status"] for r in results["reports"]] == ["ok"]
     assert "Traceback" not in proc.stderr
 

@@ -134,7 +134,7 @@ def test_resolver_takes_a_file_or_a_folder(tmp_path: Path) -> None:
     p = _write(tmp_path / "results.json", [])
     assert resolve_results(p) == p
     assert resolve_results(tmp_path) == p
-    with pytest.raises(ResultsError, match="no results file"):
+    with pytest.raises(ResultsError, match="no results"):
         resolve_results(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ResultsError, match="no results file"):

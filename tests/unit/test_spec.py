@@ -100,7 +100,9 @@ def test_duration_must_be_positive(base: dict[str, Any], value: float) -> None:
 @pytest.mark.parametrize(
     ("changes", "path", "expected"),
     [
-        ({"duration_s": "10"}, "$.duration_s", "Expected `float`, got `str`"),
+        ({"duration_s": "10"}, "$.duration_s", "'10' is not a duration (give seconds (a number > 0), \"auto\""),
+            ({"duration_s": [1]}, "$.duration_s", "is not a duration"),
+            ({"duration_s": {"max_s": 0}}, "$.duration_s.max_s", "> 0"),
         ({"n_models": "two"}, "$.n_models", ""),
         ({"n_models": [0]}, "$.n_models[0]", ">= 1"),
         ({"n_models": ["min"]}, "$.n_models[0]", "'min'"),
