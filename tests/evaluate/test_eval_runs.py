@@ -204,11 +204,14 @@ def test_results_files_and_the_cli(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "accuracy" in done.stdout and "precision" in done.stdout
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    from npf_core.results import resolve_results
+
+    saved = resolve_results(tmp_path / "out")  # the run's own folder, below the output root
+    doc = json.loads(saved.read_text())
     metrics = doc["reports"][0]["metrics"]
     assert set(metrics) == {"accuracy", "precision"}
     assert metrics["accuracy"] == float(np.mean(models.labels() == models.predicted()))
-    rows = list(csv.reader((tmp_path / "out" / "results.csv").read_text().splitlines()))
+    rows = list(csv.reader((saved.parent / "results.csv").read_text().splitlines()))
     assert rows[0][-2:] == ["accuracy", "precision"]
     assert float(rows[1][-2]) == metrics["accuracy"]
     from npf_core.report import NEURONPERF_COLUMNS

@@ -64,9 +64,12 @@ def test_overrides_and_no_reporters_write_nothing(api_spec: dict[str, Any], tmp_
 
 
 def test_no_reporters_still_keep_the_cores_results_file(api_spec: dict[str, Any], tmp_path: Path) -> None:
+    from npf_core.results import resolve_results
+
     (r,) = npf_core.benchmark(short(api_spec), duration_s=0.2, output_dir=str(tmp_path), reporters=[])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
-    assert '"config_id": "' + r.config_id + '"' in (tmp_path / "results.json").read_text()
+    saved = resolve_results(tmp_path)
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["results.json"]
+    assert '"config_id": "' + r.config_id + '"' in saved.read_text()
 
 
 def test_a_class_object_as_target_with_fork(tmp_path: Path) -> None:

@@ -128,12 +128,12 @@ def test_report_html_writes_one_self_contained_page(runs: dict[str, Path], tmp_p
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["compare", "nowhere", "nowhere-either"], "no results file"),
+        (["compare", "nowhere", "nowhere-either"], "no results"),
         (["compare", "{base}", "{base}", "--threshold", "-3"], "threshold"),
         (["compare", "{base}", "{base}", "--format", "html"], "invalid choice"),
         (["compare", "{base}", "{base}", "--confidence", "1.5"], "confidence"),
         (["compare", "{base}"], "required"),
-        (["report", "nowhere", "--html", "x.html"], "no results file"),
+        (["report", "nowhere", "--html", "x.html"], "no results"),
     ],
 )
 def test_usage_errors_exit_2(runs: dict[str, Path], tmp_path: Path, args: list[str], message: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from npf_core import Supervisor
 from npf_core.plugin import Device, Registry, hookimpl
+from npf_core.results import resolve_results
 
 from .conftest import sweep_spec
 
@@ -27,7 +28,7 @@ async def test_resume_works_with_any_reporter_set(tmp_path: Path, reporters: lis
     spec["output"]["reporters"] = reporters
     first = await Supervisor(spec).run()
     assert [r.status for r in first] == ["ok", "ok"]
-    saved = json.loads((out / "results.json").read_text())
+    saved = json.loads(resolve_results(out).read_text())
     assert [r["config_id"] for r in saved["reports"]] == [r.config_id for r in first]
 
     sup = Supervisor(spec, resume=True)
