@@ -98,6 +98,12 @@ class Plugins:
             except Exception as exc:
                 logger.warning("lifecycle hook failed", hook=hook_name, plugin=impl.plugin_name, error=repr(exc))
 
+    def programmatic(self) -> list[Any]:
+        """The plugins registered by hand (``extra``), not through an entry point:
+        what a zygote or a fresh interpreter must be sent (see npf_core.transfer)."""
+        origins: dict[str, str] = getattr(self.pm, "_npf_origins", {})
+        return [p for name, p in self.pm.list_name_plugin() if p is not None and name not in origins]
+
     def describe(self) -> dict[str, list[tuple[str, str]]]:
         """kind -> [(name, origin)], for ``python -m npf_core plugins``."""
         return {

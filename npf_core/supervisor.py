@@ -1,7 +1,7 @@
 """The supervisor (anyio): runs the plan, one configuration at a time.
 
-Per configuration it starts ``n_models`` benchmarker processes (fork, fresh
-interpreter, or threads for debugging), waits for every READY, sends GO with one
+Per configuration it starts ``n_models`` benchmarker processes (forks of a
+zygote, forks of the supervisor, fresh interpreters, or threads for debugging), waits for every READY, sends GO with one
 common start time, lets the benchmarkers stop at the common deadline (or sends
 STOP early: stability, cancellation), collects the RESULTs and merges them into a
 report. Any fault — an exception in the child, a death, a hang, garbage on the
@@ -33,12 +33,12 @@ import psutil
 import structlog
 
 from npf_core import events as ev
-from npf_core import processes
+from npf_core import processes, transfer
 from npf_core import protocol as pr
-from npf_core.errors import PluginError, ProtocolError, ResultsError
+from npf_core.errors import ProtocolError, ResultsError
 from npf_core.hookspecs import Reporter, ReporterContext
 from npf_core.plan import RunConfig, make_plan
-from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
+from npf_core.plugins import Plugins, get_plugins
 from npf_core.processes import Child
 from npf_core.report import ErrorInfo, Report, build_report, error_report
 from npf_core.resources import ps_processes, sample_resources
@@ -46,6 +46,7 @@ from npf_core.results import comparable_spec, load_results
 from npf_core.spec import prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
+from npf_core.zygotes import Zygote, ZygoteFailed
 
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
@@ -101,8 +102,13 @@ class Supervisor:
         self.spec = self.loaded.spec
         self.plugins = plugins or get_plugins(extra_plugins)
         self.plan: list[RunConfig] = make_plan(self.loaded, self.plugins)
-        if any(c.start_method == "fresh" for c in self.plan):
-            self._check_fresh_plugins()
+        methods = {c.start_method for c in self.plan}
+        #: API objects and hand-registered plugins, serialised once for zygote and fresh copies
+        self._payload = None
+        if methods & {"zygote", "fresh"}:
+            method = "zygote" if "zygote" in methods else "fresh"
+            self._payload = transfer.pack(self.loaded.objects, self.plugins.programmatic(), method)
+        self._zygote: Zygote | None = None
         self.output_dir = self.loaded.resolve(self.spec.output.dir)
         self.run_id = uuid.uuid4().hex[:12]
         self.verbosity = verbosity
@@ -137,25 +143,6 @@ class Supervisor:
             ) from None
         if not os.access(d, os.W_OK | os.X_OK):
             raise ResultsError(f"spec $.output.dir: the output folder {str(d)!r} is not writable (give another one)")
-
-    def _check_fresh_plugins(self) -> None:
-        """A fresh interpreter finds plugins through entry points only, so a plugin
-        registered programmatically cannot travel there: say so before any process
-        starts, rather than failing every configuration."""
-        child_view = get_plugins()
-        needed = [
-            ("framework", "model.framework", self.spec.model.framework, child_view.frameworks),
-            ("device", "device", self.loaded.device.type, child_view.devices),
-        ]
-        if self.spec.dataset is not None:
-            needed.append(("dataset", "dataset.plugin", self.spec.dataset.plugin, child_view.datasets))
-        for kind, path, name, registry in needed:
-            if name not in registry:
-                raise PluginError(
-                    f"spec $.{path}: {kind} plugin {name!r} is not installed through an entry point, so a "
-                    f"fresh interpreter (start_method 'fresh') cannot find it; install it as a package with "
-                    f"an entry point in group {ENTRY_POINT_GROUP!r}, or use start_method 'fork'"
-                )
 
     def _load_resume(self) -> None:
         path = self.output_dir / "results.json"
@@ -216,6 +203,10 @@ class Supervisor:
                     scope.cancel()
                 await self._run()
         finally:
+            with anyio.CancelScope(shield=True):
+                await self._end_zygote()
+            if self._payload is not None:
+                self._payload.close()
             self._events.end()
         if scope.cancelled_caught:
             self.interrupted = True
@@ -281,6 +272,25 @@ class Supervisor:
                     self._reporter_failed(reporter, exc)
             self._events.end()
 
+    async def _zygote_for(self, config: RunConfig) -> Zygote:
+        """The run's zygote, started on first use; a new one if the last one died."""
+        if self._zygote is not None and self._zygote.alive():
+            return self._zygote
+        await self._end_zygote()
+        model = self.spec.model
+        self._zygote = Zygote(model.framework, model.options, self._payload)
+        try:
+            await self._zygote.start(self.spec.timeouts.load_s)
+        except ZygoteFailed:
+            self._zygote = None
+            raise
+        return self._zygote
+
+    async def _end_zygote(self) -> None:
+        if self._zygote is not None:
+            zygote, self._zygote = self._zygote, None
+            await zygote.close(self.spec.timeouts.grace_s)
+
     def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
         """Remembered once per reporter (its first failure), logged each time."""
         name = type(reporter).__name__
@@ -344,12 +354,21 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as tg:
                 try:
+                    zygote = None
+                    if config.start_method == "zygote":
+                        try:
+                            zygote = await self._zygote_for(config)
+                        except ZygoteFailed as exc:
+                            raise _zygote_failure(exc) from exc
                     for i in range(config.n_models):
                         assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
                         env = {k: str(v) for k, v in assignment.get("env", {}).items()}
                         env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
                         try:
-                            child = processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins)
+                            child = processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins,
+                                                    zygote=zygote, payload=self._payload)  # fmt: skip
+                        except ZygoteFailed as exc:
+                            raise _zygote_failure(exc) from exc
                         except OSError as exc:
                             raise ConfigFailure(
                                 ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}",
@@ -375,7 +394,7 @@ class Supervisor:
             readies = [c.ready for c in children if c.ready is not None]
             load = spec.load
             try:
-                return build_report(
+                report = build_report(
                     config,
                     results,
                     readies,
@@ -388,9 +407,21 @@ class Supervisor:
                     stop_dts=_dts(time.time()),
                     devices=[str(c.job.assignment.get("label", "")) for c in children],
                 )
+                return self._fork_note(config, report)
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
         return self._failure_report(config, failure, children, timestamps["start_dts"])
+
+    def _fork_note(self, config: RunConfig, report: Report) -> Report:
+        """Copies forked from the caller inherit its state: say so in the report
+        when the framework finds the caller has used it (Framework.fork_note)."""
+        if config.start_method != "fork":
+            return report
+        note = self.plugins.framework(self.spec.model.framework, self.spec.model.options).fork_note()
+        if not note:
+            return report
+        logger.warning("start_method 'fork' after the caller used the framework", note=note)
+        return msgspec.structs.replace(report, valid=False, validity_reasons=[*report.validity_reasons, note])
 
     def _failure_report(
         self, config: RunConfig, failure: ConfigFailure, children: list[Child], start_dts: str
@@ -580,6 +611,15 @@ class Supervisor:
 
 def _who(child: Child, config: RunConfig) -> str:
     return f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
+
+
+def _zygote_failure(exc: ZygoteFailed) -> ConfigFailure:
+    """The zygote could not start or died: this configuration fails; the next one
+    starts a new zygote."""
+    return ConfigFailure(
+        ErrorInfo(type=exc.type, message=exc.message, stage="start-up", traceback=exc.traceback,
+                  output_tail=exc.output_tail, exitcode=exc.exitcode)  # fmt: skip
+    )
 
 
 def _internal_failure(exc: Exception, stage: str, who: str = "") -> ConfigFailure:
