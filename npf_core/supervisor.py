@@ -46,7 +46,7 @@ from npf_core.results import comparable_spec, load_results
 from npf_core.spec import prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
-from npf_core.zygotes import Zygote, ZygoteFailed
+from npf_core.zygotes import ZYGOTE_START_S, Zygote, ZygoteFailed
 
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
@@ -280,7 +280,8 @@ class Supervisor:
         model = self.spec.model
         self._zygote = Zygote(model.framework, model.options, self._payload)
         try:
-            await self._zygote.start(self.spec.timeouts.load_s)
+            # its imports are not a copy's load: at least a minute, whatever load_s is
+            await self._zygote.start(max(self.spec.timeouts.load_s, ZYGOTE_START_S))
         except ZygoteFailed:
             self._zygote = None
             raise

@@ -27,9 +27,10 @@ import structlog
 from npf_core import zygote as zg
 from npf_core.processes import _NEW_GROUP, OUTPUT_TAIL, PARENT_FDS, Child, child_pythonpath
 
-__all__ = ["SPAWN_TIMEOUT_S", "Zygote", "ZygoteFailed"]
+__all__ = ["SPAWN_TIMEOUT_S", "ZYGOTE_START_S", "Zygote", "ZygoteFailed"]
 
 logger = structlog.get_logger(__name__)
+ZYGOTE_START_S = 60.0  # the least time a zygote gets for its imports (the run's timeouts.load_s if longer)
 SPAWN_TIMEOUT_S = 30.0  # a fork and one reply: anything near this means the zygote is stuck
 
 
@@ -129,7 +130,7 @@ class Zygote:
         if self.dead:
             raise ZygoteFailed(f"the zygote {self.describe_exit()} while starting", output_tail=self.output_tail(),
                                exitcode=self.returncode())  # fmt: skip
-        raise ZygoteFailed(f"the zygote was not ready after timeouts.load_s = {timeout_s:g} s",
+        raise ZygoteFailed(f"the zygote was not ready after {timeout_s:g} s (its imports hung?)",
                            type="LoadTimeout", output_tail=self.output_tail())  # fmt: skip
 
     def alive(self) -> bool:
