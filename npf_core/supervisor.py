@@ -46,7 +46,7 @@ from npf_core.results import comparable_spec, load_results
 from npf_core.spec import prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
-from npf_core.zygotes import ZYGOTE_START_S, Zygote, ZygoteFailed
+from npf_core.zygotes import ZygoteFailed, ZygoteKeeper
 
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
@@ -108,7 +108,7 @@ class Supervisor:
         if methods & {"zygote", "fresh"}:
             method = "zygote" if "zygote" in methods else "fresh"
             self._payload = transfer.pack(self.loaded.objects, self.plugins.programmatic(), method)
-        self._zygote: Zygote | None = None
+        self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, self._payload)
         self.output_dir = self.loaded.resolve(self.spec.output.dir)
         self.run_id = uuid.uuid4().hex[:12]
         self.verbosity = verbosity
@@ -204,7 +204,7 @@ class Supervisor:
                 await self._run()
         finally:
             with anyio.CancelScope(shield=True):
-                await self._end_zygote()
+                await self._zygotes.close(self.spec.timeouts.grace_s)
             if self._payload is not None:
                 self._payload.close()
             self._events.end()
@@ -272,26 +272,6 @@ class Supervisor:
                     self._reporter_failed(reporter, exc)
             self._events.end()
 
-    async def _zygote_for(self, config: RunConfig) -> Zygote:
-        """The run's zygote, started on first use; a new one if the last one died."""
-        if self._zygote is not None and self._zygote.alive():
-            return self._zygote
-        await self._end_zygote()
-        model = self.spec.model
-        self._zygote = Zygote(model.framework, model.options, self._payload)
-        try:
-            # its imports are not a copy's load: at least a minute, whatever load_s is
-            await self._zygote.start(max(self.spec.timeouts.load_s, ZYGOTE_START_S))
-        except ZygoteFailed:
-            self._zygote = None
-            raise
-        return self._zygote
-
-    async def _end_zygote(self) -> None:
-        if self._zygote is not None:
-            zygote, self._zygote = self._zygote, None
-            await zygote.close(self.spec.timeouts.grace_s)
-
     def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
         """Remembered once per reporter (its first failure), logged each time."""
         name = type(reporter).__name__
@@ -358,9 +338,9 @@ class Supervisor:
                     zygote = None
                     if config.start_method == "zygote":
                         try:
-                            zygote = await self._zygote_for(config)
+                            zygote = await self._zygotes.get(self.spec.timeouts.load_s)
                         except ZygoteFailed as exc:
-                            raise _zygote_failure(exc) from exc
+                            raise ConfigFailure(exc.info()) from exc
                     for i in range(config.n_models):
                         assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
                         env = {k: str(v) for k, v in assignment.get("env", {}).items()}
@@ -369,7 +349,7 @@ class Supervisor:
                             child = processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins,
                                                     zygote=zygote, payload=self._payload)  # fmt: skip
                         except ZygoteFailed as exc:
-                            raise _zygote_failure(exc) from exc
+                            raise ConfigFailure(exc.info()) from exc
                         except OSError as exc:
                             raise ConfigFailure(
                                 ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}",
@@ -612,15 +592,6 @@ class Supervisor:
 
 def _who(child: Child, config: RunConfig) -> str:
     return f"copy {child.copy_index} of {config.n_models}" + (f" (pid {child.pid})" if child.pid else "")
-
-
-def _zygote_failure(exc: ZygoteFailed) -> ConfigFailure:
-    """The zygote could not start or died: this configuration fails; the next one
-    starts a new zygote."""
-    return ConfigFailure(
-        ErrorInfo(type=exc.type, message=exc.message, stage="start-up", traceback=exc.traceback,
-                  output_tail=exc.output_tail, exitcode=exc.exitcode)  # fmt: skip
-    )
 
 
 def _internal_failure(exc: Exception, stage: str, who: str = "") -> ConfigFailure:

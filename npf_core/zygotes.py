@@ -27,7 +27,7 @@ import structlog
 from npf_core import zygote as zg
 from npf_core.processes import _NEW_GROUP, OUTPUT_TAIL, PARENT_FDS, Child, child_pythonpath
 
-__all__ = ["SPAWN_TIMEOUT_S", "ZYGOTE_START_S", "Zygote", "ZygoteFailed"]
+__all__ = ["SPAWN_TIMEOUT_S", "ZYGOTE_START_S", "Zygote", "ZygoteFailed", "ZygoteKeeper"]
 
 logger = structlog.get_logger(__name__)
 ZYGOTE_START_S = 60.0  # the least time a zygote gets for its imports (the run's timeouts.load_s if longer)
@@ -45,6 +45,41 @@ class ZygoteFailed(OSError):
         self.traceback = traceback
         self.output_tail = output_tail
         self.exitcode = exitcode
+
+    def info(self) -> Any:
+        """The configuration's error: at start-up, with the zygote's traceback or output."""
+        from npf_core.report import ErrorInfo
+
+        return ErrorInfo(type=self.type, message=self.message, stage="start-up", traceback=self.traceback,
+                         output_tail=self.output_tail, exitcode=self.exitcode)  # fmt: skip
+
+
+class ZygoteKeeper:
+    """The zygote of one run: started on first use, replaced when it died (the
+    configuration it died in has failed), ended with the run."""
+
+    def __init__(self, framework: str, options: dict[str, Any], payload: Any) -> None:
+        self.framework, self.options, self.payload = framework, options, payload
+        self.zygote: Zygote | None = None
+
+    async def get(self, load_s: float) -> Zygote:
+        if self.zygote is not None and self.zygote.alive():
+            return self.zygote
+        await self.close(1.0)
+        self.zygote = Zygote(self.framework, self.options, self.payload)
+        try:
+            # its imports are not a copy's load: at least ZYGOTE_START_S, whatever load_s is
+            await self.zygote.start(max(load_s, ZYGOTE_START_S))
+        except ZygoteFailed:
+            self.zygote = None  # start() has ended it
+            raise
+        return self.zygote
+
+    async def close(self, grace_s: float) -> None:
+        """Call under a shielded scope, once every copy is reaped."""
+        if self.zygote is not None:
+            zygote, self.zygote = self.zygote, None
+            await zygote.close(grace_s)
 
 
 class Zygote:
