@@ -75,7 +75,7 @@ class Payload:
 
 
 def _pickler(buffers: list[pickle.PickleBuffer]) -> Any:
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped]
 
     class Pickler(cloudpickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:
