@@ -37,6 +37,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from typing import Any, Union
 
 import msgspec
@@ -228,7 +229,11 @@ def _fork(
     me = os.getpid()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ counts OS threads: numpy's BLAS pool is one, and safe to fork (it
+            # re-creates itself in the child). The zygote itself runs no Python thread.
+            warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks", category=DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             try:
                 _child(msg, wire, out, ctl, wake, mask, plugins, payload, me)
