@@ -1,6 +1,6 @@
 """Start methods: the caller's state in the figures, and what each configuration costs.
 
-    python benchmarks/startmethods.py [--quick] [--reps N] [--duration S] [--sweep-duration S]
+    python benchmarks/startmethods.py [--quick] [--reps N] [--duration S] [--sweep-duration S] [--threads N]
 
 Needs torch (``pip install -e '.[torch]'``). The model is a small TorchScript CNN
 (two 3x3 convolutions and a linear layer, input 1x3x64x64), on the CPU, built once
@@ -26,6 +26,10 @@ into a temporary folder by a helper process (this script never imports torch).
    the model's own load (tens of ms), not an interpreter's imports.
 
 The variants alternate, in alternating order, each repetition; we print medians.
+``--threads N`` sets ``model.options.threads`` (default 0: torch's own choice, one
+intra-op thread per usable CPU). On a small shared machine a 2-thread pool is at the
+mercy of other load (one descheduled thread stalls every call), so ``--threads 1``
+gives steadier figures.
 """
 
 from __future__ import annotations
@@ -70,8 +74,8 @@ print((time.perf_counter() - t0) * 1e3)
 
 
 def child(argv: list[str]) -> None:
-    """One caller: ``--child MODE STATE METHOD MODEL DURATION OUT``; prints JSON."""
-    mode, state, method, model, duration, out = argv
+    """One caller: ``--child MODE STATE METHOD MODEL DURATION OUT THREADS``; prints JSON."""
+    mode, state, method, model, duration, out, threads = argv
     if state == "used":
         import warnings
 
@@ -87,7 +91,7 @@ def child(argv: list[str]) -> None:
     import npf_core
 
     spec: dict[str, Any] = {
-        "model": {"framework": "torch", "path": model},
+        "model": {"framework": "torch", "path": model, "options": {"threads": int(threads)} if int(threads) else {}},
         "inputs": [{"shape": [1, 3, 64, 64]}],
         "duration_s": float(duration),
         "start_method": method,
@@ -127,7 +131,7 @@ def run_child(*args: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parse_args(__doc__, reps=(3, 1), duration=(3.0, 1.0), sweep_duration=(1.0, 0.5))
+    args = parse_args(__doc__, reps=(3, 1), duration=(3.0, 1.0), sweep_duration=(1.0, 0.5), threads=(0, 0))
     banner("start methods: caller state and per-configuration cost (torch CNN, cpu)", args)
     with tempfile.TemporaryDirectory(prefix="npf-bench-") as tmp:
         model = str(Path(tmp) / "cnn.pt")
@@ -145,14 +149,14 @@ def main() -> None:
             order = variants if rep % 2 == 0 else variants[::-1]
             for method, state in order:
                 progress(f"rep {rep + 1}/{args.reps}: caller {state}, {method}")
-                r = run_child("caller", state, method, model, str(args.duration), out)
+                r = run_child("caller", state, method, model, str(args.duration), out, str(args.threads))
                 p50.setdefault((method, state), []).append(r["p50"][0])
                 notes[(method, state)] = [n for n in r["reasons"] if "forked from a process" in n]
             for method in METHODS if rep % 2 == 0 else METHODS[::-1]:
                 progress(f"rep {rep + 1}/{args.reps}: 2x2 sweep, {method}")
                 state = "used" if method == "fork" else "clean"
                 sweeps.setdefault(method, []).append(
-                    run_child("sweep", state, method, model, str(args.sweep_duration), out)
+                    run_child("sweep", state, method, model, str(args.sweep_duration), out, str(args.threads))
                 )
 
     print("\n1. Caller state: p50 (ms) of 1 copy x 1 worker, caller clean vs caller that ran the model 20 times")
