@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from npf_core.errors import NpfError, SpecError, UserError
+from npf_core.errors import NpfError, ObjectTransferError, SpecError, UserError
 from npf_core.hookspecs import (
     Assignment,
     ChildContext,
@@ -75,6 +75,7 @@ __all__ = [
     "Device",
     "Framework",
     "NpfError",
+    "ObjectTransferError",
     "Registry",
     "Report",
     "Reporter",

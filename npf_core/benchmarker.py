@@ -11,8 +11,9 @@ buffer (or a window boundary) is folded with numpy into the worker's histograms
 and window counts, so memory does not grow with duration or speed. Stage timers
 exist only where a stage exists.
 
-Started either by fork (:func:`child_main` in the forked process) or as a fresh
-interpreter: ``python -m npf_core.benchmarker --fd N --parent PID``.
+Started by fork (:func:`child_main` in a process forked from the supervisor or from
+a zygote, :mod:`npf_core.zygote`) or as a fresh interpreter:
+``python -m npf_core.benchmarker --fd N --parent PID [--payload FD]``.
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ __all__ = ["child_main", "main", "resolve_reference"]
 class Benchmarker:
     """One model copy: load, warm up, measure, report."""
 
-    def __init__(self, job: Job, channel: Channel, objects: dict[str, Any], plugins: Any) -> None:
+    def __init__(
+        self, job: Job, channel: Channel, objects: dict[str, Any], plugins: Any, objects_ns: int = 0
+    ) -> None:
         self.job = job
+        self.objects_ns = objects_ns  # time spent unpickling the API objects (part of the load)
         self.channel = channel
         self.objects = objects
         self.plugins = plugins
@@ -96,7 +100,7 @@ class Benchmarker:
             stage = "load"
             t0 = time.perf_counter_ns()
             model = self.framework.load(job.model_kind, job.model_ref, self.ctx)
-            load_ns = time.perf_counter_ns() - t0
+            load_ns = time.perf_counter_ns() - t0 + self.objects_ns
             stage = "setup"
             t0 = time.perf_counter_ns()
             if job.setup:
@@ -398,10 +402,19 @@ class Benchmarker:
                 return msg.reason or "stop"
 
 
-def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inline: bool = False) -> int:
+def serve(
+    sock: socket.socket,
+    objects: dict[str, Any] | Callable[[], dict[str, Any]],
+    plugins: Any | None,
+    inline: bool = False,
+    payload: int = -1,
+) -> int:
     """Speak the protocol on ``sock`` for one configuration; returns the exit code.
     ``inline`` (threads in the supervisor's process, for debugging) leaves the
-    process alone: no environment, affinity or watchdog."""
+    process alone: no environment, affinity or watchdog. ``objects`` may be a
+    function that returns them (unpickled from the run's payload, see
+    :mod:`npf_core.transfer`); ``payload`` is that file's descriptor, whose plugins
+    a fresh interpreter registers (``plugins`` None)."""
     channel = Channel(sock)
     if not inline:
         start_eof_watchdog(sock)
@@ -421,9 +434,16 @@ def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inl
         if plugins is None:
             stage = "plugins"
             from npf_core.plugins import get_plugins
+            from npf_core.transfer import load_plugins
 
-            plugins = get_plugins()
-        Benchmarker(job, channel, objects, plugins).run()
+            plugins = get_plugins(load_plugins(payload) if payload >= 0 else ())
+        objects_ns = 0
+        if callable(objects):
+            stage = "load"  # the API objects, often the model itself: their unpickling counts as load
+            t0 = time.perf_counter_ns()
+            objects = objects()
+            objects_ns = time.perf_counter_ns() - t0
+        Benchmarker(job, channel, objects, plugins, objects_ns).run()
         return ChildExit.OK
     except EOFError:
         return ChildExit.NO_SETUP
@@ -439,7 +459,13 @@ def serve(sock: socket.socket, objects: dict[str, Any], plugins: Any | None, inl
     return ChildExit.FAILED
 
 
-def child_main(sock: socket.socket, out_fd: int, parent_pid: int, objects: dict[str, Any], plugins: Any) -> None:
+def child_main(
+    sock: socket.socket,
+    out_fd: int,
+    parent_pid: int,
+    objects: dict[str, Any] | Callable[[], dict[str, Any]],
+    plugins: Any,
+) -> None:
     """Entry of a forked benchmarker. Never returns: the process exits here."""
     code: int = ChildExit.FAILED
     try:
@@ -479,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m npf_core.benchmarker")
     parser.add_argument("--fd", type=int, required=True, help="the inherited wire socket")
     parser.add_argument("--parent", type=int, default=0, help="the supervisor's pid")
+    parser.add_argument("--payload", type=int, default=-1, help="the run's serialised objects and plugins")
     args = parser.parse_args(argv)
     quiet_signals()
     set_parent_death_signal(args.parent)
@@ -487,7 +514,13 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(line_buffering=True, errors="replace")
     faulthandler.enable(file=sys.stderr)
     sock = socket.socket(fileno=args.fd)
-    return serve(sock, {}, None)
+
+    def objects() -> dict[str, Any]:
+        from npf_core.transfer import load_objects
+
+        return load_objects(args.payload) if args.payload >= 0 else {}
+
+    return serve(sock, objects, None, payload=args.payload)
 
 
 if __name__ == "__main__":

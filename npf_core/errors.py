@@ -18,6 +18,7 @@ __all__ = [
     "DeviceUnavailable",
     "ModelIndexError",
     "NpfError",
+    "ObjectTransferError",
     "PluginError",
     "PluginLoadError",
     "ProtocolError",
@@ -48,6 +49,25 @@ class SpecError(UserError):
         if hint:
             message += f" ({hint})"
         super().__init__(message)
+
+
+class ObjectTransferError(SpecError):
+    """A Python object given through the API (or a plugin registered programmatically)
+    cannot be serialised for a benchmarker that is not a fork of the caller."""
+
+    def __init__(self, kind: str, name: str, cause: str, method: str = "zygote") -> None:
+        self.kind = kind
+        self.name = name
+        self.cause = cause
+        field = name.removeprefix("<object:").removesuffix(">") if kind == "object" else "extra_plugins"
+        what = f"the Python object at {field}" if kind == "object" else f"the plugin {name}"
+        super().__init__(
+            field,
+            f"{what} cannot be serialised for a {method!r} benchmarker ({cause})",
+            "define it at the top level of an importable module and give 'package.module:attr' or "
+            "'path/file.py:attr' (or install the plugin with an entry point), "
+            "or use start_method 'fork' so that copies inherit it",
+        )
 
 
 class PluginError(UserError):

@@ -80,10 +80,10 @@ def _entry(s: str, objects: dict[str, Any], base_dir: Path, plugins: Any, path: 
     return get_metric(s, plugins, path)
 
 
-def resolve_metrics(loaded: Any, plugins: Any, fresh: bool = False) -> dict[str, MetricEntry]:
+def resolve_metrics(loaded: Any, plugins: Any) -> dict[str, MetricEntry]:
     """Check every metric before any process starts (unknown names list the installed
-    ones); metrics registered in this process travel to the copies as run objects
-    (``fresh``: the copies are fresh interpreters, which receive no objects)."""
+    ones); metrics registered in this process travel to the copies as run objects,
+    under every start method (serialised for zygote and fresh copies)."""
     block = loaded.spec.evaluate
     out: dict[str, MetricEntry] = {}
     for i, s in enumerate(block.metrics):
@@ -92,14 +92,6 @@ def resolve_metrics(loaded: Any, plugins: Any, fresh: bool = False) -> dict[str,
             continue  # a reference: checked to exist; imported in the copies and at aggregation
         entry = _entry(s, loaded.objects, loaded.base_dir, plugins, path)
         if not s.startswith(OBJECT_PREFIX) and is_runtime(s):
-            if fresh:
-                raise SpecError(
-                    path,
-                    f"metric {s!r} was registered in this process (register_metric), which a fresh "
-                    "interpreter cannot see",
-                    "name its class by reference ('path/file.py:Class'), ship it in a plugin, or use "
-                    "start_method 'fork'",
-                )
             loaded.objects[RUNTIME_PREFIX + s + ">"] = entry
         out[_key(s)] = entry
     return out

@@ -9,9 +9,11 @@ published under the entry-point group ``npf_core.plugins``::
 Hooks come in two sorts.
 
 Registration hooks (``npf_register_*``) are called once, in whichever process
-builds the plugin manager (the supervisor, and again in every fresh-interpreter
-benchmarker). Each receives a :class:`Registry` and adds classes to it under
-unique names; the classes below are the base classes to derive from.
+builds the plugin manager (the supervisor, and again in every zygote and every
+fresh-interpreter benchmarker; plugins registered by hand are sent there
+serialised, see :mod:`npf_core.transfer`). Each receives a :class:`Registry` and
+adds classes to it under unique names; the classes below are the base classes to
+derive from.
 
 Lifecycle hooks (``npf_run_*``, ``npf_config_*``) are called in the supervisor
 process only, synchronously, one observer at a time in pluggy's order (the plugin
@@ -27,6 +29,7 @@ so new arguments can be added later without breaking existing plugins.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -256,8 +259,15 @@ class Framework:
     framework; those marked *benchmarker* run in the child process.
     """
 
-    #: the start method ``start_method: "auto"`` resolves to: ``"fork"`` or ``"fresh"``
-    start_method: ClassVar[str] = "fork"
+    #: the start method ``start_method: "auto"`` resolves to: ``"zygote"`` (copies are
+    #: forked from a clean interpreter that imported :attr:`preimport`), ``"fresh"`` (a
+    #: new interpreter per copy: for runtimes that must never be forked) or ``"fork"``
+    #: (copies are forked from the calling process)
+    start_method: ClassVar[str] = "zygote"
+    #: modules a zygote imports before it forks copies (``("torch",)``): the framework
+    #: itself, so that no copy pays its import. Importing them must not start threads,
+    #: open a device or initialise a runtime that breaks when forked.
+    preimport: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor and benchmarker*: ``options`` is the spec's ``model.options``;
@@ -270,6 +280,21 @@ class Framework:
         runtime must never be initialised before a fork (torch-neuronx on ``neuron``)
         returns ``"fresh"`` here."""
         return self.start_method
+
+    def fork_note(self) -> str | None:
+        """*supervisor*, for ``start_method: "fork"`` only: why copies forked from this
+        (the calling) process may measure wrongly, or None. It becomes a validity
+        reason of every report of the run. The default names the :attr:`preimport`
+        modules the caller has already imported: a fork inherits their state (a used
+        thread pool, an allocator, a device context)."""
+        used = [m for m in self.preimport if m in sys.modules]
+        if not used:
+            return None
+        return (
+            f"copies were forked from a process that had already imported {', '.join(used)}: they inherit its "
+            "state (thread pools, allocators, device contexts), which can distort the figures; use start_method "
+            "'zygote' (the default) or 'fresh'"
+        )
 
     def check(self, kind: str, ref: str, spec: Any) -> None:
         """*supervisor*: validate a model reference (``kind`` is ``"target"`` or

@@ -141,13 +141,8 @@ def make_plan(loaded: LoadedSpec, plugins: Plugins, device: Device | None = None
         plugins.reporters.get(name, "output.reporters")
 
     start = spec.start_method if spec.start_method != "auto" else framework.start_method_for(device)
-    if start == "fresh":
-        for token in loaded.objects:
-            raise SpecError(
-                token.removeprefix(OBJECT_PREFIX).rstrip(">"),
-                "a Python object cannot travel to a fresh interpreter",
-                "give an importable 'package.module:attr' or 'path/file.py:attr', or use start_method 'fork'",
-            )
+    # Python objects reach every start method: inherited by a fork, serialised for
+    # a zygote or a fresh interpreter (npf_core.transfer; checked by the supervisor)
 
     variants, index_name = _variants(loaded)
     name = spec.name or index_name or _model_name(loaded)

@@ -141,6 +141,11 @@ class Plugins:
                 logger.warning("lifecycle hook failed", hook=hook_name, plugin=self.pm.describe(plugin),
                                error=repr(exc))  # fmt: skip
 
+    def programmatic(self) -> list[Any]:
+        """The plugins registered by hand (``extra``), not through an entry point:
+        what a zygote or a fresh interpreter must be sent (see npf_core.transfer)."""
+        return [p for name, p in self.pm.list_name_plugin() if p is not None and name not in self.pm.origins]
+
     def describe(self) -> dict[str, list[tuple[str, str]]]:
         """kind -> [(name, origin)], for ``python -m npf_core plugins``."""
         return {

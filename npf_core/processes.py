@@ -1,5 +1,6 @@
-"""Benchmarker processes seen from the supervisor: starting them (fork, a fresh
-interpreter, or a thread for debugging), the parent's ends of their sockets,
+"""Benchmarker processes seen from the supervisor: starting them (a fork of a
+zygote, see :mod:`npf_core.zygotes`; a fork of the supervisor; a fresh interpreter;
+or a thread for debugging), the parent's ends of their sockets,
 talking to them, keeping their output tail, and reaping them.
 
 Nothing here decides time or policy: :mod:`npf_core.supervisor` does.
@@ -55,12 +56,15 @@ class Child:
     ended_by: str = ""  # how reap() ended it: "", "SIGTERM" or "SIGKILL"
     out_closed: bool = False  # its stdout/stderr reached EOF: the output tail is complete
     pidfd: int = -1  # Linux: readable once the process has ended (no polling)
+    zygote: Any = None  # the npf_core.zygotes.Zygote that forked it (its parent, which reaps it)
 
     def poll(self) -> int | None:
         if self.returncode is not None:
             return self.returncode
         if self.popen is not None:
             self.returncode = self.popen.poll()
+        elif self.zygote is not None and self.pid is not None:
+            self.returncode = self.zygote.child_returncode(self.pid)
         elif self.pid is not None:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
@@ -199,6 +203,8 @@ class Child:
             except ValueError:
                 name = f"signal {-code}"
             hint = " (out of memory? the OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+            if self.zygote is not None and self.zygote.dead and -code == signal.SIGKILL and not self.ended_by:
+                hint = f" with its zygote (pid {self.zygote.pid}), which {self.zygote.describe_exit()}"
             return f"was killed by {name}{hint}"
         named = pr.ChildExit.describe(code)
         return f"exited with code {code}" + (f" ({named})" if named else "")
@@ -232,8 +238,23 @@ def child_pythonpath() -> str:
     return os.pathsep.join(entries + ([old] if old else []))
 
 
-def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, Any], plugins: Plugins) -> Child:
-    """Start one benchmarker. The caller owns the returned child and must reap it."""
+def spawn(
+    copy_index: int,
+    method: str,
+    env: dict[str, str],
+    objects: dict[str, Any],
+    plugins: Plugins,
+    *,
+    zygote: Any = None,
+    payload: Any = None,
+) -> Child:
+    """Start one benchmarker. The caller owns the returned child and must reap it.
+
+    ``zygote`` (an :class:`npf_core.zygotes.Zygote`, started) forks it for method
+    ``"zygote"``; ``payload`` (an :class:`npf_core.transfer.Payload`) carries the
+    run's objects and plugins to a ``"fresh"`` interpreter."""
+    if method == "zygote":
+        return zygote.spawn(copy_index, env)  # type: ignore[no-any-return]
     parent_sock, child_sock = socket.socketpair()
     if method == "inline":
         from npf_core.benchmarker import serve
@@ -282,10 +303,11 @@ def spawn(copy_index: int, method: str, env: dict[str, str], objects: dict[str, 
             child = Child(copy_index, parent_sock, out_r, pid=pid)
         else:
             full_env = {**os.environ, **env, "PYTHONPATH": child_pythonpath()}
+            extra = ["--payload", str(payload.fd)] if payload is not None else []
             popen = subprocess.Popen(
                 [sys.executable, "-m", "npf_core.benchmarker", "--fd", str(child_sock.fileno()),
-                 "--parent", str(os.getpid())],
-                pass_fds=[child_sock.fileno()],
+                 "--parent", str(os.getpid()), *extra],
+                pass_fds=[child_sock.fileno()] + ([payload.fd] if payload is not None else []),
                 stdin=subprocess.DEVNULL,
                 stdout=out_w.fileno(),
                 stderr=out_w.fileno(),

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
-StartMethod = Literal["auto", "fork", "fresh", "inline"]
+StartMethod = Literal["auto", "zygote", "fork", "fresh", "inline"]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]

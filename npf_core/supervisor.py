@@ -1,7 +1,7 @@
 """The supervisor (anyio): runs the plan, one configuration at a time.
 
-Per configuration it starts ``n_models`` benchmarker processes (fork, fresh
-interpreter, or threads for debugging), waits for every READY, sends GO with one
+Per configuration it starts ``n_models`` benchmarker processes (forks of a
+zygote, forks of the supervisor, fresh interpreters, or threads for debugging), waits for every READY, sends GO with one
 common start time, lets the benchmarkers stop at the common deadline (or sends
 STOP early: stability, cancellation), collects the RESULTs and merges them into a
 report. Any fault — an exception in the child, a death, a hang, garbage on the
@@ -34,14 +34,14 @@ import psutil
 import structlog
 
 from npf_core import events as ev
-from npf_core import processes
+from npf_core import processes, transfer
 from npf_core import protocol as pr
-from npf_core.errors import ConfigFailure, PluginError, ProtocolError, ResultsError, SpecError
+from npf_core.errors import ConfigFailure, ProtocolError, ResultsError, SpecError
 from npf_core.evaluation import MetricError, apply_evaluation, eval_job, resolve_metrics
 from npf_core.hookspecs import Device, Reporter, ReporterContext
 from npf_core.log import library_default
 from npf_core.plan import RunConfig, make_plan
-from npf_core.plugins import ENTRY_POINT_GROUP, Plugins, get_plugins
+from npf_core.plugins import Plugins, get_plugins
 from npf_core.processes import Child
 from npf_core.report import ErrorInfo, Report, build_report, error_report
 from npf_core.resources import ps_processes, sample_resources
@@ -59,6 +59,7 @@ from npf_core.sparing import LoadFailures, framework_first
 from npf_core.spec import duration_bounds, prepare, spec_to_dict
 from npf_core.stats import windows_stable
 from npf_core.stream import EventStream
+from npf_core.zygotes import ZygoteFailed, ZygoteKeeper
 
 __all__ = ["Supervisor", "abenchmark", "benchmark", "prepare"]
 
@@ -133,6 +134,8 @@ class Supervisor:
         self._reporters: list[Reporter] = []
         self._results: ResultsFile | None = None
         self.device: Device | None = None
+        self._payload: Any = None
+        self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, None)
         self._events = EventStream()
         self._tg: Any = None
         self._scope: anyio.CancelScope | None = None
@@ -155,11 +158,16 @@ class Supervisor:
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)
         self._load_failures = LoadFailures(plan)
-        fresh = any(c.start_method == "fresh" for c in plan)
         if self.spec.evaluate is not None:
-            self._metrics = resolve_metrics(self.loaded, plugins, fresh=fresh)
-        if fresh:
-            self._check_fresh_plugins()
+            # metrics registered in this process travel with the run's objects (transfer)
+            self._metrics = resolve_metrics(self.loaded, plugins)
+        methods = {c.start_method for c in plan}
+        if methods & {"zygote", "fresh"}:
+            # API objects and hand-registered plugins, serialised once for zygote and fresh
+            # copies (an object that cannot travel is a SpecError naming it, here)
+            method = "zygote" if "zygote" in methods else "fresh"
+            self._payload = transfer.pack(self.loaded.objects, plugins.programmatic(), method)
+        self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, self._payload)
         if self._resume:
             self._load_resume()
         if self.spec.output.results or set(self.spec.output.reporters) - {"console"}:
@@ -205,27 +213,6 @@ class Supervisor:
             ) from None
         if not os.access(d, os.W_OK | os.X_OK):
             raise ResultsError(f"spec $.output.dir: the output folder {str(d)!r} is not writable (give another one)")
-
-    def _check_fresh_plugins(self) -> None:
-        """A fresh interpreter finds plugins through entry points only, so a plugin
-        registered programmatically cannot travel there: say so before any process
-        starts, rather than failing every configuration."""
-        if self._given_plugins is None and not self._extra_plugins:
-            return  # discovered through entry points only: what a fresh interpreter finds too
-        child_view = get_plugins()
-        needed = [
-            ("framework", "model.framework", self.spec.model.framework, child_view.frameworks),
-            ("device", "device", self.loaded.device.type, child_view.devices),
-        ]
-        if self.spec.dataset is not None:
-            needed.append(("dataset", "dataset.plugin", self.spec.dataset.plugin, child_view.datasets))
-        for kind, path, name, registry in needed:
-            if name not in registry:
-                raise PluginError(
-                    f"spec $.{path}: {kind} plugin {name!r} is not installed through an entry point, so a "
-                    f"fresh interpreter (start_method 'fresh') cannot find it; install it as a package with "
-                    f"an entry point in group {ENTRY_POINT_GROUP!r}, or use start_method 'fork'"
-                )
 
     def _load_resume(self) -> None:
         latest = latest_run(spec_folder(self.results_root, self.name)) if self.results_root.is_dir() else None
@@ -289,6 +276,10 @@ class Supervisor:
                 await self._asetup()
                 await self._run()
         finally:
+            with anyio.CancelScope(shield=True):
+                await self._zygotes.close(self.spec.timeouts.grace_s)
+            if self._payload is not None:
+                self._payload.close()
             self._events.end()
         if scope.cancelled_caught:
             self.interrupted = True
@@ -458,12 +449,21 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as tg:
                 try:
+                    zygote = None
+                    if config.start_method == "zygote":
+                        try:
+                            zygote = await self._zygotes.get(self.spec.timeouts.load_s)
+                        except ZygoteFailed as exc:
+                            raise ConfigFailure(exc.info()) from exc
                     for i in range(config.n_models):
                         assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
                         env = {k: str(v) for k, v in assignment.get("env", {}).items()}
                         env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
                         try:
-                            child = processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins)
+                            child = processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins,
+                                                    zygote=zygote, payload=self._payload)  # fmt: skip
+                        except ZygoteFailed as exc:
+                            raise ConfigFailure(exc.info()) from exc
                         except OSError as exc:
                             raise ConfigFailure(
                                 ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}",
@@ -504,13 +504,24 @@ class Supervisor:
                 )
                 if spec.evaluate is not None:
                     report = apply_evaluation(report, results, self.loaded, self._metrics)
-                return report
+                return self._fork_note(config, report)
             except MetricError as exc:
                 failure = ConfigFailure(ErrorInfo(type="MetricError", message=str(exc), traceback=exc.tb,
                                                   stage=f"metric {exc.key}"))  # fmt: skip
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
         return self._failure_report(config, failure, children, timestamps["start_dts"])
+
+    def _fork_note(self, config: RunConfig, report: Report) -> Report:
+        """Copies forked from the caller inherit its state: say so in the report
+        when the framework finds the caller has used it (Framework.fork_note)."""
+        if config.start_method != "fork":
+            return report
+        note = self.plugins.framework(self.spec.model.framework, self.spec.model.options).fork_note()
+        if not note:
+            return report
+        logger.warning("start_method 'fork' after the caller used the framework", note=note)
+        return msgspec.structs.replace(report, valid=False, validity_reasons=[*report.validity_reasons, note])
 
     def _failure_report(
         self, config: RunConfig, failure: ConfigFailure, children: list[Child], start_dts: str

@@ -81,9 +81,9 @@ def spawn_guard(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     started: list[tuple[int, str]] = []
     real = processes.spawn
 
-    def spawn(copy_index: int, method: str, *args: Any) -> Any:
+    def spawn(copy_index: int, method: str, *args: Any, **kwargs: Any) -> Any:
         started.append((copy_index, method))
-        return real(copy_index, method, *args)
+        return real(copy_index, method, *args, **kwargs)
 
     monkeypatch.setattr(processes, "spawn", spawn)
     return started

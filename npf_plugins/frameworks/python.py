@@ -15,7 +15,7 @@ from npf_core.plugin import ChildContext, Framework, Registry, SpecError, hookim
 class PythonFramework(Framework):
     """Plain Python callables: a class or zero-argument factory."""
 
-    start_method = "fork"
+    start_method = "zygote"
 
     def __init__(self, options: dict[str, Any]) -> None:
         if options:

@@ -7,7 +7,8 @@ Models (``model.path`` or ``model.target``):
 - a ``torch.export`` program (``.pt2``), loaded with ``torch.export.load(p).module()``;
 - ``model.target``: an ``nn.Module`` class or zero-argument factory
   (``"package.module:Class"`` or ``"path/file.py:Class"``), instantiated in every
-  copy; through the Python API, an ``nn.Module`` instance also works (fork only).
+  copy; through the Python API, an ``nn.Module`` instance also works (sent to
+  each copy serialised, tensors without a second copy; see ``npf_core.transfer``).
 
 Every copy puts the model in ``eval()`` mode and each worker thread runs inside
 ``torch.inference_mode()`` (thread-local, so per thread; ``inference_mode: false``
@@ -27,12 +28,14 @@ CPUs of its block when the ``cpu`` device pins copies (``pin: true``). The worke
 one copy share that intra-op pool. ``threads`` overrides the number and
 ``interop_threads`` sets ``torch.set_num_interop_threads``.
 
-Start method: ``fork`` (the model is loaded in the child, after the fork). ``fresh``
-interpreters on ``neuron`` or with ``neuron: true`` — the Neuron runtime must never
-be initialised in the supervisor and inherited by a fork (``NRT_STATE_CHILD``) — and
-on ``gpu`` when the supervisor has already initialised CUDA. torch itself is never
-imported in the supervisor by this plugin: ``check`` looks at files, and finds torch
-(and torch_neuronx where needed) on the path without importing them.
+Start method: ``zygote`` — copies are forked from a clean interpreter that has
+imported torch and nothing else ran (no intra-op thread pool, no CUDA context), so
+no copy pays the import and none inherits the caller's state. ``fresh``
+interpreters on ``neuron`` or with ``neuron: true``: the Neuron runtime must never be
+initialised before a fork (``NRT_STATE_CHILD``), and a fresh interpreter per copy is
+what NeuronPerf and the Neuron docs do. torch itself is never imported in the
+supervisor by this plugin: ``check`` looks at files, and finds torch (and
+torch_neuronx where needed) on the path without importing them.
 
 Options (``model.options``): ``threads``, ``interop_threads``, ``neuron``,
 ``device`` (a torch device string that overrides the one the device plugin implies,
@@ -145,7 +148,8 @@ def instantiate(obj: Any, ref: str) -> Any:
 class TorchFramework(Framework):
     """PyTorch: TorchScript, torch.export programs and nn.Module classes."""
 
-    start_method = "fork"
+    start_method = "zygote"
+    preimport = ("torch",)  # import only: no thread pool, and CUDA stays uninitialised
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
@@ -155,13 +159,18 @@ class TorchFramework(Framework):
 
     def start_method_for(self, device: Device) -> str:
         if self.opts.neuron or device.type_name == "neuron":
-            return "fresh"
-        if device.type_name == "gpu":
-            torch = sys.modules.get("torch")  # never imported here; only looked at
-            cuda = getattr(torch, "cuda", None)
-            if cuda is not None and getattr(cuda, "is_initialized", lambda: False)():
-                return "fresh"  # a fork of a process that initialised CUDA cannot use it
-        return self.start_method
+            return "fresh"  # the Neuron runtime: a fresh interpreter per copy, as NEURON_APIS.md advises
+        return self.start_method  # the zygote is a fresh interpreter: whatever the caller did to CUDA is moot
+
+    def fork_note(self) -> str | None:
+        torch = sys.modules.get("torch")  # never imported here; only looked at
+        cuda = getattr(torch, "cuda", None)
+        if cuda is not None and getattr(cuda, "is_initialized", lambda: False)():
+            return (
+                "copies were forked from a process that had initialised CUDA, which a forked child cannot use; "
+                "use start_method 'zygote' (the default) or 'fresh'"
+            )
+        return super().fork_note()
 
     def check(self, kind: str, ref: str, spec: Any) -> None:
         if not _installed("torch"):

@@ -243,12 +243,14 @@ def test_a_dataset_not_finished_within_the_timeout_is_an_error() -> None:
     assert "evaluate.timeout_s" in r.error.message and r.error.stage == "evaluate"
 
 
-def test_a_metric_registered_here_cannot_reach_a_fresh_interpreter() -> None:
+@pytest.mark.parametrize("method", ["fresh", "zygote"])
+def test_a_metric_registered_here_reaches_copies_that_are_not_forked_from_the_caller(method: str) -> None:
+    """register_metric in this process: the metric travels with the run's objects."""
     npf.register_metric("Counted", models.Seen)
-    s = spec("Classifier", "examples", metrics=["counted"], start_method="fresh")
-    with pytest.raises(SpecError) as info:
-        Supervisor(s).setup()
-    assert info.value.path == "$.evaluate.metrics[0]" and "start_method 'fork'" in str(info.value)
+    s = spec("Classifier", "examples", metrics=["counted"], start_method=method, n_models=[2])
+    (r,) = npf.benchmark(s)
+    assert r.status == "ok", r.error
+    assert r.metrics["counted"] == models.N
 
 
 def test_npf_core_evaluate_runs_the_dataset_once_on_one_copy_with_two_workers() -> None:

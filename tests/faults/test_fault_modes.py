@@ -1,5 +1,5 @@
 """Every planted fault, run beside a healthy configuration of the same sweep, with
-both start methods: one error report with its reason, one ok report, exit code 1,
+every start method (zygote, fork, fresh): one error report with its reason, one ok report, exit code 1,
 a bounded run time, and no surviving process (the autouse fixture checks that)."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def check_error(error: dict[str, Any], expect: Expect) -> None:
         assert "Traceback" in error["traceback"] and expect.traceback in error["traceback"], error["traceback"]
 
 
-@pytest.mark.parametrize("method", ["fork", "fresh"])
+@pytest.mark.parametrize("method", ["zygote", "fork", "fresh"])
 @pytest.mark.parametrize("mode", sorted(EXPECTED))
 def test_fault_beside_healthy_config(mode: str, method: str, write_spec, run_cli, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("NPF_FAULT", mode)
@@ -105,7 +105,7 @@ def test_fault_beside_healthy_config(mode: str, method: str, write_spec, run_cli
     assert expect.type in rows[0]["error"]
 
 
-@pytest.mark.parametrize("method", ["fork", "fresh"])
+@pytest.mark.parametrize("method", ["zygote", "fork", "fresh"])
 def test_fault_in_the_second_config_too(method: str, write_spec, run_cli, monkeypatch, tmp_path) -> None:
     """The healthy configuration first, then the faulty one: a death in the last
     configuration of a sweep is recorded as well."""
@@ -118,7 +118,7 @@ def test_fault_in_the_second_config_too(method: str, write_spec, run_cli, monkey
     check_error(reports[1]["error"], EXPECTED["call-sigkill"])
 
 
-@pytest.mark.parametrize("method", ["fork", "fresh"])
+@pytest.mark.parametrize("method", ["zygote", "fork", "fresh"])
 def test_binary_garbage_on_stdout_and_stderr_is_harmless(method: str, write_spec, run_cli, tmp_path) -> None:
     from .support import MODELS
 
@@ -134,7 +134,7 @@ def test_binary_garbage_on_stdout_and_stderr_is_harmless(method: str, write_spec
     assert [r["status"] for r in rows] == ["ok", "ok"]
 
 
-@pytest.mark.parametrize("method", ["fork", "fresh"])
+@pytest.mark.parametrize("method", ["zygote", "fork", "fresh"])
 def test_healthy_sweep_exits_0(method: str, write_spec, run_cli, tmp_path) -> None:
     """The control: the planted model with nothing planted."""
     res = run_cli("run", str(write_spec(start_method=method)), "-q")

@@ -137,11 +137,11 @@ def test_module_only_the_supervisor_has(method: str, write_spec, run_cli, monkey
     assert "Traceback" in error["traceback"]
 
 
-def test_plugin_registered_in_process_cannot_reach_a_fresh_interpreter(spawn_guard, tmp_path) -> None:
-    """A framework plugin registered through the API is unknown to a fresh
-    interpreter (which finds plugins through entry points): a typed error before
-    any process starts, naming the field and what to do."""
-    from npf_core.errors import PluginError
+@pytest.mark.parametrize("method", ["zygote", "fresh", "fork"])
+def test_plugin_registered_in_process_reaches_every_start_method(method: str, tmp_path) -> None:
+    """A framework plugin registered through the API (a class defined here, not
+    importable by a new interpreter) is sent to zygote and fresh benchmarkers
+    serialised, and inherited by fork."""
     from npf_core.hookspecs import hookimpl
     from npf_plugins.frameworks.python import PythonFramework
 
@@ -155,15 +155,43 @@ def test_plugin_registered_in_process_cannot_reach_a_fresh_interpreter(spawn_gua
     spec = {
         "model": {"framework": "in-process-only", "target": f"{MODELS}:Faulty"},
         "inputs": [{"shape": [1]}],
-        "start_method": "fresh",
+        "start_method": method,
         "duration_s": 0.2,
         "output": {"dir": str(tmp_path / "out"), "reporters": []},
     }
-    with pytest.raises(PluginError, match=r"model\.framework.*'in-process-only'.*entry point.*'fork'"):
-        npf_core.benchmark(spec, extra_plugins=(InProcessOnly(),))
+    reports = npf_core.benchmark(spec, extra_plugins=(InProcessOnly(),))
+    assert [(r.status, r.start_method) for r in reports] == [("ok", method)] * 4, [r.error for r in reports]
+
+
+def test_plugin_that_cannot_be_serialised_is_a_clear_error(spawn_guard, tmp_path) -> None:
+    import threading
+
+    from npf_core.errors import ObjectTransferError
+    from npf_core.hookspecs import hookimpl
+    from npf_plugins.frameworks.python import PythonFramework
+
+    from .support import MODELS
+
+    class HoldsALock:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        @hookimpl
+        def npf_register_frameworks(self, registry: Any) -> None:
+            registry.add("holds-a-lock", PythonFramework)
+
+    spec = {
+        "model": {"framework": "holds-a-lock", "target": f"{MODELS}:Faulty"},
+        "inputs": [{"shape": [1]}],
+        "duration_s": 0.2,
+        "output": {"dir": str(tmp_path / "out"), "reporters": []},
+    }
+    with pytest.raises(ObjectTransferError, match=r"\$\.extra_plugins: the plugin .*HoldsALock.* cannot be "
+                       r"serialised for a 'zygote' benchmarker \(TypeError: cannot pickle '_thread.lock'.*'fork'"):
+        npf_core.benchmark(spec, extra_plugins=(HoldsALock(),))
     assert spawn_guard == []
-    # the same plugin is fine where objects travel: fork
+    # the same plugin is fine where plugins are inherited: fork
     reports = npf_core.benchmark(
-        {**spec, "start_method": "fork", "n_models": [1], "workers_per_model": [1]}, extra_plugins=(InProcessOnly(),)
+        {**spec, "start_method": "fork", "n_models": [1], "workers_per_model": [1]}, extra_plugins=(HoldsALock(),)
     )
     assert [r.status for r in reports] == ["ok"]

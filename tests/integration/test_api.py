@@ -15,7 +15,7 @@ import sniffio
 
 import npf_core
 from npf_core import events as ev
-from npf_core.errors import SpecError
+from npf_core.errors import ObjectTransferError, SpecError
 from npf_core.results import results_file
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -87,14 +87,52 @@ def test_a_function_object_as_factory_with_fork(tmp_path: Path) -> None:
     assert r.model_name == "lambda"
 
 
-def test_a_class_object_with_fresh_is_a_clear_spec_error(tmp_path: Path) -> None:
-    spec = short({"model": {"target": InMemoryModel}, "inputs": [{"shape": [1]}]}, start_method="fresh")
-    with pytest.raises(SpecError) as info:
+@pytest.mark.parametrize("method", ["zygote", "fresh", "fork", "inline"])
+def test_python_objects_reach_copies_under_every_start_method(method: str, tmp_path: Path) -> None:
+    """A closure over an in-memory array, a lambda as setup: serialised for zygote
+    and fresh copies, inherited by fork, shared by inline."""
+    import numpy as np
+
+    weights = np.arange(1_000_000, dtype=np.float64)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+
+    def factory() -> Any:
+        total = float(weights.sum())  # the array itself, not a reference to a module
+        return lambda x: total + float(x.sum())
+
+    spec = short({"model": {"target": factory}, "inputs": [{"shape": [1]}], "name": "closure",
+                  "setup": lambda i, job, model: (seen / f"{os.getpid()}-{model(np.zeros(1))}").touch()},
+                 start_method=method)  # fmt: skip
+    (r,) = npf_core.benchmark(spec, output_dir=str(tmp_path / "out"), reporters=[])
+    assert r.status == "ok", r.error
+    assert r.start_method == method and r.total_infs > 0
+    (mark,) = seen.iterdir()
+    pid, value = mark.name.split("-", 1)
+    assert float(value) == float(weights.sum())
+    assert (int(pid) == os.getpid()) == (method == "inline")
+    assert psutil.Process().children(recursive=True) == []
+
+
+def test_an_object_that_cannot_be_serialised_is_a_clear_error(tmp_path: Path, spawn_guard: Any) -> None:
+    import threading
+
+    lock = threading.Lock()
+
+    def factory() -> Any:
+        return lambda x: lock  # a closure over a lock: cannot be pickled
+
+    spec = short({"model": {"target": factory}, "inputs": [{"shape": [1]}]})
+    with pytest.raises(ObjectTransferError) as info:
         npf_core.benchmark(spec, output_dir=str(tmp_path), reporters=[])
     message = str(info.value)
-    assert message.startswith("spec $.model.target: a Python object cannot travel to a fresh interpreter")
-    assert "package.module:attr" in message
-    assert psutil.Process().children() == []  # refused before any process started
+    assert message.startswith("spec $.model.target: the Python object at model.target cannot be serialised "
+                              "for a 'zygote' benchmarker (TypeError: cannot pickle '_thread.lock' object)")
+    assert "package.module:attr" in message and "start_method 'fork'" in message
+    assert isinstance(info.value, SpecError)
+    assert spawn_guard == [] and psutil.Process().children() == []  # refused before any process started
+    (r,) = npf_core.benchmark(spec, start_method="fork", output_dir=str(tmp_path), reporters=[])
+    assert r.status == "ok", r.error
 
 
 def test_fresh_start_through_the_api(api_spec: dict[str, Any], tmp_path: Path) -> None:
@@ -179,7 +217,8 @@ async def test_cancelling_the_callers_scope_stops_the_run_and_reaps(
                 async for event in sup.events():
                     kinds.append(type(event).__name__)
                     if isinstance(event, ev.Progress):
-                        assert len(psutil.Process().children()) == 2
+                        # the zygote (our child) and the two copies it forked
+                        assert len(psutil.Process().children(recursive=True)) == 3
                         scope.cancel()
     assert scope.cancelled_caught
     assert time.monotonic() - t0 < 15

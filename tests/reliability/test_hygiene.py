@@ -25,7 +25,7 @@ def open_fds() -> list[int]:
     return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
 
 
-@pytest.mark.parametrize(("method", "n_configs"), [("fork", 20), ("fresh", 2)])
+@pytest.mark.parametrize(("method", "n_configs"), [("zygote", 20), ("fork", 20), ("fresh", 2)])
 def test_no_fd_leak_across_configurations(method: str, n_configs: int, tmp_path: Path) -> None:
     workers = list(range(1, n_configs // 2 + 1))
     spec = sweep_spec(
@@ -180,6 +180,8 @@ def _alive(pid: int) -> bool:
     [
         ("fork", "", False),  # the benchmarker exits normally, its helper still running
         ("fresh", "", False),
+        ("zygote", "", False),
+        ("zygote", "call-sigkill", False),
         ("fork", "call-sigkill", False),  # the benchmarker dies: the helper is orphaned
         ("fresh", "call-hang", True),  # stopped with SIGTERM; the helper ignores it
     ],

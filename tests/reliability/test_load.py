@@ -15,7 +15,7 @@ SLEEP_S = 0.05
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fork", "fresh"])
+@pytest.mark.parametrize("method", ["zygote", "fork", "fresh"])
 def test_32_copies_x_2_workers_of_a_sleeping_model(
     method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,22 +30,24 @@ def finished(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("signum", "target", "resume"),
+    ("signum", "target", "resume", "method"),
     [
-        pytest.param(signal.SIGINT, "process", True, id="SIGINT-then-resume"),
+        pytest.param(signal.SIGINT, "process", True, "fork", id="SIGINT-then-resume"),
         # Ctrl-C in a terminal: the whole process group gets it
-        pytest.param(signal.SIGINT, "group", False, id="SIGINT-to-group"),
-        pytest.param(signal.SIGTERM, "process", True, id="SIGTERM-then-resume"),
-        pytest.param(signal.SIGTERM, "group", False, id="SIGTERM-to-group"),
+        pytest.param(signal.SIGINT, "group", False, "fork", id="SIGINT-to-group"),
+        pytest.param(signal.SIGTERM, "process", True, "fork", id="SIGTERM-then-resume"),
+        pytest.param(signal.SIGTERM, "group", False, "fork", id="SIGTERM-to-group"),
+        pytest.param(signal.SIGINT, "group", True, "zygote", id="SIGINT-to-group-zygote-then-resume"),
+        pytest.param(signal.SIGTERM, "process", False, "zygote", id="SIGTERM-zygote"),
     ],
 )
 def test_signal_stops_sweep_and_resume_completes_it(
-    signum: int, target: str, resume: bool, cli: Cli, tmp_path: Path
+    signum: int, target: str, resume: bool, method: str, cli: Cli, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     spec = write_json(
         tmp_path / "spec.json",
-        sweep_spec(out, n_models=[1, 2], workers_per_model=[1, 2], duration_s=0.6, start_method="fork"),
+        sweep_spec(out, n_models=[1, 2], workers_per_model=[1, 2], duration_s=0.6, start_method=method),
     )
     proc = cli.start("run", str(spec), "-q")
     try:
@@ -115,11 +117,12 @@ def test_resume_refuses_another_spec(cli: Cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("method", "phase"),
-    [("fork", "measure"), ("fresh", "measure"), ("fork", "load"), ("fresh", "load")],
-)
+    [("zygote", "measure"), ("fork", "measure"), ("fresh", "measure"),
+     ("zygote", "load"), ("fork", "load"), ("fresh", "load")],
+)  # fmt: skip
 def test_sigkill_to_the_supervisor_takes_its_children_down(method: str, phase: str, cli: Cli, tmp_path: Path) -> None:
-    """Nothing can catch SIGKILL: the benchmarkers must notice on their own (the
-    parent-death signal, or the EOF watchdog on the wire)."""
+    """Nothing can catch SIGKILL: the benchmarkers (and the zygote) must notice on
+    their own (the parent-death signal, or the EOF watchdog on the wire)."""
     markers = tmp_path / "markers"
     markers.mkdir()
     fields: dict[str, Any] = {"n_models": [3], "duration_s": 30, "start_method": method}
@@ -134,7 +137,13 @@ def test_sigkill_to_the_supervisor_takes_its_children_down(method: str, phase: s
         wait_for(lambda: len(list(markers.iterdir())) == 3, 30, "three benchmarkers loading their model")
         time.sleep(0.2)  # into measurement (or deep in the hung load)
         children = [psutil.Process(int(m.stem)) for m in markers.iterdir()]
-        assert sorted(p.pid for p in cli.survivors() if p.pid != proc.pid) == sorted(p.pid for p in children)
+        others = [p for p in cli.survivors() if p.pid != proc.pid and p.pid not in {c.pid for c in children}]
+        if method == "zygote":  # the copies' parent: it must die too
+            assert [p.ppid() for p in others] == [proc.pid] and "npf_core.zygote" in others[0].cmdline()
+            assert {c.ppid() for c in children} == {others[0].pid}
+            children += others
+        else:
+            assert others == []
         proc.kill()
         proc.wait()
         t0 = time.monotonic()

@@ -48,7 +48,7 @@ def test_saved_model_benchmarks_on_cpu(kind: str, saved_models: dict[str, Path],
     reports = run({"framework": "torch", "path": str(saved_models[kind])}, tmp_path)
     assert_ok(reports)
     assert reports[0].model_filename == saved_models[kind].name
-    assert reports[0].start_method == "fork"
+    assert reports[0].start_method == "zygote"
 
 
 def test_module_class_benchmarks_on_cpu(tmp_path: Path, record: Path) -> None:
@@ -143,8 +143,8 @@ def test_start_methods() -> None:
     from npf_plugins.devices.neuron import NeuronDevice
 
     cpu, gpu, neuron = CpuDevice({}), GpuDevice({}), NeuronDevice({})
-    assert TorchFramework({}).start_method_for(cpu) == "fork"
-    assert TorchFramework({}).start_method_for(gpu) == "fork"  # CUDA is not initialised here
+    assert TorchFramework({}).start_method_for(cpu) == "zygote"
+    assert TorchFramework({}).start_method_for(gpu) == "zygote"  # CUDA is never initialised in the zygote
     assert TorchFramework({}).start_method_for(neuron) == "fresh"
     assert TorchFramework({"neuron": True}).start_method_for(cpu) == "fresh"
 

@@ -158,22 +158,22 @@ def test_unknown_device_count_skips_max(plugins: Plugins, target: str) -> None:
 
 
 def test_start_method_auto_is_the_frameworks(plugins: Plugins, target: str) -> None:
-    assert {c.start_method for c in plan(plugins, target)} == {"fork"}
+    assert {c.start_method for c in plan(plugins, target)} == {"zygote"}
+    assert {c.start_method for c in plan(plugins, target, start_method="fork")} == {"fork"}
     assert {c.start_method for c in plan(plugins, target, start_method="fresh")} == {"fresh"}
     assert {c.start_method for c in plan(plugins, target, start_method="inline")} == {"inline"}
 
 
-def test_fresh_refuses_python_objects_before_anything_starts(plugins: Plugins) -> None:
+@pytest.mark.parametrize("method", ["auto", "zygote", "fresh", "fork", "inline"])
+def test_python_objects_are_planned_under_every_start_method(plugins: Plugins, method: str) -> None:
     class Model:
         def __call__(self, x: Any) -> Any:
             return x
 
-    data = {"model": {"target": Model}, "inputs": [{"shape": [1]}], "start_method": "fresh"}
-    with pytest.raises(SpecError) as info:
-        make_plan(decode_spec(data), plugins)
-    assert str(info.value).startswith("spec $.model.target: a Python object cannot travel to a fresh interpreter")
-    forked = make_plan(decode_spec({**data, "start_method": "fork"}), plugins)
-    assert forked[0].model_name == "Model"
+    data = {"model": {"target": Model}, "inputs": [{"shape": [1]}], "start_method": method}
+    (config, *_) = make_plan(decode_spec(data), plugins)
+    assert config.model_name == "Model"
+    assert config.start_method == ("zygote" if method == "auto" else method)
 
 
 def test_model_name_comes_from_the_spec_or_the_target(plugins: Plugins, target: str) -> None:
