@@ -54,7 +54,7 @@ from npf_core.hookspecs import (
     hookimpl,
 )
 from npf_core.references import resolve_reference
-from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
+from npf_core.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
 from npf_core.results import environment, write_atomic
 from npf_core.spec import DTYPES, decode_options
 from npf_core.tensors import build_example, load_file, make_array
@@ -62,6 +62,7 @@ from npf_core.tensors import build_example, load_file, make_array
 __all__ = [
     "DTYPES",
     "NEURONPERF_COLUMNS",
+    "NEURONPERF_CSV_COLUMNS",
     "PRINT_COLUMNS",
     "Assignment",
     "ChildContext",

@@ -319,6 +319,7 @@ class Supervisor:
             preprocess=spec.preprocess,
             postprocess=spec.postprocess,
             setup=spec.setup,
+            env_setup=spec.env_setup,
             load_mode=mode,
             rate_per_worker=rate / (config.n_models * config.workers_per_model) if rate else 0.0,
             warmup_iterations=spec.warmup.iterations,

@@ -14,6 +14,7 @@ import msgspec
 
 from npf_core.plugin import (
     NEURONPERF_COLUMNS,
+    NEURONPERF_CSV_COLUMNS,
     Registry,
     Report,
     Reporter,
@@ -24,7 +25,11 @@ from npf_core.plugin import (
 )
 from npf_core.plugin import events as ev
 
-CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS)
+# NeuronPerf's CSV columns first, in its order; then its other report fields; then ours
+CSV_COLUMNS = NEURONPERF_CSV_COLUMNS + tuple(
+    f for f in NEURONPERF_COLUMNS + Report.__struct_fields__ if f not in NEURONPERF_CSV_COLUMNS
+)
+CSV_COLUMNS = tuple(dict.fromkeys(CSV_COLUMNS))
 
 
 class _Collecting(Reporter):
