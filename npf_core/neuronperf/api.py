@@ -174,6 +174,25 @@ def is_torch_module_class(obj: Any) -> bool:
     )
 
 
+def reference_of(obj: Any) -> Any:
+    """A class or function defined at the top level of a module file, as the file
+    reference ``"/path/module.py:Name"`` a fresh interpreter can import; anything else
+    (a lambda, a closure, an instance, a class of the running script) as it is."""
+    import inspect
+    import sys
+
+    if not isinstance(obj, type) and not inspect.isfunction(obj):
+        return obj
+    qualname = getattr(obj, "__qualname__", "")
+    module = sys.modules.get(getattr(obj, "__module__", ""))
+    if "<" in qualname or module is None or module.__name__ == "__main__":
+        return obj  # the script itself would run again on import
+    path = getattr(module, "__file__", None)
+    if not path or not path.endswith(".py"):
+        return obj
+    return f"{os.path.abspath(path)}:{qualname}"
+
+
 def model_block(framework: str, model: Any, *, performance_levels: Any, cast_modes: Any, tmp: Path) -> dict[str, Any]:
     """``{"framework", "path" | "index" | "target"}`` for what benchmark() was given."""
     if isinstance(model, (str, os.PathLike)):
@@ -294,6 +313,13 @@ def benchmark_model(
             data["setup"] = WithConfig(setup_fn)
         if env_setup_fn is not None:
             data["env_setup"] = WithConfig(env_setup_fn)
+        if multiinterpreter or dev == "neuron" or framework == "tensorflow":
+            # a fresh interpreter is likely: pass what can be imported as a reference
+            for key in ("preprocess", "postprocess"):
+                if key in data:
+                    data[key] = reference_of(data[key])
+            if "target" in data["model"]:
+                data["model"]["target"] = reference_of(data["model"]["target"])
         if multiinterpreter:
             data["start_method"] = "fresh"
         elif not multiprocess:
