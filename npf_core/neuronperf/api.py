@@ -235,7 +235,7 @@ def benchmark_model(
     model: Any,
     inputs: Any,
     batch_sizes: int | Sequence[int] | None = None,
-    duration: float = BENCHMARK_SECS,
+    duration: float | None = None,
     n_models: int | Sequence[int] | None = None,
     workers_per_model: int | Sequence[int] | None = None,
     pipeline_sizes: int | Sequence[int] | None = None,
@@ -266,6 +266,7 @@ def benchmark_model(
     if dev is None:
         raise SpecError("device_type", f"unknown device type {device_type!r}", "use 'neuron', 'gpu' ('cuda') or 'cpu'")
     level = _state["verbosity"] if verbosity is None else int(verbosity)
+    duration = BENCHMARK_SECS if duration is None else duration
     if not _state["configured"]:
         import structlog as _s
 

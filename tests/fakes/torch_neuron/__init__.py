@@ -44,7 +44,8 @@ class _OnInf1(torch.nn.Module):
 
 def trace(func: Any, example_inputs: Any, **kwargs: Any) -> torch.jit.ScriptModule:
     """torch-neuron's ``trace(model, example_inputs, **kwargs)``, faked."""
-    example = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    # a tensor, or a tuple / list of them (one per positional input)
+    example = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.[\w.]+` is deprecated", category=DeprecationWarning)
         traced = torch.jit.trace(_OnInf1(func).eval(), example)
