@@ -250,6 +250,9 @@ class Supervisor:
             )
         )
         interrupted = True
+        from npf_core.imds import instance_type
+
+        self.instance_type = await anyio.to_thread.run_sync(instance_type)  # None off EC2, at once
         try:
             for index, config in enumerate(self.plan):
                 await anyio.lowlevel.checkpoint()  # a pending cancellation stops us before any process starts
@@ -388,6 +391,7 @@ class Supervisor:
                     start_dts=timestamps["start_dts"],
                     stop_dts=_dts(time.time()),
                     devices=[str(c.job.assignment.get("label", "")) for c in children],
+                    instance_type=getattr(self, "instance_type", None),
                 )
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
@@ -418,6 +422,7 @@ class Supervisor:
         extra = {}
         if readies:
             extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
+        extra["instance_type"] = getattr(self, "instance_type", None)
         return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
 
     async def _reap(self, children: list[Child]) -> None:
