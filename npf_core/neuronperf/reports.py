@@ -38,7 +38,7 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _pct(values: Sequence[float], q: float) -> float | None:
+def _pct(values: Any, q: float) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
 
 
