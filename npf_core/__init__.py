@@ -36,7 +36,7 @@ _LAZY = {
     "Supervisor": "npf_core.supervisor",
     "abenchmark": "npf_core.supervisor",
     "benchmark": "npf_core.neuronperf.api",  # a spec, or NeuronPerf's (load_fn, model_filename, inputs)
-    "compile": "npf_core.compiler",
+    "compile": "npf_core.neuronperf.compiling",  # npf's, or NeuronPerf's (compile_fn, model, inputs)
 }
 # NeuronPerf's API (``import npf_core as npf``; docs/migrating.md), also on first use:
 # ``npf_core.torch`` is a namespace object, and real torch is never imported by it.

@@ -399,10 +399,46 @@ def _benchmark_load_fn(
         raise UserError(f"benchmark(): load_fn must be callable, got {type(load_fn).__name__}")
     if inputs is None:
         raise SpecError("inputs", "required: the example inputs (a list of inputs, or one input)")
-    if isinstance(model_filename, (str, os.PathLike)) and Path(model_filename).suffix.lower() == ".json":
-        raise UserError(
-            "benchmark(load_fn, 'index.json', ...): give a framework's benchmark a model index "
-            "(npf.torch.benchmark('index.json', ...)), or load_fn one model file"
-        )
     kwargs.setdefault("device_type", default_device())
+    if isinstance(model_filename, (str, os.PathLike)) and Path(model_filename).suffix.lower() == ".json":
+        return _benchmark_index_with(load_fn, Path(model_filename), inputs, *args, **kwargs)
     return benchmark_model("python", LoadFn(load_fn, model_filename), inputs, *args, **kwargs)
+
+
+def _benchmark_index_with(load_fn: Callable[..., Any], path: Path, inputs: Any, batch_sizes: Any = None,
+                          *args: Any, **kwargs: Any) -> list[Any]:  # fmt: skip
+    """``benchmark(load_fn, "index.json", inputs, ...)``: every finished entry of the
+    index (filtered by ``batch_sizes``, ``pipeline_sizes``, ``performance_levels`` /
+    ``cast_modes``), each loaded by ``load_fn`` and run on its input."""
+    from npf_core import model_index
+
+    index = model_index.load(path)
+    filters = {"status": "finished"}
+    if batch_sizes is not None:
+        filters["batch_size"] = _as_list(batch_sizes)
+    for key, field in (("pipeline_sizes", "pipeline_size"), ("performance_levels", "performance_level"),
+                       ("cast_modes", "cast_mode")):  # fmt: skip
+        value = kwargs.pop(key, None)
+        if value is not None:
+            filters[field] = _as_list(value)
+    for e in index["model_configs"]:
+        if e.get("status", "finished") != "finished":
+            logger.warning("skipping a model index entry that did not compile", filename=e.get("filename"))
+    entries = model_index.filter(index, **filters)["model_configs"]
+    if not entries:
+        raise SpecError("model_filename", f"no finished entry of {str(path)!r} matches the filters")
+    examples = examples_of(inputs)
+    kwargs.setdefault("model_name", index.get("model_name"))
+    out: list[Any] = []
+    for e in entries:
+        idx = e.get("input_idx")
+        if idx is None:  # NeuronPerf's rule: the input with the entry's batch size
+            idx = 0 if len(examples) == 1 else next(
+                (i for i, ex in enumerate(examples) if getattr(ex[0], "shape", (None,))[:1] == (e["batch_size"],)), 0
+            )
+        if idx >= len(examples):
+            raise SpecError("inputs", f"index entry {e['filename']} uses input {idx}; {len(examples)} inputs given")
+        example = examples[idx]
+        out += benchmark_model("python", LoadFn(load_fn, e["filename"]), [example], [e["batch_size"]], *args,
+                               pipeline_sizes=[e.get("pipeline_size", 1)], **kwargs)  # fmt: skip
+    return out

@@ -296,3 +296,50 @@ def test_a_lambda_cannot_reach_a_fresh_interpreter_yet(spawn_guard: list[tuple[i
         npf.cpu.benchmark(Doubler, np.ones(2), n_models=1, workers_per_model=1, duration=SHORT,
                           multiinterpreter=True, preprocess_fn=lambda x: x, verbosity=0)  # fmt: skip
     assert spawn_guard == []
+
+
+def _compile_fn(model, example, models_dir, name, **kwargs):
+    """A compile_fn as NeuronPerf's generic compile calls it: writes an artifact and
+    returns its filename; refuses pipeline size 2."""
+    if kwargs.get("pipeline_size") == 2:
+        raise RuntimeError("pipeline 2 is not supported")
+    path = Path(models_dir) / f"{name}.bin"
+    path.write_text(json.dumps({"model": model.__name__, "shape": list(np.shape(example)), **kwargs}))
+    return str(path)
+
+
+def test_generic_compile_then_benchmark_the_index_with_load_fn(in_tmp: Path, record: Path) -> None:
+    from fd_models import record as rec
+
+    inputs = [np.ones((1, 3)), np.ones((4, 3))]
+    index_file = npf.compile(_compile_fn, Doubler, inputs, batch_sizes=[1, 4], pipeline_sizes=[1, 2],
+                             compiler_args={"opt": 3}, filename="doubler.json")  # fmt: skip
+    assert index_file == str(in_tmp / "doubler.json")
+    index = npf.model_index.load(index_file)
+    got = sorted((c["batch_size"], c["pipeline_size"], c["status"]) for c in index["model_configs"])
+    assert got == [(1, 1, "finished"), (1, 2, "error"), (4, 1, "finished"), (4, 2, "error")]
+    artifact = json.loads(Path(index["model_configs"][0]["filename"]).read_text())
+    assert artifact["opt"] == 3 and artifact["model"] == "Doubler"
+
+    def load_fn(filename, device_id=0):
+        rec(event="load", filename=Path(filename).name)
+        return Doubler()
+
+    reports = npf.benchmark(load_fn, index_file, inputs, n_models=1, workers_per_model=1, duration=SHORT,
+                            verbosity=0)  # fmt: skip
+    assert sorted(r["batch_size"] for r in reports) == [1, 4]
+    assert all(r["status"] == "finished" for r in reports)
+    loads = {e["filename"] for e in read_records(record) if e["event"] == "load"}
+    assert len(loads) == 2 and all(name.endswith(".bin") for name in loads)
+    only4 = npf.benchmark(load_fn, index_file, inputs, batch_sizes=4, n_models=1, workers_per_model=1,
+                          duration=SHORT, verbosity=0)  # fmt: skip
+    assert [r["batch_size"] for r in only4] == [4]
+
+
+def test_npf_compile_keeps_its_own_form(in_tmp: Path) -> None:
+    """compile(model, inputs, batch_sizes) is npf's compile, not the generic one."""
+    from npf_core.neuronperf.compiling import _batch_sizes_like
+
+    assert _batch_sizes_like([1, 2]) and _batch_sizes_like(4) and not _batch_sizes_like([np.ones(1)])
+    with pytest.raises(UserError, match="instance"):
+        npf.compile(Doubler(), [np.ones(1)], [1])
