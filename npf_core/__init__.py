@@ -39,18 +39,33 @@ _LAZY = {
     "Report": "npf_core.report",
     "Supervisor": "npf_core.supervisor",
     "abenchmark": "npf_core.supervisor",
-    "benchmark": "npf_core.supervisor",
+    "benchmark": "npf_core.neuronperf.api",  # a spec, or NeuronPerf's (load_fn, model_filename, inputs)
     "compare": "npf_core.comparison",
-    "compile": "npf_core.compiler",
+    "compile": "npf_core.neuronperf.compiling",  # npf's, or NeuronPerf's (compile_fn, model, inputs)
     "evaluate": "npf_core.evaluate_api",
     "BaseEvalMetric": "npf_core.metrics",
     "list_metrics": "npf_core.metric_api",
     "register_metric": "npf_core.metric_api",
     "register_metric_from_existing": "npf_core.metric_api",
 }
+# NeuronPerf's API (``import npf_core as npf``; docs/migrating.md), also on first use:
+# ``npf_core.torch`` is a namespace object, and real torch is never imported by it.
+_LAZY.update(
+    dict.fromkeys(
+        ("torch", "cpu", "tensorflow", "mxnet", "get_reports", "print_reports", "write_csv", "write_json",
+         "Timer", "timestamp_convert", "DummyModel", "set_verbosity", "CSV_COLS", "SUMMARY_COLS", "REPORT_COLS",
+         "BENCHMARK_SECS"),
+        "npf_core.neuronperf",
+    )
+)
+_LAZY_MODULES = {"model_index": "npf_core.model_index", "neuronperf": "npf_core.neuronperf"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(_LAZY_MODULES[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'npf_core' has no attribute {name!r}")

@@ -77,6 +77,8 @@ class Benchmarker:
         self.n_windows_hint = 16
         self.open_loop = job.load_mode != "closed"
         self.evaluation: Any = None  # evaluate mode (npf_core.evaluation.Evaluation)
+        self._shared: Callable[[], tuple[Any, ...]] | None = None
+        self._shared_lock = threading.Lock()
 
     def on_worker_error(self) -> None:
         self.error_event.set()
@@ -97,6 +99,12 @@ class Benchmarker:
                 job=job, base_dir=base_dir, assignment=assignment, device=device, objects=self.objects
             )
             device.setup_child(self.ctx.assignment)
+            env_setup_ns = 0
+            if job.env_setup:
+                stage = "env_setup"
+                t0 = time.perf_counter_ns()
+                resolve_reference(job.env_setup, base_dir, self.objects)(job.copy_index, job)
+                env_setup_ns = time.perf_counter_ns() - t0
             stage = "load"
             t0 = time.perf_counter_ns()
             model = self.framework.load(job.model_kind, job.model_ref, self.ctx)
@@ -119,7 +127,7 @@ class Benchmarker:
             self._prepare_inputs()
         except Exception as exc:
             raise StageError(stage, exc) from exc
-        return Ready(load_ns=load_ns, setup_ns=setup_ns, warmup_ns=0)
+        return Ready(load_ns=load_ns, setup_ns=setup_ns, env_setup_ns=env_setup_ns, warmup_ns=0)
 
     def _prepare_inputs(self) -> None:
         job = self.job
@@ -172,10 +180,13 @@ class Benchmarker:
         out = self.framework.convert_inputs(tuple(example), self.ctx)
         return out if isinstance(out, tuple) else (out,)
 
-    def example_iterator(self) -> Callable[[], tuple[Any, ...]]:
-        """A per-worker ``next`` for the inputs: no lock is shared between workers."""
+    def example_iterator(self, warmup: bool = False) -> Callable[[], tuple[Any, ...]]:
+        """A per-worker ``next`` for the inputs: no lock is shared between workers,
+        except for a ``shared`` dataset, whose measurement pass all workers take from."""
         if self.evaluation is not None:
             return self.evaluation.warmup_iterator()  # type: ignore[no-any-return]
+        if not warmup and self._examples is None and self.fixed_example is None and self.dataset.shared:
+            return self._shared_next()
         if self.fixed_example is not None:
             return itertools.repeat(self.fixed_example).__next__
         if self._examples is not None:
@@ -195,6 +206,19 @@ class Benchmarker:
                     return
 
         return stream().__next__
+
+    def _shared_next(self) -> Callable[[], tuple[Any, ...]]:
+        with self._shared_lock:
+            if self._shared is None:
+                it = self.example_iterator(warmup=True)
+                lock = threading.Lock()
+
+                def take() -> tuple[Any, ...]:
+                    with lock:
+                        return it()
+
+                self._shared = take
+            return self._shared
 
     def start_arrivals(self) -> None:
         """This copy's request schedule (ns): its share of the spec's total rate,
@@ -239,7 +263,7 @@ class Benchmarker:
         state, a GPU library's per-thread handles, caches) are paid here, not in
         the measurement. Untimed by the workers' loops; its wall time is reported."""
         job = self.job
-        nxt = self.example_iterator()
+        nxt = self.example_iterator(warmup=True)
         calls = 0
         t0 = time.perf_counter_ns()
         end = t0 + int(job.warmup_s * 1e9)

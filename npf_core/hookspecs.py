@@ -364,6 +364,10 @@ class Dataset:
     #: True when examples are cheap to hold in memory: the benchmarker then
     #: materialises them once and each worker cycles through them, untimed.
     in_memory: ClassVar[bool] = False
+    #: True when a copy's workers share one pass over the examples (each example is
+    #: used once per copy, as NeuronPerf ran a torch Dataset); ``examples`` is then
+    #: called once per copy for the measurement (and once more for the warm-up).
+    shared: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor and benchmarker*: ``options`` is the spec's ``dataset.options``."""

@@ -59,7 +59,9 @@ class ModelConfig(msgspec.Struct, kw_only=True):
     """One compiled variant. Unknown keys are allowed (and kept by the dict API)."""
 
     filename: Annotated[str, msgspec.Meta(min_length=1)]
-    input_idx: Annotated[int, msgspec.Meta(ge=0)] = 0
+    #: None: not in the file (NeuronPerf wrote none at times); benchmark then matches the
+    #: entry to the input whose batch size it has
+    input_idx: Annotated[int, msgspec.Meta(ge=0)] | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1)] = 1
     pipeline_size: Annotated[int, msgspec.Meta(ge=1)] = 1
     performance_level: int | str | None = None
@@ -134,7 +136,7 @@ def _validate(data: Any, where: str) -> dict[str, Any]:
 
 def _entry(cfg: ModelConfig, raw: Mapping[str, Any]) -> dict[str, Any]:
     """An entry dict: the known keys in order, then the unknown ones as they were."""
-    out: dict[str, Any] = {k: getattr(cfg, k) for k in _ENTRY_KEYS}
+    out: dict[str, Any] = {k: getattr(cfg, k) for k in _ENTRY_KEYS if k != "input_idx" or cfg.input_idx is not None}
     for k in _OPTIONAL_KEYS:
         if getattr(cfg, k) is not None:
             out[k] = getattr(cfg, k)

@@ -84,6 +84,12 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
         from npf_core import model_index
 
         index = model_index.load(loaded.resolve(m.index))
+        for e in index["model_configs"]:
+            if e.get("status", "finished") != "finished":
+                logger.warning(
+                    "skipping a model index entry that did not compile",
+                    filename=e.get("filename"), status=e.get("status"), error=e.get("error"),
+                )  # fmt: skip
         entries = model_index.filter(index, status="finished")["model_configs"]
         if batch_sizes is not None:
             entries = [e for e in entries if e.get("batch_size", 1) in batch_sizes]
@@ -93,7 +99,8 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
         index_dir = loaded.resolve(m.index).parent
         out = []
         for i, e in enumerate(entries):
-            idx = int(e.get("input_idx", 0))
+            idx = e.get("input_idx")
+            idx = _input_for_batch(loaded, int(e.get("batch_size", 1)), i, e) if idx is None else int(idx)
             if idx >= n_inputs:
                 raise SpecError(
                     "inputs",
@@ -121,6 +128,59 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
     kind = "target" if m.target is not None else "path"
     ref = m.target if m.target is not None else str(loaded.resolve(m.path or ""))
     return [Variant(kind=kind, ref=ref, input_idx=i, batch_size=b) for i, b in enumerate(batch_sizes)], None
+
+
+def _input_batch(loaded: LoadedSpec, i: int) -> int | None:
+    """The batch size (leading dimension) of the spec's input ``i``, when it can be
+    told without loading a model: a shape description or an ``.npy`` file's header."""
+    inputs = loaded.spec.inputs or []
+    if i >= len(inputs):
+        return None
+    entry = inputs[i]
+    first = entry[0] if isinstance(entry, list) else entry
+    if first.shape is not None:
+        return first.shape[0] if first.shape else None
+    if first.file is not None and first.file.endswith(".npy"):
+        import numpy as np
+
+        try:
+            shape = np.load(loaded.resolve(first.file), mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError):
+            return None
+        return int(shape[0]) if shape else None
+    if first.file is not None and first.file.endswith(".pt"):
+        import zipfile
+
+        return None if not zipfile.is_zipfile(loaded.resolve(first.file)) else _pt_batch(loaded.resolve(first.file))
+    return None
+
+
+def _pt_batch(path: Path) -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    first = obj[0] if isinstance(obj, (list, tuple)) and obj else obj
+    shape = getattr(first, "shape", None)
+    return int(shape[0]) if shape else None
+
+
+def _input_for_batch(loaded: LoadedSpec, batch_size: int, i: int, entry: dict[str, Any]) -> int:
+    """NeuronPerf's rule for an index entry without ``input_idx``: the input whose
+    batch size it has (the only input, when there is one)."""
+    n = len(loaded.spec.inputs) if loaded.spec.inputs is not None else 1
+    if n == 1:
+        return 0
+    for k in range(n):
+        if _input_batch(loaded, k) == batch_size:
+            return k
+    raise SpecError(
+        "inputs",
+        f"model index entry {i} ({entry.get('filename')}) has no input_idx, and no input has its batch size "
+        f"{batch_size}",
+        "give one input per batch size of the index, or set input_idx in the index",
+    )
 
 
 def make_plan(loaded: LoadedSpec, plugins: Plugins, device: Device | None = None) -> list[RunConfig]:

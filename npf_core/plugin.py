@@ -56,7 +56,7 @@ from npf_core.hookspecs import (
 )
 from npf_core.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_numpy
 from npf_core.references import resolve_reference
-from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
+from npf_core.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
 from npf_core.results import RESULTS_FORMAT, RESULTS_FORMAT_VERSION, Results, environment, read_results, write_atomic
 from npf_core.spec import DTYPES, decode_options, duration_bounds
 from npf_core.stats import Histogram
@@ -65,6 +65,7 @@ from npf_core.tensors import build_example, load_file, make_array
 __all__ = [
     "DTYPES",
     "NEURONPERF_COLUMNS",
+    "NEURONPERF_CSV_COLUMNS",
     "PRINT_COLUMNS",
     "RESULTS_FORMAT",
     "RESULTS_FORMAT_VERSION",

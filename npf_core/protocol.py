@@ -149,6 +149,7 @@ class Job(msgspec.Struct, kw_only=True):
     preprocess: str | None = None
     postprocess: str | None = None
     setup: str | None = None
+    env_setup: str | None = None
     load_mode: str = "closed"
     rate_per_worker: float = 0.0
     warmup_iterations: int = 1
@@ -165,6 +166,7 @@ class Setup(Message, kw_only=True):
 class Ready(Message, kw_only=True):
     load_ns: int
     setup_ns: int = 0
+    env_setup_ns: int = 0
     warmup_ns: int
     warmup_calls: int = 0
 

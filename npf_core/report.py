@@ -17,7 +17,7 @@ from npf_core.plan import RunConfig
 from npf_core.protocol import Ready, Result
 from npf_core.stats import Histogram, StoredHistogram, coefficient_of_variation, rate_ci
 
-__all__ = ["NEURONPERF_COLUMNS", "PRINT_COLUMNS", "Report", "build_report", "error_report"]
+__all__ = ["NEURONPERF_COLUMNS", "NEURONPERF_CSV_COLUMNS", "PRINT_COLUMNS", "Report", "build_report", "error_report"]
 
 #: NeuronPerf's report fields, in its order: the first CSV columns.
 NEURONPERF_COLUMNS = (
@@ -29,6 +29,19 @@ NEURONPERF_COLUMNS = (
     "preprocess_avg_ms", "postprocess_avg_ms", "worker_avg_s", "total_infs", "total_s",
     "performance_level", "model_filename", "device_type", "instance_type", "cost_per_1m_inf",
     "status", "start_dts", "stop_dts", "duration", "multiprocess", "multiinterpreter",
+)  # fmt: skip
+
+#: NeuronPerf's CSV columns (its ``CSV_COLS``, the default of ``write_csv``), in its
+#: order: the first columns of results.csv, position-stable (``total_infs`` is column 19,
+#: counting from 0).
+NEURONPERF_CSV_COLUMNS = (
+    "model_name", "n_models", "workers_per_model", "pipeline_size", "batch_size",
+    "throughput_avg", "throughput_peak",
+    "latency_ms_p0", "latency_ms_p50", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99", "latency_ms_p100",
+    "cpu_avg_percent", "mem_avg_percent",
+    "e2e_avg_ms", "infer_avg_ms", "load_avg_ms", "warmup_avg_ms",
+    "total_infs", "total_s",
+    "performance_level", "model_filename", "device_type", "instance_type", "cost_per_1m_inf",
 )  # fmt: skip
 
 #: NeuronPerf's default printed columns.
@@ -129,6 +142,11 @@ class Report(msgspec.Struct, kw_only=True):
     eval_examples: int | None = None
     #: the merged latency histogram of every call (results format version 2; None in older files)
     latency_histogram: StoredHistogram | None = None
+    setup_avg_ms: float | None = None
+    env_setup_avg_ms: float | None = None
+    #: the system CPU and memory use sampled while measuring (percent)
+    cpu_percents: list[float] = []
+    mem_percents: list[float] = []
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -298,6 +316,10 @@ def build_report(
         preprocess_avg_ms=stage_ms.get("preprocess"),
         postprocess_avg_ms=stage_ms.get("postprocess"),
         load_avg_ms=sum(r.load_ns for r in readies) / len(readies) / 1e6 if readies else math.nan,
+        setup_avg_ms=sum(r.setup_ns for r in readies) / len(readies) / 1e6 if readies else None,
+        env_setup_avg_ms=sum(r.env_setup_ns for r in readies) / len(readies) / 1e6 if readies else None,
+        cpu_percents=list(cpu),
+        mem_percents=list(mem),
         warmup_avg_ms=sum(r.warmup_ns for r in readies) / len(readies) / 1e6 if readies else math.nan,
         worker_avg_s=seconds,
         total_infs=calls * bs,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from npf_core.errors import ResultsError
+from npf_core.imds import instance_type
 from npf_core.report import Report
 
 __all__ = [
@@ -191,6 +192,7 @@ def environment() -> dict[str, Any]:
         "cpus_usable": cpus,
         "cpus_total": os.cpu_count(),
         "packages": packages,
+        "instance_type": instance_type(),
     }
 
 

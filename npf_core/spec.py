@@ -234,6 +234,7 @@ class Spec(SpecBase):
     preprocess: str | None = None
     postprocess: str | None = None
     setup: str | None = None
+    env_setup: str | None = None
     start_method: StartMethod = "auto"
     timeouts: Timeouts = Timeouts()
     cost_per_hour: NonNegativeFloat | None = None
@@ -269,7 +270,7 @@ class LoadedSpec(msgspec.Struct, kw_only=True):
 
 
 
-_OBJECT_FIELDS = (("model", "target"), ("preprocess",), ("postprocess",), ("setup",))
+_OBJECT_FIELDS = (("model", "target"), ("preprocess",), ("postprocess",), ("setup",), ("env_setup",))
 
 
 def _pull_objects(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -434,7 +435,7 @@ def validate(loaded: LoadedSpec) -> None:
         value = getattr(m, key)
         if value is not None and not loaded.resolve(value).exists():
             raise SpecError(f"model.{key}", f"file not found: {str(loaded.resolve(value))!r}")
-    for field in ("preprocess", "postprocess", "setup"):
+    for field in ("preprocess", "postprocess", "setup", "env_setup"):
         value = getattr(spec, field)
         if value is not None and not value.startswith(OBJECT_PREFIX):
             check_reference(loaded, field, value)
@@ -620,7 +621,7 @@ def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
         return data
     out = dict(data)
     model = dict(out.get("model", {}))
-    for key in ("preprocess", "postprocess", "setup"):
+    for key in ("preprocess", "postprocess", "setup", "env_setup"):
         if isinstance(out.get(key), str) and out[key] in objects:
             out[key] = objects[out[key]]
     if isinstance(model.get("target"), str) and model["target"] in objects:

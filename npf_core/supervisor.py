@@ -322,6 +322,9 @@ class Supervisor:
             )
         )
         interrupted = True
+        from npf_core.imds import instance_type
+
+        self.instance_type = await anyio.to_thread.run_sync(instance_type)  # None off EC2, at once
         try:
             for index, config in enumerate(self.plan):
                 await anyio.lowlevel.checkpoint()  # a pending cancellation stops us before any process starts
@@ -413,6 +416,7 @@ class Supervisor:
             preprocess=spec.preprocess,
             postprocess=spec.postprocess,
             setup=spec.setup,
+            env_setup=spec.env_setup,
             load_mode=mode,
             rate_per_worker=rate / (config.n_models * config.workers_per_model) if rate else 0.0,
             warmup_iterations=spec.warmup.iterations,
@@ -501,6 +505,7 @@ class Supervisor:
                     start_dts=timestamps["start_dts"],
                     stop_dts=_dts(time.time()),
                     devices=[c.job.assignment.label for c in children],
+                    instance_type=getattr(self, "instance_type", None),
                 )
                 if spec.evaluate is not None:
                     report = apply_evaluation(report, results, self.loaded, self._metrics)
@@ -548,6 +553,7 @@ class Supervisor:
         extra = {}
         if readies:
             extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
+        extra["instance_type"] = getattr(self, "instance_type", None)
         return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
 
     async def _reap(self, children: list[Child]) -> None:

@@ -17,6 +17,9 @@ import psutil
 import pytest
 
 pytest_plugins = ["pytester"]
+# No test asks the EC2 metadata service (reports' instance_type); tests/frontdoor/test_imds.py
+# points it at a local server instead
+os.environ.setdefault("NPF_IMDS_DISABLE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 #: how long a test's children get to finish on their own after the test ends

@@ -20,7 +20,9 @@ Devices: on ``gpu`` the model and inputs move to ``cuda`` (the copy's own GPU, w
 its ``CUDA_VISIBLE_DEVICES`` makes ``cuda:0``) and each call ends with
 ``torch.cuda.synchronize()``, so latency covers the GPU's work. On ``neuron`` (or
 with ``neuron: true``) the model is a torch-neuronx model: the copy runs
-``import torch_neuronx`` before loading it, and it takes CPU tensors.
+``import torch_neuronx`` before loading it, and it takes CPU tensors. A torch-neuron
+(Inf1) artifact, whose TorchScript calls ``neuron::forward_*``, imports ``torch_neuron``
+instead (or as ``neuron_package`` says).
 
 CPU threads. Copies run side by side, so each one gets its share of the CPUs this
 process may use: ``torch.set_num_threads(max(1, usable_cpus // n_models))`` — or all
@@ -56,7 +58,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from importlib.machinery import PathFinder
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import structlog
@@ -121,6 +123,33 @@ class TorchOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     device: str | None = None
     #: run calls under torch.inference_mode() (else torch.no_grad())
     inference_mode: bool = True
+    #: which Neuron package a Neuron model needs: "torch_neuronx" (inf2/trn), "torch_neuron"
+    #: (inf1), or "auto": what the artifact's TorchScript code calls (torch_neuronx if unclear)
+    neuron_package: Literal["auto", "torch_neuronx", "torch_neuron"] = "auto"
+
+
+#: what a torch-neuron (Inf1) artifact's TorchScript code calls: ``neuron::forward_*`` ops
+#: ("Unknown builtin op: neuron::forward_1" without ``import torch_neuron``)
+_INF1_MARKERS = (b"ops.neuron.forward_",)
+
+
+def neuron_package_of(path: Path) -> str | None:
+    """``"torch_neuron"`` when a TorchScript archive is a torch-neuron (Inf1) model,
+    ``"torch_neuronx"`` when it calls any other Neuron op, None otherwise."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            found = None
+            for name in z.namelist():
+                if "/code/" not in name or not name.endswith(".py"):
+                    continue
+                text = z.read(name)
+                if any(m in text for m in _INF1_MARKERS):
+                    return "torch_neuron"
+                if b"neuron" in text:
+                    found = "torch_neuronx"
+            return found
+    except (OSError, zipfile.BadZipFile):
+        return None
 
 
 
@@ -177,11 +206,15 @@ class TorchFramework(Framework):
             raise PluginError("the torch framework needs PyTorch: pip install 'npf[torch]' (torch==2.13.0)")
         device = getattr(spec, "device", "cpu")
         device_type = device if isinstance(device, str) else getattr(device, "type", "cpu")
-        if (self.opts.neuron or device_type == "neuron") and not _installed("torch_neuronx"):
-            raise DeviceUnavailable(
-                "the torch framework on Neuron needs torch-neuronx, which is not installed "
-                "(install it from the Neuron pip repository on an inf2/trn instance, or run on device 'cpu')"
-            )
+        if self.opts.neuron or device_type == "neuron":
+            package = self.neuron_package(Path(ref) if kind == "path" else None)
+            if not _installed(package):
+                name = package.replace("_", "-")
+                raise DeviceUnavailable(
+                    f"the torch framework on Neuron needs {name}, which is not installed (install it from "
+                    f"the Neuron pip repository on an {'inf1' if package == 'torch_neuron' else 'inf2/trn'} "
+                    "instance, or run on device 'cpu')"
+                )
         if kind != "path":
             return  # a target is resolved (and checked) in the benchmarker
         p = Path(ref)
@@ -208,6 +241,13 @@ class TorchFramework(Framework):
         return compile_variant(self, request)
 
     # -- benchmarker -----------------------------------------------------------
+
+    def neuron_package(self, path: Path | None) -> str:
+        """The Neuron package a model needs: the option, else what the artifact calls."""
+        if self.opts.neuron_package != "auto":
+            return self.opts.neuron_package
+        found = neuron_package_of(path) if path is not None and path.suffix.lower() in SCRIPT_SUFFIXES else None
+        return found or "torch_neuronx"
 
     def is_neuron(self, ctx: ChildContext) -> bool:
         return self.opts.neuron or ctx.device.type_name == "neuron"
@@ -244,12 +284,15 @@ class TorchFramework(Framework):
 
         self._set_threads(ctx)
         if self.is_neuron(ctx):
+            package = self.neuron_package(ctx.resolve(ref) if kind == "path" else None)
             try:
-                import torch_neuronx  # noqa: F401 - registers the neuron:: ops TorchScript needs
+                # registers the neuron:: ops TorchScript needs (torch_neuron: Inf1 models)
+                importlib.import_module(package)
             except ImportError as exc:
                 raise ImportError(
-                    f"this model runs on Neuron but torch_neuronx cannot be imported ({exc}); install "
-                    "torch-neuronx from the Neuron pip repository on an inf2/trn instance"
+                    f"this model runs on Neuron but {package} cannot be imported ({exc}); install "
+                    f"{package.replace('_', '-')} from the Neuron pip repository on an "
+                    f"{'inf1' if package == 'torch_neuron' else 'inf2/trn'} instance"
                 ) from exc
         device = self.torch_device(ctx)
         if kind == "path":

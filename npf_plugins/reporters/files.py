@@ -14,6 +14,7 @@ import msgspec
 
 from npf_core.plugin import (
     NEURONPERF_COLUMNS,
+    NEURONPERF_CSV_COLUMNS,
     Registry,
     Report,
     Reporter,
@@ -23,11 +24,15 @@ from npf_core.plugin import (
 )
 from npf_core.plugin import events as ev
 
-#: not columns: the histogram (thousands of numbers, results.json only) and evaluate
-#: mode's metrics (they follow, one column per metric name)
+# NeuronPerf's CSV columns first, in its order; then its other report fields; then ours.
+# Not columns: the histogram (thousands of numbers, results.json only) and evaluate
+# mode's metrics (they follow, one column per metric name).
 _NOT_IN_CSV = ("latency_histogram", "metrics")
-CSV_COLUMNS = NEURONPERF_COLUMNS + tuple(
-    f for f in Report.__struct_fields__ if f not in NEURONPERF_COLUMNS and f not in _NOT_IN_CSV
+CSV_COLUMNS = tuple(
+    dict.fromkeys(
+        NEURONPERF_CSV_COLUMNS
+        + tuple(f for f in NEURONPERF_COLUMNS + Report.__struct_fields__ if f not in _NOT_IN_CSV)
+    )
 )
 
 

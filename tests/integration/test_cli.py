@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from npf_core.report import NEURONPERF_COLUMNS
+from npf_core.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS
 from npf_core.results import results_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,8 @@ def test_two_by_two_sweep_of_a_2ms_model(
 
     with results_file(tmp_path / "out").with_name("results.csv").open(newline="") as f:
         header = next(csv.reader(f))
-    assert tuple(header[: len(NEURONPERF_COLUMNS)]) == NEURONPERF_COLUMNS
+    assert tuple(header[: len(NEURONPERF_CSV_COLUMNS)]) == NEURONPERF_CSV_COLUMNS
+    assert header[19] == "total_infs" and len(NEURONPERF_CSV_COLUMNS) == 26
     assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
     assert [int(row["total_infs"]) for row in rows] == [r["total_infs"] for r in reports]
 

@@ -1,0 +1,74 @@
+"""``npf.torch``, ``npf.cpu``, ``npf.tensorflow``, ``npf.mxnet``: NeuronPerf's
+per-framework namespaces, each delegating to the framework plugin of its name (a
+namespace works as soon as its plugin is installed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from npf_core.neuronperf.api import benchmark_model, is_torch_module_class
+
+__all__ = ["FrameworkAPI", "cpu", "mxnet", "namespace", "tensorflow", "torch"]
+
+
+class FrameworkAPI:
+    """``benchmark`` and ``compile`` for one framework plugin."""
+
+    def __init__(self, name: str, framework: str, default_device: str = "neuron") -> None:
+        self.__name__ = f"npf_core.{name}"
+        self.name = name
+        self.framework = framework
+        self.default_device = default_device
+
+    def __repr__(self) -> str:
+        return f"<npf_core.{self.name}: NeuronPerf's API on framework plugin {self.framework!r}>"
+
+    def framework_for(self, model: Any) -> str:
+        return self.framework
+
+    def benchmark(self, model_filename: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        """NeuronPerf's ``benchmark(model_filename, inputs, batch_sizes=None, duration=60, ...)``:
+        a compiled model file, a model index (JSON) or (CPU/GPU) a model class."""
+        kwargs.setdefault("device_type", self.default_device)
+        return benchmark_model(self.framework_for(model_filename), model_filename, inputs, *args, **kwargs)
+
+    def compile(self, model: Any, inputs: Any, *args: Any, verbosity: int = 1, **kwargs: Any) -> str:
+        """NeuronPerf's ``compile(model, inputs, batch_sizes, pipeline_sizes, performance_levels,
+        models_dir, model_name, filename, compiler_args, compiler_target)``; returns the index path."""
+        from npf_core.compiler import compile as compile_model
+
+        return compile_model(model, inputs, *args, framework=self.framework, **kwargs)
+
+    # evaluate (NeuronPerf's accuracy metrics) is added here by the metrics work (issue 12).
+
+
+class CpuAPI(FrameworkAPI):
+    """``npf.cpu``: a model class instantiated in each copy, on the CPU; torch
+    ``nn.Module`` classes and TorchScript files run with the torch plugin, any
+    other callable with the python plugin."""
+
+    def framework_for(self, model: Any) -> str:
+        if is_torch_module_class(model) or str(model).endswith((".pt", ".pth", ".pt2", ".ts", ".torchscript")):
+            return "torch"
+        return "python"
+
+    def benchmark(self, model_filename: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        kwargs.setdefault("device_type", "cpu")
+        return super().benchmark(model_filename, inputs, *args, **kwargs)
+
+    def compile(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> str:
+        from npf_core.errors import UserError
+
+        raise UserError("npf.cpu.compile: there is nothing to compile for the CPU; benchmark the model class")
+
+
+torch = FrameworkAPI("torch", "torch")
+cpu = CpuAPI("cpu", "python", "cpu")
+tensorflow = FrameworkAPI("tensorflow", "tensorflow")
+mxnet = FrameworkAPI("mxnet", "mxnet")
+
+
+def namespace(name: str) -> FrameworkAPI:
+    """The namespace of a framework plugin by name (``npf_core.neuronperf.namespace("onnx")``)."""
+    known = {"torch": torch, "cpu": cpu, "tensorflow": tensorflow, "mxnet": mxnet}
+    return known.get(name) or FrameworkAPI(name, name)

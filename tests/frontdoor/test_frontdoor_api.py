@@ -1,0 +1,345 @@
+"""NeuronPerf's API (``import npf_core as npf``) on the engine, without torch: plain
+callables and numpy inputs, real benchmarker processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fd_models import DictModel, Doubler, TwoInputs, read_records
+
+import npf_core as npf
+from npf_core.errors import SpecError, UnknownPluginError, UserError
+
+SHORT = 0.4
+#: the 18 keys NeuronPerf's reports have beyond npf's Report fields
+NEURONPERF_EXTRA = (
+    "NeuronPerf_version", "n_devices", "stats_interval", "n_stats_intervals", "env_setup_avg_ms", "setup_avg_ms",
+    "cpu_percent_p0", "cpu_percent_p90", "cpu_percent_p95", "cpu_percent_p99", "cpu_percent_p100",
+    "mem_percent_p0", "mem_percent_p90", "mem_percent_p95", "mem_percent_p99", "mem_percent_p100",
+    "throughput_hist", "e2e_durations_ms",
+)  # fmt: skip
+
+
+def test_import_npf_core_as_npf_leaves_torch_alone() -> None:
+    code = (
+        "import sys, npf_core as npf\n"
+        "assert npf.torch.benchmark and npf.cpu.benchmark and npf.tensorflow and npf.mxnet\n"
+        "assert npf.model_index.create and npf.get_reports and npf.Timer\n"
+        "print('torch' in sys.modules)\n"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"
+
+
+def test_default_sweep_gives_two_reports_per_configuration(record: Path) -> None:
+    """One input, n_models=1, workers_per_model left out: 1 and 2 workers."""
+    inputs = np.ones((1, 4), dtype=np.float32)
+    reports = npf.cpu.benchmark(Doubler, inputs, n_models=1, duration=SHORT, verbosity=0)
+    assert [r["workers_per_model"] for r in reports] == [1, 2]
+    for r in reports:
+        assert isinstance(r, dict) and r["status"] == "finished"
+        assert "throughput_avg" in r and r["throughput_avg"] > 0
+        assert r["total_infs"] > 0 and r["model_filename"] == "Doubler"
+        for key in NEURONPERF_EXTRA:
+            assert key in r, key
+        assert r["n_devices"] == 1 and r["stats_interval"] == 0.5
+        json.dumps(r, allow_nan=False)
+    # every copy instantiated the class in a benchmarker process, not here
+    pids = {e["pid"] for e in read_records(record) if e["event"] == "init"}
+    assert pids and os.getpid() not in pids
+
+
+def test_multiprocess_false_runs_in_this_process(record: Path) -> None:
+    reports = npf.cpu.benchmark(Doubler, np.ones(3), n_models=2, workers_per_model=1, duration=SHORT,
+                                multiprocess=False, verbosity=0)  # fmt: skip
+    assert len(reports) == 1 and reports[0]["status"] == "finished"
+    assert reports[0]["multiprocess"] is False and reports[0]["multiinterpreter"] is False
+    inits = [e for e in read_records(record) if e["event"] == "init"]
+    assert len(inits) == 2 and {e["pid"] for e in inits} == {os.getpid()}
+
+
+def test_multiinterpreter_true_uses_fresh_interpreters(record: Path) -> None:
+    reports = npf.cpu.benchmark(Doubler, np.ones(3), n_models=2, workers_per_model=1, duration=SHORT,
+                                multiinterpreter=True, verbosity=0)  # fmt: skip
+    assert reports[0]["status"] == "finished", reports[0].get("error")
+    assert reports[0]["multiinterpreter"] is True and reports[0]["multiprocess"] is True
+    inits = [e for e in read_records(record) if e["event"] == "init"]
+    assert len(inits) == 2 and os.getpid() not in {e["pid"] for e in inits}
+    import psutil
+
+    # a fresh interpreter is not a fork of this process: its parent is us, and it ran
+    # python -m npf_core.benchmarker (its command line is gone with it, so check the
+    # pid is new and the report's start method instead)
+    assert reports[0]["start_method"] == "fresh"
+    assert all(not psutil.pid_exists(e["pid"]) for e in inits)
+
+
+def test_multi_input_tuples_and_lists_of_tuples(record: Path) -> None:
+    """A tuple is one multi-input example; a list of tuples is several inputs."""
+    inputs = [(np.ones((1, 3)), np.ones((1, 3))), (np.ones((4, 3)), np.ones((4, 3)))]
+    reports = npf.cpu.benchmark(TwoInputs, inputs, batch_sizes=[1, 4], n_models=1, workers_per_model=1,
+                                duration=SHORT, verbosity=0)  # fmt: skip
+    assert [r["batch_size"] for r in reports] == [1, 4]
+    assert all(r["status"] == "finished" for r in reports)
+    shapes = sorted(e["shapes"] for e in read_records(record) if e["event"] == "call")
+    assert shapes == [[[1, 3], [1, 3]], [[4, 3], [4, 3]]]
+
+
+def test_pre_and_postprocess_lambdas_and_closures(record: Path) -> None:
+    from fd_models import record as rec
+
+    factor = 5
+
+    def post(out):  # a closure
+        rec(event="post", value=float(out.sum()))
+        return out.argmax()
+
+    reports = npf.cpu.benchmark(Doubler, np.ones((1, 2)), n_models=1, workers_per_model=1, duration=SHORT,
+                                preprocess_fn=lambda x: x * factor, postprocess_fn=post, verbosity=0)  # fmt: skip
+    r = reports[0]
+    assert r["status"] == "finished"
+    assert r["preprocess_avg_ms"] is not None and r["postprocess_avg_ms"] is not None
+    values = {e["value"] for e in read_records(record) if e["event"] == "post"}
+    assert values == {20.0}  # ones(1, 2) * 5, doubled, summed
+
+
+def test_dict_inputs_reach_the_model_as_a_dict() -> None:
+    feed = {"input_0": np.zeros((2, 1)), "input_1": np.ones((2, 3))}
+    reports = npf.cpu.benchmark(DictModel, [feed], batch_sizes=2, n_models=1, workers_per_model=1,
+                                duration=SHORT, verbosity=0)  # fmt: skip
+    assert reports[0]["status"] == "finished", reports[0].get("error")
+    assert reports[0]["total_infs"] % 2 == 0 and reports[0]["total_infs"] > 0
+
+
+def test_generic_benchmark_with_load_fn_keyword_and_positional(record: Path) -> None:
+    from fd_models import record as rec
+
+    def load_fn(model_filename, device_id=0):
+        rec(event="load", filename=model_filename, device_id=device_id)
+        return npf.DummyModel()
+
+    reports = npf.benchmark(load_fn=load_fn, model_filename="dummy.bin", inputs=[[1]], n_models=2,
+                            workers_per_model=1, duration=SHORT, verbosity=0)  # fmt: skip
+    assert len(reports) == 1 and reports[0]["status"] == "finished"
+    assert reports[0]["model_filename"] == "dummy.bin"
+    loads = [e for e in read_records(record) if e["event"] == "load"]
+    assert sorted(e["device_id"] for e in loads) == [0, 1] and {e["filename"] for e in loads} == {"dummy.bin"}
+    again = npf.benchmark(load_fn, "dummy.bin", [np.ones(2)], n_models=1, workers_per_model=1,
+                          duration=SHORT, verbosity=0)  # fmt: skip
+    assert again[0]["status"] == "finished"
+
+
+def test_env_setup_and_setup_get_the_copy_and_a_config_dict(record: Path) -> None:
+    from fd_models import record as rec
+
+    def env_setup(i, config):
+        os.environ["FD_ENV_SET"] = f"copy{i}"
+        rec(event="env_setup", id=i, batch_size=config["batch_size"], n=config["n_models"])
+
+    def setup(i, config, model):
+        rec(event="setup", id=i, env=os.environ.get("FD_ENV_SET"), model=type(model).__name__)
+
+    reports = npf.cpu.benchmark(Doubler, np.ones(2), n_models=2, workers_per_model=1, duration=SHORT,
+                                env_setup_fn=env_setup, setup_fn=setup, verbosity=0)  # fmt: skip
+    r = reports[0]
+    assert r["status"] == "finished" and r["env_setup_avg_ms"] is not None and r["setup_avg_ms"] is not None
+    events = read_records(record)
+    envs = sorted((e["id"], e["batch_size"], e["n"]) for e in events if e["event"] == "env_setup")
+    assert envs == [(0, 1, 2), (1, 1, 2)]
+    setups = sorted((e["id"], e["env"], e["model"]) for e in events if e["event"] == "setup")
+    assert setups == [(0, "copy0", "Doubler"), (1, "copy1", "Doubler")]
+
+
+def test_return_timers_and_get_reports() -> None:
+    results = npf.cpu.benchmark(Doubler, np.ones(2), n_models=2, workers_per_model=[1, 2], duration=SHORT,
+                                return_timers=True, verbosity=0)  # fmt: skip
+    assert len(results) == 2
+    for config, res in results:
+        assert config["n_models"] == 2 and config["model_filename"] == "Doubler"
+        assert res["status"] == "finished" and res["n_infs"] > 0
+        timers = res["timers"]
+        for stage in ("load", "warmup", "infer", "e2e", "worker"):
+            assert len(timers[stage]) >= config["n_models"], stage
+        assert sum(len(t) for t in timers["infer"]) == res["n_infs"]
+        assert timers["load"][0].total_duration("ms") > 0
+    reports = npf.get_reports(results)
+    assert [r["workers_per_model"] for r in reports] == [1, 2]
+    assert all(r["status"] == "finished" and "throughput_avg" in r for r in reports)
+
+
+def test_get_reports_from_hand_made_timers() -> None:
+    infer = npf.Timer()
+    for _ in range(10):
+        with infer:
+            pass
+    config = {"model_filename": "m.pt", "batch_size": 4, "n_models": 1, "workers_per_model": 1}
+    results = {"status": "finished", "n_infs": 10, "total_s": 2.0, "timers": {"e2e": [infer], "infer": [infer]}}
+    (report,) = npf.get_reports([(config, results)])
+    assert report["total_infs"] == 40 and report["throughput_avg"] == 20.0
+    assert len(report["e2e_durations_ms"]) == 10 and report["latency_ms_p50"] >= 0
+
+
+def test_print_write_csv_and_json(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = npf.cpu.benchmark(Doubler, np.ones(2), n_models=1, duration=SHORT, model_name="MyFancyModel",
+                                verbosity=0)  # fmt: skip
+    capsys.readouterr()
+    npf.print_reports(reports)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == npf.SUMMARY_COLS and len(lines) == 3
+    npf.print_reports(reports, cols=["workers_per_model", "cost_per_1m_inf"], sort_by="workers_per_model",
+                      reverse=True)  # fmt: skip
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows == [["workers_per_model", "cost_per_1m_inf"], ["2", "N/A"], ["1", "N/A"]]
+
+    name = npf.write_csv(reports)
+    assert name.startswith("MyFancyModel") and Path(name).exists()
+    with open(name) as f:
+        table = list(csv.reader(f))
+    assert table[0] == npf.CSV_COLS and len(table[0]) == 26 and table[0][19] == "total_infs"
+    assert table[1][table[0].index("cost_per_1m_inf")] == "N/A"
+    assert npf.write_csv(reports, "x.csv", cols=["n_models"]) == "x.csv"
+    assert Path("x.csv").read_text().split() == ["n_models", "1", "1"]
+
+    jname = npf.write_json(reports, "r.json")
+    assert json.loads(Path(jname).read_text())[0]["model_name"] == "MyFancyModel"
+    assert Path(npf.write_json(reports)).suffix == ".json"
+
+
+def test_cost_per_hour_gives_cost_per_million() -> None:
+    (r,) = npf.cpu.benchmark(Doubler, np.ones(2), n_models=1, workers_per_model=1, duration=SHORT,
+                             cost_per_hour=3.6, verbosity=0)  # fmt: skip
+    assert r["cost_per_1m_inf"] == pytest.approx(3.6 / (r["throughput_avg"] * 3600) * 1e6)
+
+
+def test_more_copies_than_cpus_runs_on() -> None:
+    n = (os.cpu_count() or 1) + 1
+    (r,) = npf.cpu.benchmark(Doubler, np.ones(2), n_models=n, workers_per_model=1, duration=SHORT, verbosity=0)
+    assert r["status"] == "finished" and r["n_models"] == n
+
+
+def test_bad_arguments_fail_before_any_process_starts() -> None:
+    with pytest.raises(SpecError, match="batch_sizes"):
+        npf.cpu.benchmark(Doubler, [np.ones(1), np.ones(2)], batch_sizes=[1, 2, 3], verbosity=0)
+    with pytest.raises(SpecError, match="device_type"):
+        npf.cpu.benchmark(Doubler, np.ones(1), device_type="tpu", verbosity=0)
+    with pytest.raises(TypeError, match="not_an_argument"):
+        npf.cpu.benchmark(Doubler, np.ones(1), not_an_argument=1)
+    with pytest.raises(UserError, match="nothing to compile"):
+        npf.cpu.compile(Doubler, np.ones(1))
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "mxnet"])
+def test_framework_namespaces_without_their_plugin_say_so(name: str, tmp_path: Path) -> None:
+    """Until the tensorflow / mxnet plugins are installed; then this names them."""
+    from npf_core.plugins import get_plugins
+
+    if name in get_plugins().frameworks:
+        pytest.skip(f"the {name} framework plugin is installed")
+    with pytest.raises(UnknownPluginError, match=name):
+        getattr(npf, name).benchmark(str(tmp_path), np.ones((1, 2)), device_type="cpu", verbosity=0)
+
+
+def test_spec_form_of_benchmark_still_works(tmp_path: Path) -> None:
+    spec = {
+        "model": {"framework": "python", "target": Doubler},
+        "inputs": [{"shape": [1, 2]}],
+        "n_models": [1], "workers_per_model": [1], "duration_s": SHORT,
+        "output": {"dir": str(tmp_path), "reporters": []},
+    }  # fmt: skip
+    (report,) = npf.benchmark(spec)
+    assert report.status == "ok"
+
+
+def test_timer_and_timestamp_convert() -> None:
+    t = npf.Timer()
+    for _ in range(3):
+        with t:
+            pass
+    assert len(t) == 3 and t.durations("ns").shape == (3,) and t.timestamps().shape == (3, 2)
+    assert t.total_duration("us") == pytest.approx(t.total_duration("s") * 1e6)
+    assert npf.timestamp_convert(1.5, "s", "ms") == 1500
+    assert list(npf.timestamp_convert([1000, 2000], "ns", "us")) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="unit"):
+        npf.timestamp_convert(1, "s", "fortnights")
+    assert npf.DummyModel()(7) == 7
+
+
+def test_set_verbosity_2_shows_debug_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    import structlog
+
+    saved = structlog.get_config()
+    try:
+        npf.set_verbosity(2)
+        npf.cpu.benchmark(Doubler, np.ones(2), n_models=1, workers_per_model=1, duration=SHORT, verbosity=2)
+        err = capsys.readouterr().err
+        assert "Benchmarking 'Doubler'" in err and "Running model config" in err
+    finally:
+        structlog.configure(**saved)
+        from npf_core.neuronperf import api
+
+        api._state.update(verbosity=1, configured=False)
+
+
+def test_a_lambda_cannot_reach_a_fresh_interpreter_yet(spawn_guard: list[tuple[int, str]]) -> None:
+    """Until objects are serialised for fresh interpreters (the zygote work), a lambda
+    with multiinterpreter=True is refused before any process starts, naming the field.
+    Switch this to expect a finished run once that lands."""
+    with pytest.raises(SpecError, match="preprocess"):
+        npf.cpu.benchmark(Doubler, np.ones(2), n_models=1, workers_per_model=1, duration=SHORT,
+                          multiinterpreter=True, preprocess_fn=lambda x: x, verbosity=0)  # fmt: skip
+    assert spawn_guard == []
+
+
+def _compile_fn(model, example, models_dir, name, **kwargs):
+    """A compile_fn as NeuronPerf's generic compile calls it: writes an artifact and
+    returns its filename; refuses pipeline size 2."""
+    if kwargs.get("pipeline_size") == 2:
+        raise RuntimeError("pipeline 2 is not supported")
+    path = Path(models_dir) / f"{name}.bin"
+    path.write_text(json.dumps({"model": model.__name__, "shape": list(np.shape(example)), **kwargs}))
+    return str(path)
+
+
+def test_generic_compile_then_benchmark_the_index_with_load_fn(in_tmp: Path, record: Path) -> None:
+    from fd_models import record as rec
+
+    inputs = [np.ones((1, 3)), np.ones((4, 3))]
+    index_file = npf.compile(_compile_fn, Doubler, inputs, batch_sizes=[1, 4], pipeline_sizes=[1, 2],
+                             compiler_args={"opt": 3}, filename="doubler.json")  # fmt: skip
+    assert index_file == str(in_tmp / "doubler.json")
+    index = npf.model_index.load(index_file)
+    got = sorted((c["batch_size"], c["pipeline_size"], c["status"]) for c in index["model_configs"])
+    assert got == [(1, 1, "finished"), (1, 2, "error"), (4, 1, "finished"), (4, 2, "error")]
+    artifact = json.loads(Path(index["model_configs"][0]["filename"]).read_text())
+    assert artifact["opt"] == 3 and artifact["model"] == "Doubler"
+
+    def load_fn(filename, device_id=0):
+        rec(event="load", filename=Path(filename).name)
+        return Doubler()
+
+    reports = npf.benchmark(load_fn, index_file, inputs, n_models=1, workers_per_model=1, duration=SHORT,
+                            verbosity=0)  # fmt: skip
+    assert sorted(r["batch_size"] for r in reports) == [1, 4]
+    assert all(r["status"] == "finished" for r in reports)
+    loads = {e["filename"] for e in read_records(record) if e["event"] == "load"}
+    assert len(loads) == 2 and all(name.endswith(".bin") for name in loads)
+    only4 = npf.benchmark(load_fn, index_file, inputs, batch_sizes=4, n_models=1, workers_per_model=1,
+                          duration=SHORT, verbosity=0)  # fmt: skip
+    assert [r["batch_size"] for r in only4] == [4]
+
+
+def test_npf_compile_keeps_its_own_form(in_tmp: Path) -> None:
+    """compile(model, inputs, batch_sizes) is npf's compile, not the generic one."""
+    from npf_core.neuronperf.compiling import _batch_sizes_like
+
+    assert _batch_sizes_like([1, 2]) and _batch_sizes_like(4) and not _batch_sizes_like([np.ones(1)])
+    with pytest.raises(UserError, match="instance"):
+        npf.compile(Doubler(), [np.ones(1)], [1])
