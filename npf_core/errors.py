@@ -75,8 +75,6 @@ class UnknownPluginError(PluginError):
 
 #: names the contract reserves for built-ins that are not built yet
 _PLANNED = {
-    ("framework", "tensorflow"): "tensorflow-neuronx support is planned; a third-party plugin can add it now",
-    ("framework", "mxnet"): "MXNet support is planned; a third-party plugin can add it now",
     ("reporter", "html"): "plots are planned; a third-party reporter can add them now",
 }
 

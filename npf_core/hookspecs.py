@@ -237,6 +237,9 @@ class Framework:
 
     #: the start method ``start_method: "auto"`` resolves to: ``"fork"`` or ``"fresh"``
     start_method: ClassVar[str] = "fork"
+    #: how compiled artifacts end in the default ``compile.artifact`` pattern:
+    #: a file suffix (``".pt"``), or ``""`` for a folder (a SavedModel, a checkpoint folder)
+    compile_suffix: ClassVar[str] = ".pt"
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor and benchmarker*: ``options`` is the spec's ``model.options``;
