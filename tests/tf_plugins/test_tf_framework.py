@@ -66,9 +66,8 @@ def test_dict_input_saved_model_from_a_spec_file_through_the_cli(tf_models: Path
         "output": {"dir": "out", "reporters": ["json"]},
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    proc = subprocess.run(
-        [sys.executable, "-m", "npf_core", "run", "spec.json"], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    cmd = [sys.executable, "-m", "npf_core", "run", "spec.json"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (results,) = tmp_path.glob("out/**/results.json")
     reports = json.loads(results.read_text())["reports"]
