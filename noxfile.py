@@ -1,6 +1,7 @@
 """Sessions: ``tests`` (default suite, what CI runs), ``torch`` (PyTorch/Neuron/GPU
-plugins against the fakes; CI runs it), ``lint``, ``typecheck``, ``docs``, and the
-heavy ones CI does not run: ``slow`` (long load tests)."""
+plugins against the fakes; CI runs it), ``tensorflow`` and ``mxnet`` (each framework in
+its own environment; CI runs them), ``lint``, ``typecheck``, ``docs``, and the heavy ones
+CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv would download CUDA
-nox.options.sessions = ["lint", "tests", "torch"]
+nox.options.sessions = ["lint", "tests", "torch", "tensorflow", "mxnet"]
 nox.options.error_on_missing_interpreters = False
 
 PLUGIN_PKG = "tests/plugin_pkg"
@@ -23,7 +24,8 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The default suite: unit, integration (real processes), plugin package, faults."""
     _install(session)
-    session.run("pytest", "-m", "not slow and not torch", "--durations=10", *session.posargs)
+    session.run("pytest", "-m", "not slow and not torch and not tensorflow and not mxnet", "--durations=10",
+                *session.posargs)
 
 
 @nox.session
@@ -31,6 +33,21 @@ def torch(session: nox.Session) -> None:
     """PyTorch, torch-neuronx (through tests/fakes) and GPU plugin tests."""
     _install(session, "test,torch")
     session.run("pytest", "-m", "torch", "--durations=10", *session.posargs)
+
+
+@nox.session
+def tensorflow(session: nox.Session) -> None:
+    """TensorFlow and tensorflow-neuronx (through tests/fakes): tensorflow-cpu, real tiny Keras models."""
+    _install(session, "test,tensorflow")
+    session.run("pytest", "-m", "tensorflow", "--durations=10", *session.posargs)
+
+
+@nox.session
+def mxnet(session: nox.Session) -> None:
+    """MXNet 1.9.1 (numpy<1.24) and mx_neuron (through tests/fakes): real tiny symbol checkpoints.
+    Its own environment: TensorFlow and MXNet in one process crash."""
+    _install(session, "test,mxnet")
+    session.run("pytest", "-m", "mxnet", "--durations=10", *session.posargs)
 
 
 @nox.session(default=False)

@@ -3,6 +3,7 @@ with named (dict) inputs, fresh interpreters only, and faults as error reports."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,10 +12,8 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("tensorflow", reason="the tensorflow tests need TensorFlow (nox -s tensorflow)")
-# importorskip imported it: drop it again, this process must stay without TensorFlow
-for _name in [m for m in sys.modules if m == "tensorflow" or m.startswith(("tensorflow.", "keras", "tf_keras"))]:
-    del sys.modules[_name]
+if importlib.util.find_spec("tensorflow") is None:  # found, not imported: this process never imports it
+    pytest.skip("the tensorflow tests need TensorFlow (nox -s tensorflow)", allow_module_level=True)
 
 from tf_helpers import MODELS  # noqa: E402
 
