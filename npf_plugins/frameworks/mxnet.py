@@ -14,7 +14,7 @@ Models (``model.path`` or ``model.target``):
 Each copy sets ``MXNET_CPU_TEMP_COPY``, ``MXNET_EXEC_NUM_TEMP``,
 ``MXNET_CPU_WORKER_NTHREADS`` and ``MXNET_MP_WORKER_NTHREADS`` to its worker count
 before it imports MXNet (as NeuronPerf did), and ``OMP_NUM_THREADS`` to its share of
-the CPUs unless already set (``threads`` overrides it). Each worker thread binds its
+the CPUs divided by its worker count, unless already set (``threads`` overrides it). Each worker thread binds its
 own executor (``sym.bind(ctx, args, aux_states, grad_req="null")``, the parameters
 shared, the inputs its own copy) on its first call, in warm-up. A call is
 ``exe.forward(is_train=False)`` and then ``wait_to_read()`` on every output, so the
@@ -80,7 +80,7 @@ class MxnetOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     epoch: Annotated[int, msgspec.Meta(ge=0)] | None = None
     #: the symbol's data inputs, in order (default: arguments that are not parameters or labels)
     data_names: list[str] | None = None
-    #: OMP_NUM_THREADS per copy (default: usable CPUs // n_models, unless set)
+    #: OMP_NUM_THREADS per copy (default: usable CPUs // n_models // workers, unless set)
     threads: Annotated[int, msgspec.Meta(ge=1)] | None = None
     #: an mx_neuron model: import mx_neuron and bind on mx.neuron()
     neuron: bool = False
@@ -197,8 +197,8 @@ class MxnetFramework(Framework):
             os.environ[name] = workers
         if self.opts.threads is not None:
             os.environ["OMP_NUM_THREADS"] = str(self.opts.threads)
-        else:
-            os.environ.setdefault("OMP_NUM_THREADS", str(_share(ctx)))
+        else:  # the copy's CPUs, shared by its workers' operators
+            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share(ctx) // int(workers))))
 
     def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
         self.set_environment(ctx)
@@ -294,22 +294,27 @@ class _Executors:
             if name not in bound:  # e.g. a SoftmaxOutput label: not used in inference
                 bound[name] = mx.nd.zeros(shape, ctx=self.context)
         exe = self.sym.bind(self.context, args=bound, aux_states=self.aux, grad_req="null")
-        self.local.exe, self.local.src = exe, inputs
-        return exe
+        forward, src = exe.forward, inputs
+
+        def run(inputs: Mapping[str, Any]) -> Any:
+            if inputs is src:  # the fixed example: already in this executor's arrays
+                forward(is_train=False)
+            else:
+                forward(is_train=False, **inputs)
+            outputs = exe.outputs
+            for o in outputs:
+                o.wait_to_read()
+            return outputs
+
+        self.local.run = run
+        return run
 
     def call(self, inputs: Mapping[str, Any]) -> Any:
-        exe = getattr(self.local, "exe", None)
-        if exe is None:
-            exe = self._bind(inputs)
-            exe.forward(is_train=False)
-        elif inputs is self.local.src:  # the fixed example: already in the executor's arrays
-            exe.forward(is_train=False)
-        else:
-            exe.forward(is_train=False, **inputs)
-        outputs = exe.outputs
-        for o in outputs:
-            o.wait_to_read()
-        return outputs
+        try:
+            run = self.local.run
+        except AttributeError:  # this thread's first call (in warm-up)
+            run = self._bind(inputs)
+        return run(inputs)
 
 
 @hookimpl
