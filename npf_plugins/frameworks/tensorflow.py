@@ -248,7 +248,7 @@ class TensorflowFramework(Framework):
             def keras_call(x: Any) -> Any:
                 return model(x, training=False)
 
-            call = tf.function(keras_call) if self.opts.function else keras_call
+            call = tf.function(keras_call, reduce_retracing=True) if self.opts.function else keras_call
 
             def call_keras(*xs: Any) -> Any:
                 return call(xs[0] if len(xs) == 1 else list(xs))
