@@ -1,7 +1,8 @@
 """Sessions: ``tests`` (default suite, what CI runs), ``torch`` (PyTorch/Neuron/GPU
-plugins against the fakes; CI runs it), ``browser`` (the HTML report in headless
-Chromium, installed from Debian's packages; CI runs it), ``tui`` (npf in a real
-terminal under tmux; CI runs it), ``lint``, ``typecheck``, ``docs``, and the heavy ones
+plugins against the fakes; CI runs it), ``tensorflow`` and ``mxnet`` (each framework in
+its own environment; CI runs them), ``browser`` (the HTML report in headless Chromium,
+installed from Debian's packages; CI runs it), ``tui`` (npf in a real terminal under
+tmux; CI runs it), ``lint``, ``typecheck``, ``docs``, and the heavy ones
 CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv would download CUDA
-nox.options.sessions = ["lint", "tests", "torch"]  # + browser in CI (.ci/run)
+nox.options.sessions = ["lint", "tests", "torch", "tensorflow", "mxnet"]  # CI runs more: .ci/run
 nox.options.error_on_missing_interpreters = False
 
 PLUGIN_PKG = "tests/plugin_pkg"
 #: tests marked with these run in their own sessions (own environment or system
 #: packages); the default ``tests`` session leaves them out
-OWN_SESSIONS = ("slow", "torch", "browser", "tui")
+OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "browser", "tui")
 NOT_OWN_SESSIONS = " and ".join(f"not {m}" for m in OWN_SESSIONS)
 
 
@@ -53,6 +54,21 @@ def tui(session: nox.Session) -> None:
         session.run("apt-get", "install", "-y", "-q", "tmux", external=True)
     _install(session)
     session.run("pytest", "-m", "tui", *session.posargs)
+
+
+@nox.session
+def tensorflow(session: nox.Session) -> None:
+    """TensorFlow and tensorflow-neuronx (through tests/fakes): tensorflow-cpu, real tiny Keras models."""
+    _install(session, "test,tensorflow")
+    session.run("pytest", "-m", "tensorflow", "--durations=10", *session.posargs)
+
+
+@nox.session
+def mxnet(session: nox.Session) -> None:
+    """MXNet 1.9.1 (numpy<1.24) and mx_neuron (through tests/fakes): real tiny symbol checkpoints.
+    Its own environment: TensorFlow and MXNet in one process crash."""
+    _install(session, "test,mxnet")
+    session.run("pytest", "-m", "mxnet", "--durations=10", *session.posargs)
 
 
 @nox.session(default=False)

@@ -50,6 +50,8 @@ __all__ = ["CompileRequest", "CompileResult", "compile", "compile_spec", "plan_r
 
 logger = structlog.get_logger(__name__)
 
+#: ``compile.artifact`` left out: its ``.pt`` becomes the framework's ``compile_suffix``
+DEFAULT_ARTIFACT = CompileSpec().artifact
 #: the placeholders ``compile.artifact`` and ``compile.filename`` may use
 PLACEHOLDERS = ("model_name", "input_idx", "batch_size", "pipeline_size", "cast", "performance_level", "auto_cast")
 
@@ -110,12 +112,14 @@ def _compiler_args(value: Any, field: str) -> list[str]:
 
 
 def plan_requests(
-    loaded: LoadedSpec, *, models_dir: str | os.PathLike[str] | None = None
+    loaded: LoadedSpec, *, models_dir: str | os.PathLike[str] | None = None, suffix: str = ".pt"
 ) -> tuple[str, list[Variant]]:
     """The model name and the variants a spec compiles (no process is started).
 
     :param models_dir: overrides ``compile.models_dir`` (relative to the current
         directory rather than the spec's folder).
+    :param suffix: the framework's artifact suffix (``Framework.compile_suffix``),
+        put in place of ``.pt`` when ``compile.artifact`` is left at its default.
     """
     spec = loaded.spec
     m = spec.model
@@ -160,7 +164,10 @@ def plan_requests(
                     "model_name": name, "input_idx": idx, "batch_size": batch, "pipeline_size": p,
                     "cast": cast, "performance_level": "" if level is None else level, "auto_cast": mode or "",
                 }  # fmt: skip
-                rel = _fmt(c.artifact, "compile.artifact", values)
+                pattern = c.artifact
+                if pattern == DEFAULT_ARTIFACT:
+                    pattern = pattern.removesuffix(".pt") + suffix
+                rel = _fmt(pattern, "compile.artifact", values)
                 if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
                     raise SpecError("compile.artifact", f"{rel!r} is not a file name inside models_dir")
                 artifact = out_dir / rel
@@ -232,7 +239,7 @@ def compile_spec(
             f"spec $.model.framework: framework {m.framework!r} cannot compile models"
             " (it has no compile method; use a framework that compiles, e.g. 'torch')"
         )
-    name, variants = plan_requests(loaded, models_dir=models_dir)
+    name, variants = plan_requests(loaded, models_dir=models_dir, suffix=type(framework).compile_suffix)
     for v in variants:
         framework.check(v.request.model_kind, v.request.model_ref, loaded.spec)
     if filename is not None:

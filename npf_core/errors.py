@@ -84,21 +84,11 @@ class UnknownPluginError(PluginError):
         self.path = path
         names = ", ".join(self.installed) or "none"
         where = f"spec $.{path}: " if path else ""
-        planned = _PLANNED.get((kind, name))
         what = f"unknown {kind} plugin {name!r}"
-        if planned:
-            what = f"{kind} plugin {name!r} is not supported yet ({planned})"
         super().__init__(
             f"{where}{what}; installed {kind} plugins: {names}"
             " (run 'python -m npf_core plugins' to see where each comes from)"
         )
-
-
-#: names the contract reserves for built-ins that are not built yet
-_PLANNED = {
-    ("framework", "tensorflow"): "tensorflow-neuronx support is planned; a third-party plugin can add it now",
-    ("framework", "mxnet"): "MXNet support is planned; a third-party plugin can add it now",
-}
 
 
 class PluginLoadError(PluginError):

@@ -268,6 +268,9 @@ class Framework:
     #: itself, so that no copy pays its import. Importing them must not start threads,
     #: open a device or initialise a runtime that breaks when forked.
     preimport: ClassVar[tuple[str, ...]] = ()
+    #: how compiled artifacts end in the default ``compile.artifact`` pattern:
+    #: a file suffix (``".pt"``), or ``""`` for a folder (a SavedModel, a checkpoint folder)
+    compile_suffix: ClassVar[str] = ".pt"
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor and benchmarker*: ``options`` is the spec's ``model.options``;

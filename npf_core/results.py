@@ -175,7 +175,8 @@ def environment() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     packages = {}
-    for name in ("npf", "numpy", "torch", "torch-neuronx", "tensorflow", "mxnet"):
+    for name in ("npf", "numpy", "torch", "torch-neuronx", "tensorflow", "tensorflow-cpu", "tensorflow-neuronx",
+                 "mxnet", "mx-neuron"):
         try:
             packages[name] = version(name)
         except PackageNotFoundError:

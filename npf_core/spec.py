@@ -73,8 +73,10 @@ class ModelSpec(SpecBase):
 
 
 class InputItem(SpecBase):
-    """One tensor: a description (`shape`, `dtype`, `fill`) or a file (`file`, `key`)."""
+    """One tensor: a description (`shape`, `dtype`, `fill`) or a file (`file`, `key`);
+    with `name`, the model gets the example's tensors as one dict, by name."""
 
+    name: str | None = None
     shape: list[Annotated[int, msgspec.Meta(ge=0)]] | None = None
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
     fill: Literal["random", "zeros", "ones"] = "random"
@@ -461,6 +463,7 @@ def validate(loaded: LoadedSpec) -> None:
             for j, item in enumerate(items):
                 where = f"inputs[{i}]" + (f"[{j}]" if isinstance(entry, list) else "")
                 _check_item(loaded, where, item)
+            _check_names(f"inputs[{i}]", items)
     batch_sizes = as_list(spec.batch_sizes)
     n_inputs = len(spec.inputs) if spec.inputs is not None else None
     if batch_sizes is not None and not batch_sizes:
@@ -488,6 +491,21 @@ def _check_item(loaded: LoadedSpec, where: str, item: InputItem) -> None:
             raise SpecError(f"{where}.file", f"unsupported file type {f.suffix!r}", "use .npy, .npz or .pt")
         if not f.exists():
             raise SpecError(f"{where}.file", f"file not found: {str(f)!r}")
+
+
+def _check_names(where: str, items: list[InputItem]) -> None:
+    """Named inputs: every tensor of an example named, each name once."""
+    names = [item.name for item in items]
+    if all(n is None for n in names):
+        return
+    if any(not n for n in names):
+        raise SpecError(where, "give every tensor of an input a 'name' (the model gets them as a dict), or none")
+    dup = sorted({n for n in names if names.count(n) > 1})  # type: ignore[misc]
+    if dup:
+        raise SpecError(where, f"input name {dup[0]!r} is given twice")
+    for j, item in enumerate(items):
+        if item.file is not None and item.file.endswith(".npz") and item.key is None:
+            raise SpecError(f"{where}[{j}].key", "a named input from an .npz file needs the array's 'key'")
 
 
 def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:

@@ -48,15 +48,26 @@ def load_file(path: Path, key: str | None = None) -> list[Any]:
 
 
 def build_example(items: Sequence[Any], base_dir: Path, seed: int = 0) -> tuple[Any, ...]:
-    """One example (positional inputs) from the spec's input items (``InputItem``
-    structs, or their dict form)."""
+    """One example from the spec's input items (``InputItem`` structs, or their dict
+    form): positional inputs, or, when the items have a ``name``, one dict of named
+    arrays (``({"input_0": a, ...},)``)."""
     rng = np.random.default_rng(seed)
     out: list[Any] = []
+    named: dict[str, Any] = {}
     for entry in items:
         item: Mapping[str, Any] = entry if isinstance(entry, Mapping) else msgspec.structs.asdict(entry)
         if item.get("file") is not None:
             p = Path(item["file"]).expanduser()
-            out.extend(load_file(p if p.is_absolute() else base_dir / p, item.get("key")))
+            arrays = load_file(p if p.is_absolute() else base_dir / p, item.get("key"))
         else:
-            out.append(make_array(item["shape"], item.get("dtype", "float32"), item.get("fill", "random"), rng))
-    return tuple(out)
+            arrays = [make_array(item["shape"], item.get("dtype", "float32"), item.get("fill", "random"), rng)]
+        name = item.get("name")
+        if name is None:
+            out.extend(arrays)
+        elif len(arrays) != 1:
+            raise ValueError(f"input {name!r}: {item.get('file')!r} holds {len(arrays)} arrays; name one with 'key'")
+        else:
+            named[name] = arrays[0]
+    if named and out:
+        raise ValueError("give every input of an example a 'name', or none")
+    return (named,) if named else tuple(out)

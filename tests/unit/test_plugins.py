@@ -72,17 +72,6 @@ def test_unknown_name_lists_the_installed_names() -> None:
     assert str(err).startswith("spec $.model.framework: unknown framework plugin 'pytorch'")
 
 
-@pytest.mark.parametrize(("kind", "name"), [("framework", "tensorflow"), ("framework", "mxnet")])
-def test_reserved_names_are_not_supported_yet_rather_than_unknown(kind: str, name: str) -> None:
-    plugins = get_plugins()
-    registry = plugins.frameworks if kind == "framework" else plugins.reporters
-    with pytest.raises(UnknownPluginError) as info:
-        registry.get(name, "x")
-    message = str(info.value)
-    assert message.startswith(f"spec $.x: {kind} plugin {name!r} is not supported yet (")
-    assert f"installed {kind} plugins: " in message
-
-
 def test_html_reporter_is_built_in() -> None:
     plugins = get_plugins()
     assert plugins.reporters.get("html", "output.reporters[0]").__name__ == "HtmlReporter"
