@@ -115,12 +115,52 @@ def _culprit(kind: str, name: str, exc: BaseException, method: str) -> ObjectTra
     return ObjectTransferError(kind, name, f"{type(exc).__name__}: {exc}", method)
 
 
+def _unimportable_modules() -> list[Any]:
+    """Modules of this process that another interpreter could not import by name:
+    loaded from a file under a made-up name (``spec_from_file_location``, a
+    notebook's helper file, npf's own ``path/file.py:attr`` references). cloudpickle
+    would pickle their classes and functions by reference, and the copy's import
+    would fail; they are pickled by value instead."""
+    from importlib.machinery import PathFinder
+
+    found: dict[str, bool] = {}
+    out = []
+    for name, module in list(sys.modules.items()):
+        if module is None or name == "__main__" or not getattr(module, "__file__", None):
+            continue
+        top = name.partition(".")[0]
+        if top in sys.builtin_module_names:
+            continue
+        if top not in found:
+            try:
+                found[top] = PathFinder.find_spec(top) is not None
+            except (ImportError, ValueError):
+                found[top] = False
+        if not found[top]:
+            out.append(module)
+    return out
+
+
 def pack(objects: Mapping[str, Any], plugins: Sequence[Any] = (), method: str = "zygote") -> Payload | None:
     """Serialise ``objects`` (token -> object) and ``plugins`` into one payload;
     None when there is nothing to send. Raises :class:`ObjectTransferError` naming
     the first object (or plugin) that cannot be serialised."""
     if not objects and not plugins:
         return None
+    import cloudpickle
+
+    registered = cloudpickle.list_registry_pickle_by_value()
+    by_value = [m for m in _unimportable_modules() if m.__name__ not in registered]
+    for module in by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return _pack(objects, plugins, method)
+    finally:
+        for module in by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _pack(objects: Mapping[str, Any], plugins: Sequence[Any], method: str) -> Payload:
     sections: dict[str, tuple[bytes, list[pickle.PickleBuffer]]] = {}
     kept = []
     for plugin in plugins:
