@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="where results go (overrides output.dir)")
     run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
+    run.add_argument("--launcher", help="where configurations run: 'local' (default) or 'ray' (overrides launcher)")
     _verbosity(run)
 
     sub.add_parser("plugins", help="list installed plugins by kind, with their origin")
@@ -93,6 +94,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     if args.duration_s is not None:
         overrides["duration_s"] = args.duration_s
+    if args.launcher:
+        overrides["launcher"] = args.launcher
     sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, **overrides)
     interrupted = False
 

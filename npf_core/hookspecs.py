@@ -40,6 +40,7 @@ __all__ = [
     "Dataset",
     "Device",
     "Framework",
+    "Launcher",
     "Registry",
     "Reporter",
     "ReporterContext",
@@ -100,6 +101,18 @@ def npf_register_reporters(registry: Registry[Reporter]) -> None:
     what it likes; the spec lists the active ones in ``output.reporters``.
 
     :param registry: the reporter registry; names must be unique.
+    """
+
+
+@hookspec
+def npf_register_launchers(registry: Registry[Launcher]) -> None:
+    """Add launcher plugins: ``registry.add("name", LauncherSubclass)``.
+
+    A launcher decides where the planned configurations run: ``local`` (built in,
+    the default) runs them here one after the other; ``ray`` sends them to the
+    nodes of a Ray cluster. The spec names it under ``launcher.plugin``.
+
+    :param registry: the launcher registry; names must be unique.
     """
 
 
@@ -354,3 +367,31 @@ class Reporter:
 
     def close(self) -> None:
         """*supervisor*: the run is over (also after an interruption)."""
+
+
+class Launcher:
+    """Base class of launcher plugins (``local``, ``ray``, ...): where the planned
+    configurations run. The driver (the supervisor process) plans the sweep, skips
+    what ``--resume`` found finished, then hands the rest to :meth:`run`.
+
+    ``run`` is the running :class:`~npf_core.Supervisor`; a launcher reports through
+    it: ``run.config_started(index, config)`` when a configuration begins,
+    ``run.emit(event)`` for its progress events, ``run.config_done(index, config,
+    report)`` with its report, and may run a configuration here with ``await
+    run.run_config(index, config)``."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        """*supervisor*: ``options`` is the spec's ``launcher.options``; raise
+        :class:`~npf_core.errors.SpecError` for a bad option."""
+        self.options = options
+
+    def check(self, run: Any) -> None:
+        """*supervisor*, before anything runs: fail with a
+        :class:`~npf_core.errors.UserError` if the configurations cannot run where
+        this launcher would send them (no such cluster, no node with the device)."""
+
+    async def run(self, run: Any, todo: list[tuple[int, Any]]) -> None:
+        """*supervisor*: run every ``(index, config)`` of ``todo`` and report each
+        one through ``run``. Cancellation (Ctrl-C, the embedding task cancelled)
+        must stop whatever this launcher started before it propagates."""
+        raise NotImplementedError

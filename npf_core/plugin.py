@@ -48,13 +48,14 @@ from npf_core.hookspecs import (
     Dataset,
     Device,
     Framework,
+    Launcher,
     Registry,
     Reporter,
     ReporterContext,
     hookimpl,
 )
 from npf_core.references import resolve_reference
-from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
+from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report, error_report
 from npf_core.results import environment, write_atomic
 from npf_core.spec import DTYPES, decode_options
 from npf_core.tensors import build_example, load_file, make_array
@@ -75,6 +76,7 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "Framework",
+    "Launcher",
     "ModelIndexError",
     "NpfError",
     "PluginError",
@@ -93,6 +95,7 @@ __all__ = [
     "build_example",
     "decode_options",
     "environment",
+    "error_report",
     "events",
     "hookimpl",
     "load_file",

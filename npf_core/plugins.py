@@ -21,7 +21,7 @@ import structlog
 
 from npf_core import hookspecs
 from npf_core.errors import PluginLoadError
-from npf_core.hookspecs import Dataset, Device, Framework, Registry, Reporter
+from npf_core.hookspecs import Dataset, Device, Framework, Launcher, Registry, Reporter
 
 __all__ = ["ENTRY_POINT_GROUP", "Plugins", "get_plugin_manager", "get_plugins"]
 
@@ -67,12 +67,18 @@ class Plugins:
         self.devices: Registry[Device] = Registry("device", Device)
         self.datasets: Registry[Dataset] = Registry("dataset", Dataset)
         self.reporters: Registry[Reporter] = Registry("reporter", Reporter)
+        self.launchers: Registry[Launcher] = Registry("launcher", Launcher)
+        from npf_core.launch import LocalLauncher
+
+        self.launchers._current_origin = "npf_core (built in)"
+        self.launchers.add("local", LocalLauncher)
         origins: dict[str, str] = getattr(pm, "_npf_origins", {})
         for registry, hook in (
             (self.frameworks, pm.hook.npf_register_frameworks),
             (self.devices, pm.hook.npf_register_devices),
             (self.datasets, pm.hook.npf_register_datasets),
             (self.reporters, pm.hook.npf_register_reporters),
+            (self.launchers, pm.hook.npf_register_launchers),
         ):
             for impl in reversed(hook.get_hookimpls()):
                 name = pm.get_name(impl.plugin) or impl.plugin_name
@@ -102,7 +108,7 @@ class Plugins:
         """kind -> [(name, origin)], for ``python -m npf_core plugins``."""
         return {
             r.kind: [(n, r.origin(n)) for n in r.names()]
-            for r in (self.frameworks, self.devices, self.datasets, self.reporters)
+            for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers)
         }
 
 

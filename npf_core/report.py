@@ -124,6 +124,8 @@ class Report(msgspec.Struct, kw_only=True):
     proc_cpu_avg_percent: float | None = None
     proc_rss_peak_mb: float | None = None
     devices: list[str] = []
+    node_host: str = ""
+    node_id: str = ""
 
     def __getitem__(self, key: str) -> Any:
         try:

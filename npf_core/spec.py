@@ -29,6 +29,7 @@ __all__ = [
     "DatasetSpec",
     "DeviceSpec",
     "InputItem",
+    "LauncherSpec",
     "LoadedSpec",
     "ModelSpec",
     "Output",
@@ -113,6 +114,13 @@ class Constant(SpecBase, tag="constant", tag_field="mode"):
 Load = Union[Closed, Poisson, Constant]
 
 
+class LauncherSpec(SpecBase):
+    """Where the configurations run: a launcher plugin by name (`local`, `ray`), with its options."""
+
+    plugin: str = "local"
+    options: dict[str, Any] = {}
+
+
 class Timeouts(SpecBase):
     """How long the supervisor waits before it gives up on a benchmarker."""
 
@@ -184,6 +192,7 @@ class Spec(SpecBase):
     cost_per_hour: NonNegativeFloat | None = None
     output: Output = Output()
     compile: CompileSpec | None = None
+    launcher: str | LauncherSpec = "local"
 
 
 class LoadedSpec(msgspec.Struct, kw_only=True):
@@ -203,6 +212,11 @@ class LoadedSpec(msgspec.Struct, kw_only=True):
     def device(self) -> DeviceSpec:
         d = self.spec.device
         return DeviceSpec(type=d) if isinstance(d, str) else d
+
+    @property
+    def launcher(self) -> LauncherSpec:
+        la = self.spec.launcher
+        return LauncherSpec(plugin=la) if isinstance(la, str) else la
 
 
 OBJECT_PREFIX = "<object:"
@@ -479,6 +493,9 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
     if "reporters" in overrides:
         output["reporters"] = list(overrides.pop("reporters"))
     data["output"] = output
+    la = overrides.get("launcher")
+    if isinstance(la, str) and loaded.launcher.plugin == la:
+        overrides.pop("launcher")  # the same plugin by name (--launcher ray): keep the spec's options
     data.update(overrides)
     return decode_spec(_restore(data, loaded.objects), loaded.base_dir)
 

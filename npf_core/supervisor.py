@@ -27,7 +27,6 @@ import zlib
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import msgspec
 import psutil
 import structlog
@@ -111,10 +110,14 @@ class Supervisor:
         #: reporters that raised (their output, e.g. a results file, may be incomplete)
         self.reporter_errors: list[str] = []
         self._done: dict[str, Report] = {}
+        self._indexed: list[tuple[int, Report]] = []  # (plan index, report), to keep plan order
         if resume:
             self._load_resume()
         if set(self.spec.output.reporters) - {"console"}:
             self._check_output_dir()
+        la = self.loaded.launcher
+        self.launcher = self.plugins.launchers.get(la.plugin, "launcher.plugin")(la.options)
+        self.launcher.check(self)  # e.g. a cluster without the device: an error before anything runs
         self._reporters: list[Reporter] = []
         rctx = ReporterContext(output_dir=self.output_dir, spec=self.spec, verbosity=verbosity, console=console)
         for name in self.spec.output.reporters:
@@ -251,27 +254,20 @@ class Supervisor:
         )
         interrupted = True
         try:
+            todo = []
             for index, config in enumerate(self.plan):
-                await anyio.lowlevel.checkpoint()  # a pending cancellation stops us before any process starts
                 old = self._done.get(config.config_id)
                 if old is not None:
+                    self._indexed.append((index, old))
                     self.reports.append(old)
                     self._emit(ev.ConfigSkipped(index=index, total=total, config=config, report=old))
-                    continue
-                self._emit(ev.ConfigStarted(index=index, total=total, config=config))
-                structlog.contextvars.bind_contextvars(config=config.config_id)
-                try:
-                    report = await self._run_config(index, config)
-                finally:
-                    structlog.contextvars.unbind_contextvars("config")
-                self.reports.append(report)
-                if report.status == "ok":
-                    self._emit(ev.ConfigFinished(index=index, total=total, config=config, report=report))
                 else:
-                    self._emit(ev.ConfigFailed(index=index, total=total, config=config, report=report))
+                    todo.append((index, config))
+            await self.launcher.run(self, todo)
             interrupted = False
         finally:
             self.interrupted = interrupted
+            self.reports[:] = [r for _, r in sorted(self._indexed, key=lambda ir: ir[0])]  # plan order
             failed = sum(r.status != "ok" for r in self.reports)
             self._emit(ev.RunFinished(reports=list(self.reports), interrupted=interrupted, failed=failed))
             for reporter in self._reporters:
@@ -280,6 +276,31 @@ class Supervisor:
                 except Exception as exc:
                     self._reporter_failed(reporter, exc)
             self._events.end()
+
+    # -- what a launcher calls (see npf_core.hookspecs.Launcher) ----------------
+
+    def config_started(self, index: int, config: RunConfig) -> None:
+        """A configuration begins (here or on another machine)."""
+        self._emit(ev.ConfigStarted(index=index, total=len(self.plan), config=config))
+
+    def config_done(self, index: int, config: RunConfig, report: Report) -> None:
+        """A configuration ended: its report is kept and announced."""
+        self._indexed.append((index, report))
+        self.reports.append(report)
+        event = ev.ConfigFinished if report.status == "ok" else ev.ConfigFailed
+        self._emit(event(index=index, total=len(self.plan), config=config, report=report))
+
+    def emit(self, event: ev.Event) -> None:
+        """An event a launcher received from elsewhere (progress on a remote node)."""
+        self._emit(event)
+
+    async def run_config(self, index: int, config: RunConfig) -> Report:
+        """Run one configuration here and return its report (failures included)."""
+        structlog.contextvars.bind_contextvars(config=config.config_id)
+        try:
+            return await self._run_config(index, config)
+        finally:
+            structlog.contextvars.unbind_contextvars("config")
 
     def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
         """Remembered once per reporter (its first failure), logged each time."""
