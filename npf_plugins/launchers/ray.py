@@ -13,11 +13,15 @@ Ray is imported only when a spec asks for this launcher: install ``npf[ray]``.
 
 from __future__ import annotations
 
+import io
 import os
 import queue
+import shutil
 import socket
+import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -95,11 +99,27 @@ def _dts(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
 
 
+SKIP_DIRS = (".git", "__pycache__", ".nox", ".venv", ".pytest_cache")
+
+
+def pack_folder(folder: Path) -> bytes:
+    """A folder's files as zip bytes (relative names; caches and VCS folders left out)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+            for f in files:
+                path = Path(root, f)
+                if path.is_file():
+                    z.write(path, path.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
 def folder_size(folder: Path, limit: int) -> int:
     """Bytes of the files under ``folder``, counting stops once past ``limit``."""
     total = 0
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in (".git", "__pycache__", ".nox", ".venv")]
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
         for f in files:
             try:
                 total += os.lstat(os.path.join(root, f)).st_size
@@ -131,11 +151,7 @@ class RayLauncher(Launcher):
         loaded = run.loaded
         self.resource = o.node_resource or DEVICE_RESOURCES.get(loaded.device.type)
         self._runtime_env = dict(o.runtime_env)
-        shipped = o.files == "ship"
-        if shipped:
-            self._check_ship(loaded)
-            self._runtime_env["working_dir"] = str(loaded.base_dir)
-        self._payload = (loaded, shipped)
+        blob = self._pack(loaded) if o.files == "ship" else None
         if not ray.is_initialized():
             try:
                 ray.init(address=o.address, log_to_driver=False, configure_logging=False)
@@ -145,6 +161,8 @@ class RayLauncher(Launcher):
                     "(start one with 'ray start --head', or give its address)"
                 ) from None
             self._owns_ray = True
+        # the spec's folder goes to the nodes once, through the object store
+        self._payload = (loaded, ray.put(blob) if blob is not None else None)  # both top-level task arguments
         self.nodes = self.eligible_nodes(ray.nodes())
         if not self.nodes:
             raise DeviceUnavailable(self._no_node_message(ray.nodes()))
@@ -157,7 +175,8 @@ class RayLauncher(Launcher):
                     f"largest eligible Ray node has {have:g}"
                 )
 
-    def _check_ship(self, loaded: Any) -> None:
+    def _pack(self, loaded: Any) -> bytes:
+        """The spec's folder as a zip for the nodes; errors for what cannot be shipped."""
         base = loaded.base_dir
         spec = loaded.spec
         paths = [("model.path", spec.model.path), ("model.index", spec.model.index)]
@@ -167,6 +186,14 @@ class RayLauncher(Launcher):
         for where, value in paths:
             if value is None:
                 continue
+            if Path(value).expanduser().is_absolute():
+                raise SpecError(
+                    where,
+                    f"{value!r} is an absolute path, which a node that receives the spec's folder through "
+                    "launcher files 'ship' does not have",
+                    "give it relative to the spec's folder, or set launcher.options.files to 'shared' "
+                    "when every node has it at that path",
+                )
             p = loaded.resolve(value).resolve()
             if p != base and base not in p.parents:
                 raise SpecError(
@@ -177,6 +204,8 @@ class RayLauncher(Launcher):
                 )
         limit = int(self.opts.max_ship_mb * 1e6)
         size = folder_size(base, limit)
+        if size <= limit:
+            return pack_folder(base)
         if size > limit:
             raise SpecError(
                 "launcher.options.files",
@@ -299,7 +328,7 @@ class RayLauncher(Launcher):
         if self._runtime_env:
             opts["runtime_env"] = self._runtime_env
         started = time.time()
-        gen = self._task(ray).options(**opts).remote(self._payload, config.config_id)
+        gen = self._task(ray).options(**opts).remote(*self._payload, config.config_id)
         report: Report | None = None
         where = f"Ray node {node.host} ({node.id[:12]})"
         ended = False
@@ -392,15 +421,26 @@ def _next_ref(gen: Any) -> Any:
 # -- on the node ------------------------------------------------------------------
 
 
-def node_main(payload: Any, config_id: str) -> Any:
+def node_main(loaded: Any, blob: bytes | None, config_id: str) -> Any:
     """The Ray task (a streaming generator): the local supervisor on one
     configuration, its events yielded as they happen."""
     from npf_core import Supervisor
 
-    loaded, shipped = payload
-    if shipped:  # Ray unpacked the spec's folder as this worker's working directory
-        loaded = msgspec.structs.replace(loaded, base_dir=Path.cwd())
-    sup = Supervisor(loaded, reporters=[], launcher="local")
+    folder = None
+    if blob is not None:  # the spec's folder, shipped: unpacked here for this configuration
+        folder = Path(tempfile.mkdtemp(prefix="npf-ship-"))
+        with zipfile.ZipFile(io.BytesIO(blob)) as z:
+            z.extractall(folder)
+        loaded = msgspec.structs.replace(loaded, base_dir=folder)
+    try:
+        yield from _node_run(Supervisor, loaded, config_id)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _node_run(supervisor: Any, loaded: Any, config_id: str) -> Any:
+    sup = supervisor(loaded, reporters=[], launcher="local")
     sup.plan = [c for c in sup.plan if c.config_id == config_id]
     if not sup.plan:
         raise SpecError("launcher", f"configuration {config_id!r} is not in the plan made on {socket.gethostname()} "

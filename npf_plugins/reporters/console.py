@@ -70,12 +70,13 @@ class ConsoleReporter(Reporter):
         super().__init__(ctx)
         self.console: Console = ctx.console or make_console()
         self.progress: Progress | None = None
-        self.task: Any = None
+        self.tasks: dict[int, Any] = {}  # plan index -> progress bar (a launcher may run several at once)
 
     def _stop_progress(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        self.tasks.clear()
 
     def on_event(self, event: ev.Event) -> None:
         quiet = self.ctx.verbosity <= 0
@@ -86,21 +87,26 @@ class ConsoleReporter(Reporter):
                 c.print(f"npf: {n} configuration{'s' * (n != 1)} -> {event.output_dir}")
         elif isinstance(event, ev.ConfigStarted):
             if not quiet and c.is_terminal:
-                self.progress = Progress(
-                    TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rate]}"),
-                    TimeRemainingColumn(), console=c, transient=True,
-                )  # fmt: skip
-                self.progress.start()
+                if self.progress is None:
+                    self.progress = Progress(
+                        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=c, transient=True,
+                    )  # fmt: skip
+                    self.progress.start()
                 desc = f"[{event.index + 1}/{event.total}] {event.config.config_id}"
-                self.task = self.progress.add_task(desc, total=1.0, rate="loading")
+                self.tasks[event.index] = self.progress.add_task(desc, total=1.0, rate="loading")
         elif isinstance(event, ev.Progress):
-            if self.progress is not None:
+            if self.progress is not None and event.index in self.tasks:
                 self.progress.update(
-                    self.task, completed=min(1.0, event.elapsed_s / event.duration_s),
+                    self.tasks[event.index], completed=min(1.0, event.elapsed_s / event.duration_s),
                     rate=f"{event.throughput:,.1f}/s",
                 )  # fmt: skip
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
-            self._stop_progress()
+            task = self.tasks.pop(event.index, None)
+            if self.progress is not None and task is not None:
+                self.progress.remove_task(task)
+            if not self.tasks:
+                self._stop_progress()
             if quiet:
                 return
             r = event.report
