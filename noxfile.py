@@ -1,5 +1,6 @@
 """Sessions: ``tests`` (default suite, what CI runs), ``torch`` (PyTorch/Neuron/GPU
-plugins against the fakes; CI runs it), ``lint``, ``typecheck``, ``docs``, and the
+plugins against the fakes; CI runs it), ``ray`` (the ray launcher on a local
+two-node Ray cluster; CI runs it), ``lint``, ``typecheck``, ``docs``, and the
 heavy ones CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv would download CUDA
-nox.options.sessions = ["lint", "tests", "torch"]
+nox.options.sessions = ["lint", "tests", "torch", "ray"]
 nox.options.error_on_missing_interpreters = False
 
 PLUGIN_PKG = "tests/plugin_pkg"
@@ -23,7 +24,7 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The default suite: unit, integration (real processes), plugin package, faults."""
     _install(session)
-    session.run("pytest", "-m", "not slow and not torch", "--durations=10", *session.posargs)
+    session.run("pytest", "-m", "not slow and not torch and not ray", "--durations=10", *session.posargs)
 
 
 @nox.session
@@ -31,6 +32,13 @@ def torch(session: nox.Session) -> None:
     """PyTorch, torch-neuronx (through tests/fakes) and GPU plugin tests."""
     _install(session, "test,torch")
     session.run("pytest", "-m", "torch", "--durations=10", *session.posargs)
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """The ray launcher on a real local Ray cluster of two nodes (ray.cluster_utils)."""
+    _install(session, "test,ray")
+    session.run("pytest", "-m", "ray", "--durations=10", *session.posargs)
 
 
 @nox.session(default=False)
