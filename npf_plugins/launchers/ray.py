@@ -272,35 +272,40 @@ class RayLauncher(Launcher):
     async def _one(self, ray: Any, run: Any, pool: NodePool, index: int, config: Any, node: Node | None) -> None:
         run.config_started(index, config)
         tries = 0
+        fault = ""
         try:
             while True:
                 assert node is not None
                 try:
-                    report, node_fault = await self._remote(ray, run, index, config, node)
+                    report, fault = await self._remote(ray, run, index, config, node)
                 except Exception as exc:  # a bug (npf's or Ray's): this configuration fails, the sweep goes on
-                    report, node_fault = self._failure(config, time.time(), type(exc).__name__,
-                                                       f"unexpected error launching on Ray: {exc!r}", node), False
-                if not node_fault or tries >= self.opts.retries:
+                    report, fault = self._failure(config, time.time(), type(exc).__name__,
+                                                  f"unexpected error launching on Ray: {exc!r}", node), ""
+                if not fault or tries >= self.opts.retries:
                     break
                 tries += 1
                 failed, node = node, None
-                await self._release(ray, pool, failed)
+                await self._release(ray, pool, failed, fault)
                 node = await pool.acquire(avoid=failed.id)
                 if node is None:
                     break
         finally:
             if node is not None:
                 with anyio.CancelScope(shield=True):
-                    await self._release(ray, pool, node)
+                    await self._release(ray, pool, node, fault)
         if tries:
             report = msgspec.structs.replace(report, validity_reasons=[*report.validity_reasons,
                                              f"ran {tries + 1} times: a Ray node or worker died before"])  # fmt: skip
         run.config_done(index, config, report)
 
-    async def _release(self, ray: Any, pool: NodePool, node: Node) -> None:
+    async def _release(self, ray: Any, pool: NodePool, node: Node, fault: str) -> None:
+        """Back to the pool, unless the node died (Ray may still list a dead node as
+        alive for a while: a NodeDiedError is believed at once)."""
+        if fault == "node":
+            pool.drop(node)
+            return
         table = await anyio.to_thread.run_sync(ray.nodes)
-        alive = any(n.get("NodeID") == node.id and n.get("Alive") for n in table)
-        if alive:
+        if any(n.get("NodeID") == node.id and n.get("Alive") for n in table):
             pool.release(node)
         else:
             pool.drop(node)
@@ -310,9 +315,9 @@ class RayLauncher(Launcher):
             self._remote_fn = ray.remote(node_main)
         return self._remote_fn
 
-    async def _remote(self, ray: Any, run: Any, index: int, config: Any, node: Node) -> tuple[Report, bool]:
-        """Run one configuration on ``node``; the report, and whether the node or its
-        Ray worker failed (rather than the configuration)."""
+    async def _remote(self, ray: Any, run: Any, index: int, config: Any, node: Node) -> tuple[Report, str]:
+        """Run one configuration on ``node``; the report, and what failed if not the
+        configuration itself: "node" (it died), "worker" (its Ray worker died) or ""."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         opts: dict[str, Any] = {
@@ -346,12 +351,13 @@ class RayLauncher(Launcher):
         except ray.exceptions.RayTaskError as exc:  # npf itself raised on the node: a bad spec there, a bug
             ended = True
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            return self._failure(config, started, type(cause).__name__, f"on {where}: {cause}", node), False
+            return self._failure(config, started, type(cause).__name__, f"on {where}: {cause}", node), ""
         except ray.exceptions.RayError as exc:  # the worker or the node died, the task was cancelled
             ended = True
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             msg = f"{where} lost the configuration: {type(exc).__name__}: {first}"
-            return self._failure(config, started, type(exc).__name__, msg, node), True
+            fault = "node" if isinstance(exc, ray.exceptions.NodeDiedError) else "worker"
+            return self._failure(config, started, type(exc).__name__, msg, node), fault
         finally:
             if not ended:  # cancelled (Ctrl-C, the embedding task): stop the remote work now
                 with anyio.CancelScope(shield=True):
@@ -361,8 +367,8 @@ class RayLauncher(Launcher):
                         pass
         if report is None:
             msg = f"{where}: the task ended without a report"
-            return self._failure(config, started, "RayTaskEnded", msg, node), True
-        return self._stamp(report, node), False
+            return self._failure(config, started, "RayTaskEnded", msg, node), "worker"
+        return self._stamp(report, node), ""
 
     def _stamp(self, report: Report, node: Node | None) -> Report:
         if node is None:

@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from npf_core import events as ev
 from npf_core.errors import DeviceUnavailable, SpecError
 from npf_core.spec import decode_spec
 
-from .conftest import FAKE_CORES, HERE, benchmarkers
+from .conftest import FAKE_CORES, HERE, NODE_ARGS, benchmarkers
 
 pytestmark = pytest.mark.ray
 
@@ -246,3 +248,77 @@ def test_a_cluster_without_the_resource_is_an_error_before_anything_runs(cluster
     many = spec(cluster, n_models=[4], device={"type": "cpu", "options": {"oversubscribe": True}})
     with pytest.raises(DeviceUnavailable, match=r"needs 4 fake_neuron_cores on one node.*has 2"):
         npf_core.Supervisor(loaded(many), reporters=[])
+
+
+def write_spec(folder: Path, data: dict[str, Any]) -> Path:
+    shutil.copy(HERE / "models.py", folder / "models.py")
+    path = folder / "spec.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "npf_core", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_the_cli_runs_a_spec_with_launcher_ray(cluster: Any, tmp_path: Path) -> None:
+    data = spec(cluster, batch_sizes=[1], inputs=[{"shape": [1]}], n_models=[1], duration_s=0.5)
+    # the spec configures ray (the cluster's address), --launcher ray keeps those options
+    data["launcher"] = {"plugin": "ray", "options": {"address": cluster.address, "node_resource": FAKE_CORES}}
+    path = write_spec(tmp_path, data)
+    proc = cli("run", str(path), "--launcher", "ray", "--output-dir", "out", cwd=tmp_path)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["status"] for r in doc["reports"]] == ["ok", "ok"]
+    assert {r["node_id"] for r in doc["reports"]} <= node_ids()
+    assert "nap-i0-b1-p1-n1-w1" in out
+
+
+def test_ctrl_c_stops_the_remote_work_and_keeps_what_finished(cluster: Any, pid_dir: Path, tmp_path: Path) -> None:
+    data = spec(cluster, batch_sizes=[1], inputs=[{"shape": [1]}], n_models=[1], duration_s=60.0)
+    path = write_spec(tmp_path, data)
+    before = set(pid_dir.iterdir())
+    proc = cli("run", str(path), "--output-dir", "out", cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(benchmarkers(pid_dir, before)) < 2:
+        time.sleep(0.2)
+    started = benchmarkers(pid_dir, before)
+    assert len(started) == 2, "both configurations should be running, one per node"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not still_alive([pid for _, pid, _ in started]), "benchmarkers run on after Ctrl-C"
+
+
+def test_a_node_that_dies_mid_run_fails_only_its_configuration(cluster: Any, pid_dir: Path, tmp_path: Path) -> None:
+    """Last in this file: it adds a third node and takes it away again."""
+    extra = cluster.add_node(**NODE_ARGS)
+    cluster.wait_for_nodes()
+    raylet = extra.all_processes["raylet"][0].process.pid
+    data = spec(cluster, n_models=[1], duration_s=2.0)
+    before = set(pid_dir.iterdir())
+    victim: list[str] = []
+
+    async def main() -> list[Any]:
+        async with npf_core.Supervisor(loaded(data), output_dir=str(tmp_path), reporters=["json"]) as sup:
+            async for event in sup.events():
+                if isinstance(event, ev.Progress) and not victim:
+                    for config_id, _, worker in benchmarkers(pid_dir, before):
+                        if psutil.Process(worker).ppid() == raylet:
+                            cluster.remove_node(extra, allow_graceful=False)
+                            victim.append(config_id)
+                            break
+        return sup.reports
+
+    reports = anyio.run(main)
+    assert len(victim) == 1, "no configuration ran on the extra node"
+    by_id = {r.config_id: r for r in reports}
+    lost = by_id[victim[0]]
+    assert lost.status == "error" and lost.error is not None and lost.error.stage == "ray"
+    assert "lost the configuration" in lost.error.message
+    assert all(r.status == "ok" for r in reports if r is not lost), [r.error for r in reports]
+    assert len(reports) == 4
+    assert not still_alive([pid for _, pid, _ in benchmarkers(pid_dir, before)])
