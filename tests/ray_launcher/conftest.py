@@ -1,6 +1,7 @@
 """A real local Ray cluster of two nodes on this one machine (``ray.cluster_utils``),
 each advertising a custom resource that stands for NeuronCores. Kept small: one
-CPU and 100 MB of object store per node.
+CPU and 100 MB of object store per node. The nodes carry an ``instance-type`` label:
+``fake.small`` (the head) and ``fake.large``.
 
 The suite's per-test check for leftover child processes cannot apply while the
 cluster (children of pytest) is up; here it checks the benchmarkers instead (each
@@ -39,8 +40,9 @@ def pid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cluster(pid_dir: Path) -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args={**NODE_ARGS, "include_dashboard": False})
-    c.add_node(**NODE_ARGS)
+    head = {**NODE_ARGS, "include_dashboard": False, "labels": {"instance-type": "fake.small"}}
+    c = Cluster(initialize_head=True, head_node_args=head)
+    c.add_node(**NODE_ARGS, labels={"instance-type": "fake.large"})
     c.wait_for_nodes()
     c.connect()
     yield c

@@ -240,6 +240,17 @@ def test_a_file_outside_the_shipped_folder_is_an_error(cluster: Any, tmp_path: P
         npf_core.Supervisor(loaded(data, folder), reporters=[])
 
 
+def test_nodes_are_chosen_by_instance_type(cluster: Any, tmp_path: Path) -> None:
+    import ray
+
+    (large,) = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Labels"].get("instance-type") == "fake.large"]
+    data = spec(cluster, batch_sizes=[1], inputs=[{"shape": [1]}], n_models=[1], duration_s=0.5,
+                options={"instance_type": "fake.large"})  # fmt: skip
+    reports = npf_core.benchmark(loaded(data), output_dir=str(tmp_path), reporters=[])
+    assert [r.status for r in reports] == ["ok", "ok"]
+    assert [(r.node_id, r.instance_type) for r in reports] == [(large, "fake.large")] * 2
+
+
 def test_a_cluster_without_the_resource_is_an_error_before_anything_runs(cluster: Any) -> None:
     with pytest.raises(DeviceUnavailable, match=r"no alive Ray node has resource 'neuron_cores'.*fake_neuron_cores"):
         npf_core.Supervisor(loaded(spec(cluster, options={"node_resource": "neuron_cores"})), reporters=[])
@@ -268,7 +279,12 @@ def test_the_cli_runs_a_spec_with_launcher_ray(cluster: Any, tmp_path: Path) -> 
     data["launcher"] = {"plugin": "ray", "options": {"address": cluster.address, "node_resource": FAKE_CORES}}
     path = write_spec(tmp_path, data)
     proc = cli("run", str(path), "--launcher", "ray", "--output-dir", "out", cwd=tmp_path)
-    out, err = proc.communicate(timeout=180)
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["status"] for r in doc["reports"]] == ["ok", "ok"]
@@ -281,14 +297,19 @@ def test_ctrl_c_stops_the_remote_work_and_keeps_what_finished(cluster: Any, pid_
     path = write_spec(tmp_path, data)
     before = set(pid_dir.iterdir())
     proc = cli("run", str(path), "--output-dir", "out", cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(benchmarkers(pid_dir, before)) < 2:
-        time.sleep(0.2)
-    started = benchmarkers(pid_dir, before)
-    assert len(started) == 2, "both configurations should be running, one per node"
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(benchmarkers(pid_dir, before)) < 2 and proc.poll() is None:
+            time.sleep(0.2)
+        started = benchmarkers(pid_dir, before)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert len(started) == 2, f"both configurations should have been running, one per node: {started}\n{err}"
     assert proc.returncode == 130, err
     assert not still_alive([pid for _, pid, _ in started]), "benchmarkers run on after Ctrl-C"
 
