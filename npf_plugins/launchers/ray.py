@@ -161,8 +161,15 @@ class RayLauncher(Launcher):
                     "(start one with 'ray start --head', or give its address)"
                 ) from None
             self._owns_ray = True
-        # the spec's folder goes to the nodes once, through the object store
-        self._payload = (loaded, ray.put(blob) if blob is not None else None)  # both top-level task arguments
+        try:
+            self._check_cluster(ray, run, loaded, blob)
+        except BaseException:
+            if self._owns_ray:  # we connected for nothing: disconnect again
+                ray.shutdown()
+                self._owns_ray = False
+            raise
+
+    def _check_cluster(self, ray: Any, run: Any, loaded: Any, blob: bytes | None) -> None:
         self.nodes = self.eligible_nodes(ray.nodes())
         if not self.nodes:
             raise DeviceUnavailable(self._no_node_message(ray.nodes()))
@@ -174,6 +181,8 @@ class RayLauncher(Launcher):
                     f"spec $.n_models: a configuration needs {need} {self.resource} on one node, but the "
                     f"largest eligible Ray node has {have:g}"
                 )
+        # the spec's folder goes to the nodes once, through the object store
+        self._payload = (loaded, ray.put(blob) if blob is not None else None)  # both top-level task arguments
 
     def _pack(self, loaded: Any) -> bytes:
         """The spec's folder as a zip for the nodes; errors for what cannot be shipped."""

@@ -130,3 +130,67 @@ def test_a_third_party_launcher_runs_the_plan_and_results_keep_plan_order(
     assert [r["workers_per_model"] for r in doc["reports"]] == [1, 2]
     assert doc["spec"]["launcher"] == {"plugin": "backwards"}
     assert all(r["node_host"] == "" and r["node_id"] == "" for r in doc["reports"])  # local: no node
+
+
+# -- the ray launcher's own logic, without Ray --------------------------------------
+
+
+def ray_node(node_id: str, alive: bool = True, **resources: float) -> dict[str, Any]:
+    """One entry of ``ray.nodes()`` as Ray 2.x gives it (the fields the launcher reads)."""
+    labels = {"instance-type": str(resources.pop("itype"))} if "itype" in resources else {}
+    return {"NodeID": node_id, "Alive": alive, "NodeManagerHostname": f"host-{node_id}",
+            "Resources": {"CPU": 4.0, f"node:{node_id}": 1.0, **resources}, "Labels": labels}  # fmt: skip
+
+
+def test_the_ray_launcher_chooses_nodes_by_device_and_instance_type() -> None:
+    from npf_plugins.launchers.ray import RayLauncher
+
+    table = [
+        ray_node("cpu"),
+        ray_node("inf2", neuron_cores=2.0, itype="inf2.xlarge"),
+        ray_node("trn1", neuron_cores=32.0, itype="trn1.32xlarge"),
+        ray_node("dead", alive=False, neuron_cores=2.0),
+        ray_node("gpu", GPU=1.0),
+    ]
+    la = RayLauncher({})
+    la.resource = "neuron_cores"
+    assert [n.id for n in la.eligible_nodes(table)] == ["inf2", "trn1"]
+    la = RayLauncher({"instance_type": "trn1.32xlarge"})
+    la.resource = "neuron_cores"
+    (trn1,) = la.eligible_nodes(table)
+    assert (trn1.host, trn1.instance_type, trn1.resources["neuron_cores"]) == ("host-trn1", "trn1.32xlarge", 32.0)
+    la = RayLauncher({"num_cpus": 8})
+    la.resource = None
+    assert la.eligible_nodes(table) == []
+    assert "no alive Ray node has resource 'GPU'" not in la._no_node_message(table)
+    la.resource = "GPU"
+    assert "no alive Ray node has resource 'GPU' and 8 CPU (4 alive node(s), with resources: CPU, GPU, " \
+           "neuron_cores)" in la._no_node_message(table)  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_the_node_pool_gives_a_node_one_configuration_at_a_time() -> None:
+    import anyio
+
+    from npf_plugins.launchers.ray import Node, NodePool
+
+    a, b = (Node(id=i, host=i, resources={}, labels={}) for i in "ab")
+    pool = NodePool([a, b])
+    assert await pool.acquire() is a and await pool.acquire() is b
+    got: list[Any] = []
+
+    async def take(avoid: str | None = None) -> None:
+        got.append(await pool.acquire(avoid=avoid))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, "a")  # a retry that avoids node a waits for another node ...
+        await anyio.sleep(0.01)
+        pool.release(a)
+        await anyio.sleep(0.01)
+        assert got == []  # ... not a, while b is alive (and busy)
+        pool.release(b)
+    assert got == [b]
+    pool.drop(b)  # b died: the retry may use a after all
+    assert await pool.acquire(avoid="b") is a
+    pool.drop(a)
+    assert await pool.acquire() is None  # no node left alive: the caller records a failure
