@@ -213,16 +213,15 @@ class RayLauncher(Launcher):
                 )
         limit = int(self.opts.max_ship_mb * 1e6)
         size = folder_size(base, limit)
-        if size <= limit:
-            return pack_folder(base)
         if size > limit:
             raise SpecError(
                 "launcher.options.files",
                 f"the spec's folder {str(base)!r} holds over {self.opts.max_ship_mb:g} MB "
                 f"(launcher.options.max_ship_mb): too much to ship to every node through Ray",
                 "put the files on a path every node shares and set files to 'shared', "
-                "or raise max_ship_mb (Ray's own limit is 512 MiB)",
+                "or raise max_ship_mb (every node's Ray object store must hold the folder)",
             )
+        return pack_folder(base)
 
     def eligible_nodes(self, table: list[dict[str, Any]]) -> list[Node]:
         """The alive nodes with the device resource (and instance type) the spec needs."""
