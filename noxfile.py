@@ -2,7 +2,8 @@
 plugins against the fakes; CI runs it), ``tensorflow`` and ``mxnet`` (each framework in
 its own environment; CI runs them), ``browser`` (the HTML report in headless Chromium,
 installed from Debian's packages; CI runs it), ``tui`` (npf in a real terminal under
-tmux; CI runs it), ``lint``, ``typecheck``, ``docs``, and the heavy ones
+tmux; CI runs it), ``ray`` (the ray launcher on a local two-node Ray cluster;
+CI runs it), ``lint``, ``typecheck``, ``docs``, and the heavy ones
 CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ nox.options.error_on_missing_interpreters = False
 PLUGIN_PKG = "tests/plugin_pkg"
 #: tests marked with these run in their own sessions (own environment or system
 #: packages); the default ``tests`` session leaves them out
-OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "browser", "tui")
+OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "ray", "browser", "tui")
 NOT_OWN_SESSIONS = " and ".join(f"not {m}" for m in OWN_SESSIONS)
 
 
@@ -69,6 +70,13 @@ def mxnet(session: nox.Session) -> None:
     Its own environment: TensorFlow and MXNet in one process crash."""
     _install(session, "test,mxnet")
     session.run("pytest", "-m", "mxnet", "--durations=10", *session.posargs)
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """The ray launcher on a real local Ray cluster of two nodes (ray.cluster_utils)."""
+    _install(session, "test,ray")
+    session.run("pytest", "-m", "ray", "--durations=10", *session.posargs)
 
 
 @nox.session(default=False)

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
     _sweep_flags(run)
+    run.add_argument("--launcher", help="where configurations run: 'local' (default) or 'ray' (overrides launcher)")
     _verbosity(run)
 
     ev = sub.add_parser("evaluate", help="run a spec in evaluate mode: its dataset once, with metrics")
@@ -171,6 +172,8 @@ def _run(args: argparse.Namespace) -> int:
 
         current = load_spec(args.spec).spec.evaluate
         overrides["eval_metrics"] = [*(current.metrics if current else []), *metrics]
+    if args.launcher:
+        overrides["launcher"] = args.launcher
     sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, **overrides)
     sup.setup()  # no event loop to keep running yet: user errors surface here, plainly
     interrupted = False

@@ -47,6 +47,7 @@ __all__ = [
     "Dataset",
     "Device",
     "Framework",
+    "Launcher",
     "Registry",
     "Reporter",
     "ReporterContext",
@@ -124,6 +125,18 @@ def npf_register_metrics(registry: MetricRegistry) -> None:
     without regard to case, spaces, ``_`` and ``-``, and must be unique.
 
     :param registry: the metric registry (a :class:`npf_core.metrics.MetricRegistry`).
+    """
+
+
+@hookspec
+def npf_register_launchers(registry: Registry[Launcher]) -> None:
+    """Add launcher plugins: ``registry.add("name", LauncherSubclass)``.
+
+    A launcher decides where the planned configurations run: ``local`` (built in,
+    the default) runs them here one after the other; ``ray`` sends them to the
+    nodes of a Ray cluster. The spec names it under ``launcher.plugin``.
+
+    :param registry: the launcher registry; names must be unique.
     """
 
 
@@ -412,3 +425,30 @@ class Reporter:
         """Optional: write a finished run (``npf_core.plugin.Results``, as read from a
         results file) to ``path``, for ``npf report RESULTS --<name> PATH``."""
         raise NotImplementedError(f"reporter {type(self).__name__} cannot export a finished run to a file")
+
+class Launcher:
+    """Base class of launcher plugins (``local``, ``ray``, ...): where the planned
+    configurations run. The driver (the supervisor process) plans the sweep, skips
+    what ``--resume`` found finished, then hands the rest to :meth:`run`.
+
+    ``run`` is the running :class:`~npf_core.Supervisor`; a launcher reports through
+    it: ``run.config_started(index, config)`` when a configuration begins,
+    ``run.emit(event)`` for its progress events, ``run.config_done(index, config,
+    report)`` with its report, and may run a configuration here with ``await
+    run.run_config(index, config)``."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        """*supervisor*: ``options`` is the spec's ``launcher.options``; raise
+        :class:`~npf_core.errors.SpecError` for a bad option."""
+        self.options = options
+
+    def check(self, run: Any) -> None:
+        """*supervisor*, before anything runs: fail with a
+        :class:`~npf_core.errors.UserError` if the configurations cannot run where
+        this launcher would send them (no such cluster, no node with the device)."""
+
+    async def run(self, run: Any, todo: list[tuple[int, Any]]) -> None:
+        """*supervisor*: run every ``(index, config)`` of ``todo`` and report each
+        one through ``run``. Cancellation (Ctrl-C, the embedding task cancelled)
+        must stop whatever this launcher started before it propagates."""
+        raise NotImplementedError

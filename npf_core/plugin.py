@@ -49,6 +49,7 @@ from npf_core.hookspecs import (
     Dataset,
     Device,
     Framework,
+    Launcher,
     Registry,
     Reporter,
     ReporterContext,
@@ -56,7 +57,7 @@ from npf_core.hookspecs import (
 )
 from npf_core.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_numpy
 from npf_core.references import resolve_reference
-from npf_core.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report
+from npf_core.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report, error_report
 from npf_core.results import RESULTS_FORMAT, RESULTS_FORMAT_VERSION, Results, environment, read_results, write_atomic
 from npf_core.spec import DTYPES, decode_options, duration_bounds
 from npf_core.stats import Histogram
@@ -87,6 +88,7 @@ __all__ = [
     "Framework",
     "MetricRegistry",
     "Histogram",
+    "Launcher",
     "ModelIndexError",
     "NpfError",
     "PluginError",
@@ -108,6 +110,7 @@ __all__ = [
     "decode_options",
     "duration_bounds",
     "environment",
+    "error_report",
     "events",
     "hookimpl",
     "load_file",

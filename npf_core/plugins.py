@@ -29,7 +29,7 @@ import structlog
 
 from npf_core import hookspecs
 from npf_core.errors import PluginLoadError
-from npf_core.hookspecs import Dataset, Device, Framework, Registry, Reporter
+from npf_core.hookspecs import Dataset, Device, Framework, Launcher, Registry, Reporter
 from npf_core.metrics import MetricRegistry
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager", "Plugins", "get_plugin_manager", "get_plugins"]
@@ -106,11 +106,17 @@ class Plugins:
         self.devices: Registry[Device] = Registry("device", Device)
         self.datasets: Registry[Dataset] = Registry("dataset", Dataset)
         self.reporters: Registry[Reporter] = Registry("reporter", Reporter)
+        self.launchers: Registry[Launcher] = Registry("launcher", Launcher)
+        from npf_core.launch import LocalLauncher
+
+        self.launchers._current_origin = "npf_core (built in)"
+        self.launchers.add("local", LocalLauncher)
         for registry, hook_name in (
             (self.frameworks, "npf_register_frameworks"),
             (self.devices, "npf_register_devices"),
             (self.datasets, "npf_register_datasets"),
             (self.reporters, "npf_register_reporters"),
+            (self.launchers, "npf_register_launchers"),
         ):
             self._register(registry, hook_name)
         self.metrics = MetricRegistry()
@@ -150,7 +156,7 @@ class Plugins:
         """kind -> [(name, origin)], for ``python -m npf_core plugins``."""
         return {
             r.kind: [(n, r.origin(n)) for n in r.names()]
-            for r in (self.frameworks, self.devices, self.datasets, self.reporters)
+            for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers)
         }
 
 

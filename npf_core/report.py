@@ -147,6 +147,8 @@ class Report(msgspec.Struct, kw_only=True):
     #: the system CPU and memory use sampled while measuring (percent)
     cpu_percents: list[float] = []
     mem_percents: list[float] = []
+    node_host: str = ""
+    node_id: str = ""
 
     def __getitem__(self, key: str) -> Any:
         try:

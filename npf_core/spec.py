@@ -33,6 +33,7 @@ __all__ = [
     "DeviceSpec",
     "EvaluateSpec",
     "InputItem",
+    "LauncherSpec",
     "LoadedSpec",
     "ModelSpec",
     "Output",
@@ -119,6 +120,13 @@ class Constant(SpecBase, tag="constant", tag_field="mode"):
 
 
 Load = Union[Closed, Poisson, Constant]
+
+
+class LauncherSpec(SpecBase):
+    """Where the configurations run: a launcher plugin by name (`local`, `ray`), with its options."""
+
+    plugin: str = "local"
+    options: dict[str, Any] = {}
 
 
 class Timeouts(SpecBase):
@@ -243,6 +251,7 @@ class Spec(SpecBase):
     output: Output = Output()
     compile: CompileSpec | None = None
     evaluate: EvaluateSpec | None = None
+    launcher: str | LauncherSpec = "local"
     latency_budget_ms: PositiveFloat | None = None
     comment: str | list[str] | None = msgspec.field(default=None, name="_comment")
 
@@ -269,6 +278,11 @@ class LoadedSpec(msgspec.Struct, kw_only=True):
     def device(self) -> DeviceSpec:
         d = self.spec.device
         return DeviceSpec(type=d) if isinstance(d, str) else d
+
+    @property
+    def launcher(self) -> LauncherSpec:
+        la = self.spec.launcher
+        return LauncherSpec(plugin=la) if isinstance(la, str) else la
 
 
 
@@ -627,6 +641,9 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
     if "results" in overrides:
         output["results"] = bool(overrides.pop("results"))
     data["output"] = output
+    la = overrides.get("launcher")
+    if isinstance(la, str) and loaded.launcher.plugin == la:
+        overrides.pop("launcher")  # the same plugin by name (--launcher ray): keep the spec's options
     data.update(overrides)
     new = decode_spec(_restore(data, loaded.objects), loaded.base_dir)
     new.objects = {**loaded.objects, **new.objects}  # tokens the new data kept (e.g. in evaluate)

@@ -126,11 +126,14 @@ class Supervisor:
         self._resume = resume
         self._console = console
         self._plugins: Plugins | None = None
+        self._ready = False
         self._plan: list[RunConfig] = []
         self._metrics: dict[str, Any] = {}
         self._done: dict[str, Report] = {}
         self._load_failures = LoadFailures([])  # a model that cannot load is not tried on and on
         self._latest_set = False
+        self._indexed: list[tuple[int, Report]] = []  # (plan index, report), to keep plan order
+        self.launcher: Any = None
         self._reporters: list[Reporter] = []
         self._results: ResultsFile | None = None
         self.device: Device | None = None
@@ -148,13 +151,13 @@ class Supervisor:
         call it in a worker thread, so an embedding application's event loop keeps
         running. Raises a :class:`~npf_core.errors.UserError` for anything that cannot
         run, before any process starts. Idempotent."""
-        if self._plugins is not None:
+        if self._ready:
             return
         plugins = self._given_plugins or get_plugins(self._extra_plugins)
         dev = self.loaded.device
         device = plugins.device(dev.type, dev.options, "device")
         plan = make_plan(self.loaded, plugins, device)
-        self._plan, self.device = plan, device
+        self._plugins, self._plan, self.device = plugins, plan, device
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)
         self._load_failures = LoadFailures(plan)
@@ -178,26 +181,30 @@ class Supervisor:
         rctx = ReporterContext(
             output_dir=self.output_dir, spec=self.spec, verbosity=self.verbosity, console=self._console
         )
-        for name in self.spec.output.reporters:
-            self._reporters.append(plugins.reporters.get(name, "output.reporters")(rctx))
-        self._plugins = plugins
+        self._reporters = [plugins.reporters.get(name, "output.reporters")(rctx) for name in self.spec.output.reporters]
+        la = self.loaded.launcher
+        self.launcher = plugins.launchers.get(la.plugin, "launcher.plugin")(la.options)
+        self.launcher.check(self)  # e.g. a cluster without the device: an error before anything runs
+        self._ready = True
 
     async def _asetup(self) -> None:
-        if self._plugins is None:
+        if not self._ready:
             # abandoned on cancellation: a probe stuck for a minute must not delay a
             # Ctrl-C; nothing has started yet, so nothing is left behind
             await anyio.to_thread.run_sync(self.setup, abandon_on_cancel=True)
 
     @property
     def plugins(self) -> Plugins:
-        self.setup()
+        if self._plugins is None:
+            self.setup()
         assert self._plugins is not None
         return self._plugins
 
     @property
     def plan(self) -> list[RunConfig]:
         """The configurations of the sweep (runs :meth:`setup` if not done yet)."""
-        self.setup()
+        if self._plugins is None:
+            self.setup()
         return self._plan
 
     def _check_output_dir(self) -> None:
@@ -326,34 +333,20 @@ class Supervisor:
 
         self.instance_type = await anyio.to_thread.run_sync(instance_type)  # None off EC2, at once
         try:
+            todo = []
             for index, config in enumerate(self.plan):
-                await anyio.lowlevel.checkpoint()  # a pending cancellation stops us before any process starts
                 old = self._done.get(config.config_id)
                 if old is not None:
+                    self._indexed.append((index, old))
                     self.reports.append(old)
                     self._emit(ev.ConfigSkipped(index=index, total=total, config=config, report=old))
-                    continue
-                skipped = self._load_failures.not_tried(config)
-                if skipped is not None:
-                    report = skipped
-                    self.reports.append(report)
-                    self._emit(ev.ConfigFailed(index=index, total=total, config=config, report=report))
-                    continue
-                self._emit(ev.ConfigStarted(index=index, total=total, config=config))
-                structlog.contextvars.bind_contextvars(config=config.config_id)
-                try:
-                    report = await self._run_config(index, config)
-                finally:
-                    structlog.contextvars.unbind_contextvars("config")
-                self._load_failures.record(index, config, report)
-                self.reports.append(report)
-                if report.status == "ok":
-                    self._emit(ev.ConfigFinished(index=index, total=total, config=config, report=report))
                 else:
-                    self._emit(ev.ConfigFailed(index=index, total=total, config=config, report=report))
+                    todo.append((index, config))
+            await self.launcher.run(self, todo)
             interrupted = False
         finally:
             self.interrupted = interrupted
+            self.reports[:] = [r for _, r in sorted(self._indexed, key=lambda ir: ir[0])]  # plan order
             failed = sum(r.status != "ok" for r in self.reports)
             self._emit(ev.RunFinished(reports=list(self.reports), interrupted=interrupted, failed=failed))
             for reporter in self._reporters:
@@ -377,6 +370,36 @@ class Supervisor:
             (logger.error if first else logger.debug)("cannot write the results file", error=repr(exc))
             if first:
                 self.reporter_errors.append(f"results file: {type(exc).__name__}: {exc}")
+
+    # -- what a launcher calls (see npf_core.hookspecs.Launcher) ----------------
+
+    def config_started(self, index: int, config: RunConfig) -> None:
+        """A configuration begins (here or on another machine)."""
+        self._emit(ev.ConfigStarted(index=index, total=len(self.plan), config=config))
+
+    def config_done(self, index: int, config: RunConfig, report: Report) -> None:
+        """A configuration ended: its report is kept and announced."""
+        self._indexed.append((index, report))
+        self.reports.append(report)
+        event = ev.ConfigFinished if report.status == "ok" else ev.ConfigFailed
+        self._emit(event(index=index, total=len(self.plan), config=config, report=report))
+
+    def emit(self, event: ev.Event) -> None:
+        """An event a launcher received from elsewhere (progress on a remote node)."""
+        self._emit(event)
+
+    async def run_config(self, index: int, config: RunConfig) -> Report:
+        """Run one configuration here and return its report (failures included)."""
+        skipped = self._load_failures.not_tried(config)
+        if skipped is not None:  # the model failed to load the same way before: not tried again
+            return skipped
+        structlog.contextvars.bind_contextvars(config=config.config_id)
+        try:
+            report = await self._run_config(index, config)
+        finally:
+            structlog.contextvars.unbind_contextvars("config")
+        self._load_failures.record(index, config, report)
+        return report
 
     def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
         """Remembered once per reporter (its first failure), logged each time."""

@@ -1,0 +1,1 @@
+"""Launcher plugins: where the configurations of a sweep run."""

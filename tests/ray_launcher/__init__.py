@@ -1,0 +1,1 @@
+"""Tests of the ray launcher (nox -s ray)."""
