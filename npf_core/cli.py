@@ -52,7 +52,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
     _sweep_flags(run)
-    run.add_argument("--launcher", help="where configurations run: 'local' (default) or 'ray' (overrides launcher)")
     _verbosity(run)
 
     ev = sub.add_parser("evaluate", help="run a spec in evaluate mode: its dataset once, with metrics")
@@ -93,6 +92,7 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-sizes", metavar="N[,N...]", help="batch sizes (a subset of the spec's, or any "
                    "when the spec has one input described by its shape)")  # fmt: skip
     g.add_argument("--device", help="the device plugin, e.g. cpu, gpu, neuron")
+    g.add_argument("--launcher", help="where configurations run: 'local' (default) or 'ray' (overrides launcher)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

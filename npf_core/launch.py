@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.lowlevel
-
 from npf_core.hookspecs import Launcher
 
 __all__ = ["LocalLauncher"]
@@ -17,7 +15,6 @@ class LocalLauncher(Launcher):
 
     async def run(self, run: Any, todo: list[tuple[int, Any]]) -> None:
         for index, config in todo:
-            await anyio.lowlevel.checkpoint()  # a pending cancellation stops us before any process starts
             run.config_started(index, config)
             report = await run.run_config(index, config)
             run.config_done(index, config, report)

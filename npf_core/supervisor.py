@@ -390,6 +390,7 @@ class Supervisor:
 
     async def run_config(self, index: int, config: RunConfig) -> Report:
         """Run one configuration here and return its report (failures included)."""
+        await anyio.lowlevel.checkpoint()  # a pending cancellation stops us before any process starts
         skipped = self._load_failures.not_tried(config)
         if skipped is not None:  # the model failed to load the same way before: not tried again
             return skipped

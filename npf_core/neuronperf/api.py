@@ -72,7 +72,7 @@ def job_config(job: Any) -> dict[str, Any]:
     return {
         "model_filename": job.model_ref,
         "framework": job.framework,
-        "device_type": job.device.get("type", "cpu"),
+        "device_type": job.device.type,
         "input_idx": job.input_idx,
         "batch_size": job.batch_size,
         "n_models": job.n_models,

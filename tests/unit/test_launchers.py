@@ -43,7 +43,9 @@ def test_local_is_built_in_and_ray_comes_through_the_entry_point() -> None:
 def test_the_default_launcher_is_local(base: dict[str, Any]) -> None:
     loaded = prepare(base)
     assert loaded.launcher.plugin == "local" and loaded.launcher.options == {}
-    assert type(npf_core.Supervisor(loaded, reporters=[]).launcher).__name__ == "LocalLauncher"
+    sup = npf_core.Supervisor(loaded, reporters=[])
+    sup.setup()  # plugins, plan and launcher are made off the event loop, before any process
+    assert type(sup.launcher).__name__ == "LocalLauncher"
 
 
 def test_the_launcher_field_and_its_overrides(base: dict[str, Any]) -> None:
@@ -61,16 +63,16 @@ def test_the_launcher_field_and_its_overrides(base: dict[str, Any]) -> None:
 
 def test_an_unknown_launcher_is_an_error_naming_the_field(base: dict[str, Any]) -> None:
     with pytest.raises(UnknownPluginError, match=r"launcher\.plugin.*slurm.*local.*ray"):
-        npf_core.Supervisor({**base, "launcher": "slurm"}, reporters=[])
+        npf_core.Supervisor({**base, "launcher": "slurm"}, reporters=[]).setup()
 
 
 def test_bad_ray_options_are_errors_before_ray_is_needed(base: dict[str, Any]) -> None:
     spec = {**base, "launcher": {"plugin": "ray", "options": {"retries": -1}}}
     with pytest.raises(SpecError, match=r"\$\.launcher\.options\.retries"):
-        npf_core.Supervisor(spec, reporters=[])
+        npf_core.Supervisor(spec, reporters=[]).setup()
     spec = {**base, "launcher": {"plugin": "ray", "options": {"adress": "auto"}}}
     with pytest.raises(SpecError, match=r"\$\.launcher\.options.*adress.*did you mean 'address'"):
-        npf_core.Supervisor(spec, reporters=[])
+        npf_core.Supervisor(spec, reporters=[]).setup()
 
 
 def test_the_ray_launcher_without_ray_says_what_to_install(
@@ -78,7 +80,7 @@ def test_the_ray_launcher_without_ray_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(PluginError, match=r"launcher.*needs Ray.*pip install 'npf\[ray\]'"):
-        npf_core.Supervisor({**base, "launcher": "ray"}, reporters=[])
+        npf_core.Supervisor({**base, "launcher": "ray"}, reporters=[]).setup()
 
 
 def test_a_local_run_never_imports_ray(base: dict[str, Any], tmp_path: Path) -> None:
@@ -126,7 +128,9 @@ def test_a_third_party_launcher_runs_the_plan_and_results_keep_plan_order(
     assert [e.config.workers_per_model for e in seen] == [2, 1]  # ran from the end
     assert [r.workers_per_model for r in reports] == [1, 2]  # reported in plan order
     assert all(r.status == "ok" for r in reports)
-    doc = json.loads((tmp_path / "results.json").read_text())
+    from npf_core.results import resolve_results
+
+    doc = json.loads(resolve_results(tmp_path).read_text())
     assert [r["workers_per_model"] for r in doc["reports"]] == [1, 2]
     assert doc["spec"]["launcher"] == {"plugin": "backwards"}
     assert all(r["node_host"] == "" and r["node_id"] == "" for r in doc["reports"])  # local: no node

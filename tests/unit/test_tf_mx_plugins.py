@@ -130,7 +130,7 @@ def test_named_inputs_build_one_dict(tmp_path: Path) -> None:
 )
 def test_named_input_rules(tmp_path: Path, entry: list[dict[str, Any]], message: str) -> None:
     touch(tmp_path / "x.npz")
-    touch(tmp_path / "m.py")
+    (tmp_path / "m.py").write_text("class M:\n    pass\n")
     with pytest.raises(SpecError, match=message):
         decode_spec({"model": {"target": "m.py:M"}, "inputs": [entry]}, tmp_path)
 
