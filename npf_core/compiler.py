@@ -225,8 +225,8 @@ def compile_spec(
     :param on_variant: called after each variant with its position, the count and
         its index entry (progress display).
     """
+    from npf_core.overrides import prepare
     from npf_core.plugins import get_plugins
-    from npf_core.spec import prepare
 
     extra = tuple(extra_plugins)
     loaded = prepare(spec)

@@ -7,14 +7,17 @@ result is validated exactly as a spec file would be.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from npf_core.errors import UserError
+from npf_core.errors import SpecError, UserError
+from npf_core.spec import LoadedSpec, Spec, decode_spec, load_spec
 
-__all__ = ["FlagError", "parse_counts", "sweep_overrides"]
+__all__ = ["FlagError", "parse_counts", "prepare", "sweep_overrides"]
 
 
 class FlagError(UserError):
@@ -72,7 +75,7 @@ def sweep_overrides(
 
 
 def _batch_overrides(spec_path: str | Path, wanted: list[int]) -> dict[str, Any]:
-    from npf_core.spec import as_list, load_spec
+    from npf_core.spec import as_list
 
     spec = load_spec(spec_path).spec
     if spec.model.index is not None or spec.inputs is None:
@@ -98,3 +101,58 @@ def _batch_overrides(spec_path: str | Path, wanted: list[int]) -> dict[str, Any]
         copies = [{**i, "shape": [b, *i["shape"][1:]]} for i in items]
         new_inputs.append(copies if isinstance(entry, list) else copies[0])
     return {"batch_sizes": wanted, "inputs": new_inputs}
+
+
+def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
+    """A spec path, JSON text, dict or Spec, with overrides applied, validated."""
+    if isinstance(spec, LoadedSpec):
+        loaded = spec
+    elif isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
+        loaded = load_spec(spec)
+    elif isinstance(spec, (str, bytes, Mapping, Spec)):
+        loaded = decode_spec(spec)
+    else:
+        raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
+    evaluating: dict[str, Any] = {
+        k: overrides.pop(k) for k in ("eval_metrics", "eval_target_col", "eval_reference") if k in overrides
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if evaluating:
+        from npf_core.evalspec import evaluate_override
+
+        block = evaluate_override(loaded, evaluating)
+        if block is not None:
+            overrides["evaluate"] = block
+    if not overrides:
+        return loaded
+    data = msgspec.to_builtins(loaded.spec)
+    output = dict(data.get("output", {}))
+    if "output_dir" in overrides:
+        output["dir"] = str(overrides.pop("output_dir"))
+    if "reporters" in overrides:
+        output["reporters"] = list(overrides.pop("reporters"))
+    if "results" in overrides:
+        output["results"] = bool(overrides.pop("results"))
+    data["output"] = output
+    la = overrides.get("launcher")
+    if isinstance(la, str) and loaded.launcher.plugin == la:
+        overrides.pop("launcher")  # the same plugin by name (--launcher ray): keep the spec's options
+    data.update(overrides)
+    new = decode_spec(_restore(data, loaded.objects), loaded.base_dir)
+    new.objects = {**loaded.objects, **new.objects}  # tokens the new data kept (e.g. in evaluate)
+    return new
+
+
+def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
+    """Put API objects back in place of their tokens before decoding again."""
+    if not objects:
+        return data
+    out = dict(data)
+    model = dict(out.get("model", {}))
+    for key in ("preprocess", "postprocess", "setup", "env_setup"):
+        if isinstance(out.get(key), str) and out[key] in objects:
+            out[key] = objects[out[key]]
+    if isinstance(model.get("target"), str) and model["target"] in objects:
+        model["target"] = objects[model["target"]]
+    out["model"] = model
+    return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +22,6 @@ from npf_core.errors import SpecError
 from npf_core.tokens import OBJECT_PREFIX
 
 __all__ = [
-    "prepare",
     "AutoDuration",
     "DTYPES",
     "Closed",
@@ -608,58 +606,3 @@ def decode_options(options: Mapping[str, Any], type_: type[T], path: str) -> T:
         err = _spec_error(exc, type_)
         sub = err.path.removeprefix("$")
         raise SpecError(f"{path}{sub}", err.problem, err.hint) from None
-
-
-def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
-    """A spec path, JSON text, dict or Spec, with overrides applied, validated."""
-    if isinstance(spec, LoadedSpec):
-        loaded = spec
-    elif isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
-        loaded = load_spec(spec)
-    elif isinstance(spec, (str, bytes, Mapping, Spec)):
-        loaded = decode_spec(spec)
-    else:
-        raise SpecError("$", f"expected a spec path, JSON text, dict or Spec, got {type(spec).__name__}")
-    evaluating: dict[str, Any] = {
-        k: overrides.pop(k) for k in ("eval_metrics", "eval_target_col", "eval_reference") if k in overrides
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if evaluating:
-        from npf_core.evalspec import evaluate_override
-
-        block = evaluate_override(loaded, evaluating)
-        if block is not None:
-            overrides["evaluate"] = block
-    if not overrides:
-        return loaded
-    data = msgspec.to_builtins(loaded.spec)
-    output = dict(data.get("output", {}))
-    if "output_dir" in overrides:
-        output["dir"] = str(overrides.pop("output_dir"))
-    if "reporters" in overrides:
-        output["reporters"] = list(overrides.pop("reporters"))
-    if "results" in overrides:
-        output["results"] = bool(overrides.pop("results"))
-    data["output"] = output
-    la = overrides.get("launcher")
-    if isinstance(la, str) and loaded.launcher.plugin == la:
-        overrides.pop("launcher")  # the same plugin by name (--launcher ray): keep the spec's options
-    data.update(overrides)
-    new = decode_spec(_restore(data, loaded.objects), loaded.base_dir)
-    new.objects = {**loaded.objects, **new.objects}  # tokens the new data kept (e.g. in evaluate)
-    return new
-
-
-def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
-    """Put API objects back in place of their tokens before decoding again."""
-    if not objects:
-        return data
-    out = dict(data)
-    model = dict(out.get("model", {}))
-    for key in ("preprocess", "postprocess", "setup", "env_setup"):
-        if isinstance(out.get(key), str) and out[key] in objects:
-            out[key] = objects[out[key]]
-    if isinstance(model.get("target"), str) and model["target"] in objects:
-        model["target"] = objects[model["target"]]
-    out["model"] = model
-    return out

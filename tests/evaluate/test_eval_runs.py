@@ -214,7 +214,7 @@ def test_results_files_and_the_cli(tmp_path: Path) -> None:
     rows = list(csv.reader((saved.parent / "results.csv").read_text().splitlines()))
     assert rows[0][-2:] == ["accuracy", "precision"]
     assert float(rows[1][-2]) == metrics["accuracy"]
-    from npf_core.report import NEURONPERF_COLUMNS
+    from npf_core.report import NEURONPERF_CSV_COLUMNS as NEURONPERF_COLUMNS
 
     assert rows[0][: len(NEURONPERF_COLUMNS)] == list(NEURONPERF_COLUMNS)  # NeuronPerf's positions kept
     listed = subprocess.run(

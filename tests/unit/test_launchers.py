@@ -16,9 +16,9 @@ import pytest
 import npf_core
 from npf_core import events as ev
 from npf_core.errors import PluginError, SpecError, UnknownPluginError
+from npf_core.overrides import prepare
 from npf_core.plugin import Launcher, Registry, hookimpl
 from npf_core.plugins import get_plugins
-from npf_core.spec import prepare
 
 
 @pytest.fixture
