@@ -39,7 +39,17 @@ class FrameworkAPI:
 
         return compile_model(model, inputs, *args, framework=self.framework, **kwargs)
 
-    # evaluate (NeuronPerf's accuracy metrics) is added here by the metrics work (issue 12).
+    def evaluate(
+        self, model: Any, dataset: Any, metrics: Any = None, eval_target_col: int | None = -1, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """NeuronPerf 1.6's ``evaluate(model_index_or_path, dataset, metrics=..., eval_target_col=...)``:
+        the dataset once (``duration=0``), metrics per worker, aggregated; returns report
+        dicts with each metric under its name (docs/evaluate.md)."""
+        from npf_core.evaluate_api import evaluate_neuronperf
+        from npf_core.neuronperf.reports import neuronperf_report
+
+        reports = evaluate_neuronperf(self.framework_for(model), model, dataset, metrics, eval_target_col, **kwargs)
+        return [{**neuronperf_report(r), **r.metrics} for r in reports]
 
 
 class CpuAPI(FrameworkAPI):

@@ -119,3 +119,12 @@ def test_an_index_sweep_shows_speed_and_accuracy_drop_side_by_side(tmp_path: Pat
     assert 0 < cast.metrics["ref_mean_abs_error"] < 0.1
     assert cast.metrics["ref_cosine_similarity"] > 0.999
     assert cast.metrics["ref_top1_agreement"] > 0.9
+
+
+def test_npf_torch_evaluate_is_the_guides_call() -> None:
+    """``npf.torch.evaluate(model, dataset, metrics=..., eval_target_col=...)`` as the
+    evaluate guide writes it: NeuronPerf's report dicts, each metric under its name."""
+    _, labels, preds = tm.truth()
+    (report,) = npf.torch.evaluate(tm.TinyNet, tm.dataset(), metrics=["accuracy"], eval_target_col=-1)
+    assert report["status"] == "finished" and report["n_models"] == 1
+    assert report["accuracy"] == sum(y == p for y, p in zip(labels, preds, strict=True)) / tm.N
