@@ -192,6 +192,12 @@ class Supervisor(ConfigRunner):
             self.setup()
         return self._plan
 
+    @plan.setter
+    def plan(self, configs: list[RunConfig]) -> None:
+        """Narrow the plan (a launcher running part of a sweep on a node)."""
+        self.setup()
+        self._plan = list(configs)
+
     def _check_output_dir(self) -> None:
         """Reporters write files there: a folder that cannot be made or written is
         found now, not after the first configuration has run."""

@@ -454,7 +454,7 @@ def node_main(loaded: Any, blob: bytes | None, config_id: str) -> Any:
 
 
 def _node_run(supervisor: Any, loaded: Any, config_id: str) -> Any:
-    sup = supervisor(loaded, reporters=[], launcher="local")
+    sup = supervisor(loaded, reporters=[], results=False, launcher="local")  # the driver keeps the results
     sup.plan = [c for c in sup.plan if c.config_id == config_id]
     if not sup.plan:
         raise SpecError("launcher", f"configuration {config_id!r} is not in the plan made on {socket.gethostname()} "

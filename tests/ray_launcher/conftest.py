@@ -74,9 +74,17 @@ def no_child_processes_left(pid_dir: Path) -> Iterator[None]:
 
 
 def benchmarkers(pid_dir: Path, since: set[Path]) -> list[tuple[str, int, int]]:
-    """(config id, benchmarker pid, its parent's pid: the Ray worker) of the new pid files."""
+    """(config id, benchmarker pid, the Ray worker's pid) of the new pid files: the
+    benchmarker's parent, or with the zygote start method the zygote's parent."""
     out = []
     for f in sorted(set(pid_dir.iterdir()) - since):
         config_id, pid, ppid = f.name.rsplit(".", 2)
-        out.append((config_id, int(pid), int(ppid)))
+        worker = int(ppid)
+        try:
+            parent = psutil.Process(worker)
+            if any("npf_core.zygote" in part for part in parent.cmdline()):
+                worker = parent.ppid()
+        except psutil.Error:
+            pass
+        out.append((config_id, int(pid), worker))
     return out

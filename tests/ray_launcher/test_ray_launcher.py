@@ -23,6 +23,7 @@ import pytest
 import npf_core
 from npf_core import events as ev
 from npf_core.errors import DeviceUnavailable, SpecError
+from npf_core.results import resolve_results
 from npf_core.spec import decode_spec
 
 from .conftest import FAKE_CORES, HERE, NODE_ARGS, benchmarkers
@@ -100,9 +101,9 @@ def test_a_sweep_spreads_over_the_nodes_one_configuration_per_node(cluster: Any,
     for e in progress:  # the driver's plan index, not the node's
         assert reports[e.index].config_id == e.config.config_id
 
-    doc = json.loads((tmp_path / "results.json").read_text())
+    doc = json.loads(resolve_results(tmp_path).read_text())
     assert [r["node_id"] for r in doc["reports"]] == [r.node_id for r in reports]
-    header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
+    header = resolve_results(tmp_path).with_name("results.csv").read_text().splitlines()[0].split(",")
     assert "node_host" in header and "node_id" in header
 
 
@@ -222,7 +223,7 @@ def test_too_big_a_folder_to_ship_is_an_error_before_anything_runs(cluster: Any,
     (tmp_path / "weights.bin").write_bytes(b"\0" * 300_000)
     data = spec(cluster, options={"files": "ship", "max_ship_mb": 0.1})
     with pytest.raises(SpecError, match=r"launcher\.options\.files.*over 0.1 MB"):
-        npf_core.Supervisor(loaded(data, tmp_path), reporters=[])
+        npf_core.Supervisor(loaded(data, tmp_path), reporters=[]).setup()
 
 
 def test_a_file_outside_the_shipped_folder_is_an_error(cluster: Any, tmp_path: Path) -> None:
@@ -234,10 +235,10 @@ def test_a_file_outside_the_shipped_folder_is_an_error(cluster: Any, tmp_path: P
     np.save(tmp_path / "input.npy", np.zeros((1,), dtype="float32"))
     data = spec(cluster, batch_sizes=[1], inputs=[{"file": "../input.npy"}], options={"files": "ship"})
     with pytest.raises(SpecError, match=r"inputs\[0\]\.file.*outside the spec's folder"):
-        npf_core.Supervisor(loaded(data, folder), reporters=[])
+        npf_core.Supervisor(loaded(data, folder), reporters=[]).setup()
     data["inputs"] = [{"file": str(tmp_path / "input.npy")}]
     with pytest.raises(SpecError, match=r"inputs\[0\]\.file.*absolute path"):
-        npf_core.Supervisor(loaded(data, folder), reporters=[])
+        npf_core.Supervisor(loaded(data, folder), reporters=[]).setup()
 
 
 def test_nodes_are_chosen_by_instance_type(cluster: Any, tmp_path: Path) -> None:
@@ -253,12 +254,12 @@ def test_nodes_are_chosen_by_instance_type(cluster: Any, tmp_path: Path) -> None
 
 def test_a_cluster_without_the_resource_is_an_error_before_anything_runs(cluster: Any) -> None:
     with pytest.raises(DeviceUnavailable, match=r"no alive Ray node has resource 'neuron_cores'.*fake_neuron_cores"):
-        npf_core.Supervisor(loaded(spec(cluster, options={"node_resource": "neuron_cores"})), reporters=[])
+        npf_core.Supervisor(loaded(spec(cluster, options={"node_resource": "neuron_cores"})), reporters=[]).setup()
     with pytest.raises(DeviceUnavailable, match=r"label instance-type=inf2.xlarge"):
-        npf_core.Supervisor(loaded(spec(cluster, options={"instance_type": "inf2.xlarge"})), reporters=[])
+        npf_core.Supervisor(loaded(spec(cluster, options={"instance_type": "inf2.xlarge"})), reporters=[]).setup()
     many = spec(cluster, n_models=[4], device={"type": "cpu", "options": {"oversubscribe": True}})
     with pytest.raises(DeviceUnavailable, match=r"needs 4 fake_neuron_cores on one node.*has 2"):
-        npf_core.Supervisor(loaded(many), reporters=[])
+        npf_core.Supervisor(loaded(many), reporters=[]).setup()
 
 
 def write_spec(folder: Path, data: dict[str, Any]) -> Path:
@@ -286,7 +287,7 @@ def test_the_cli_runs_a_spec_with_launcher_ray(cluster: Any, tmp_path: Path) -> 
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = json.loads(resolve_results(tmp_path / "out").read_text())
     assert [r["status"] for r in doc["reports"]] == ["ok", "ok"]
     assert {r["node_id"] for r in doc["reports"]} <= node_ids()
     assert "nap-i0-b1-p1-n1-w1" in out
