@@ -126,8 +126,10 @@ def _unimportable_modules() -> list[Any]:
     found: dict[str, bool] = {}
     out = []
     for name, module in list(sys.modules.items()):
-        if module is None or name == "__main__" or not getattr(module, "__file__", None):
-            continue
+        file = getattr(module, "__file__", None) if module is not None else None
+        stem = os.path.splitext(os.path.basename(file))[0] if file else ""
+        if not file or name == "__main__" or stem in ("__init__", name.rpartition(".")[2]):
+            continue  # a package, or named after its file: importable wherever its folder is on the path
         top = name.partition(".")[0]
         if top in sys.builtin_module_names:
             continue
