@@ -39,6 +39,15 @@ def run(model: dict[str, Any], tmp_path: Path, inputs: Any = None, **overrides: 
     return npf_core.benchmark(spec, output_dir=tmp_path / "out", **kw)
 
 
+def _mxnet_crashed_loading(r: Any) -> bool:
+    """MXNet 1.9.1 sometimes dies with SIGSEGV while a fresh interpreter loads a
+    checkpoint (seen in about 1 of 4 runs of the test below under pytest on a loaded
+    2-core machine, 0 of 12 outside it); npf records it as it should, a failed
+    configuration 'killed by SIGSEGV during load'. MXNet's crash, not npf's:
+    docs/tensorflow-mxnet.md says so."""
+    return r.status == "error" and r.error is not None and "SIGSEGV during load" in r.error.message
+
+
 def test_checkpoint_sweeps_2x2_with_the_worker_environment(mx_models: Path, record: Path, tmp_path: Path) -> None:
     reports = run({"framework": "mxnet", "target": f"{MODELS}:recording_mlp"}, tmp_path,
                   n_models=[1, 2], workers_per_model=[1, 2])  # fmt: skip
@@ -63,6 +72,8 @@ def test_checkpoint_paths_symbol_params_and_folder(mx_models: Path, tmp_path: Pa
         (folder / f).write_bytes((mx_models / f).read_bytes())
     for i, path in enumerate([mx_models / "net-symbol.json", mx_models / "net-0000.params", folder]):
         (r,) = run({"framework": "mxnet", "path": str(path)}, tmp_path / str(i), workers_per_model=[2])
+        if _mxnet_crashed_loading(r):  # MXNet 1.9.1's own intermittent crash: once more, and only once
+            (r,) = run({"framework": "mxnet", "path": str(path)}, tmp_path / f"{i}-again", workers_per_model=[2])
         assert r.status == "ok", (path, r.error)
 
 
