@@ -264,6 +264,20 @@ class ChildContext:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
+    def cpu_share(self) -> int:
+        """This copy's share of the usable CPUs: all of them when the device pinned
+        the copy to its own CPUs, else the usable CPUs divided by the copies (at
+        least 1). For sizing a framework's thread pools."""
+        import os
+
+        try:
+            usable = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            usable = os.cpu_count() or 1
+        if self.assignment.get("cpus"):
+            return usable
+        return max(1, usable // max(1, int(getattr(self.job, "n_models", 1))))
+
 
 class Framework:
     """Base class of framework plugins (``python``, ``torch``, ...).

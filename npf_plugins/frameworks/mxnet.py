@@ -131,16 +131,6 @@ def import_mxnet() -> Any:
     return mxnet
 
 
-def _share(ctx: ChildContext) -> int:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count() or 1
-    if ctx.assignment.get("cpus"):
-        return usable
-    return max(1, usable // max(1, int(getattr(ctx.job, "n_models", 1))))
-
-
 class MxnetFramework(Framework):
     """MXNet 1.x: symbol checkpoints, bound once per worker thread."""
 
@@ -198,7 +188,7 @@ class MxnetFramework(Framework):
         if self.opts.threads is not None:
             os.environ["OMP_NUM_THREADS"] = str(self.opts.threads)
         else:  # the copy's CPUs, shared by its workers' operators
-            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share(ctx) // int(workers))))
+            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, ctx.cpu_share() // int(workers))))
 
     def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
         self.set_environment(ctx)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from npf_core.plugin import resolve_reference
+from npf_core.plugin import Assignment, ChildContext, Device, resolve_reference
 from npf_plugins.frameworks.torch_compile import neuron_compiler_args
 
 __all__ = ["compile_args", "compile_variant"]
@@ -47,7 +48,10 @@ def compile_variant(framework: Any, request: Any) -> dict[str, Any]:
     folder at ``request.output``; returns what the compiler was given."""
     from npf_plugins.frameworks.mxnet import find_checkpoint, import_mxnet
 
-    framework.set_environment(_Ctx(request))
+    # the compile worker is one process with one thread: a context saying so
+    job = SimpleNamespace(workers=1, n_models=1)
+    ctx = ChildContext(job=job, base_dir=Path(request.base_dir), assignment=Assignment(), device=Device({}), objects={})
+    framework.set_environment(ctx)
     mx = import_mxnet()
 
     try:
@@ -75,11 +79,3 @@ def compile_variant(framework: Any, request: Any) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     mx.model.save_checkpoint(str(out / "model"), 0, csym, cargs, caux)
     return {"compile_args": kwargs, "example_shapes": {k: list(v.shape) for k, v in inputs.items()}}
-
-
-class _Ctx:
-    """Enough of a ChildContext for ``set_environment`` in the compile worker."""
-
-    def __init__(self, request: Any) -> None:
-        self.job = type("J", (), {"workers": 1, "n_models": 1})()
-        self.assignment: dict[str, Any] = {}

@@ -45,7 +45,6 @@ Options (``model.options``): ``signature``, ``function``, ``threads``,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -105,17 +104,6 @@ def to_named(example: tuple[Any, ...], names: list[str]) -> dict[str, Any]:
         f"the signature takes the named inputs {sorted(names)}, got {len(example)} positional one(s); "
         "give each input its 'name' in the spec (or pass a dict of arrays)"
     )
-
-
-def _share(ctx: ChildContext) -> int:
-    """This copy's share of the usable CPUs."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count() or 1
-    if ctx.assignment.get("cpus"):
-        return usable
-    return max(1, usable // max(1, int(getattr(ctx.job, "n_models", 1))))
 
 
 class TensorflowFramework(Framework):
@@ -186,7 +174,7 @@ class TensorflowFramework(Framework):
     def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
         import tensorflow as tf
 
-        threads = self.opts.threads or _share(ctx)
+        threads = self.opts.threads or ctx.cpu_share()
         try:  # only before TensorFlow's runtime has started
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(self.opts.interop_threads or threads)

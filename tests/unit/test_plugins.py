@@ -208,3 +208,23 @@ def test_a_plugin_breaking_the_hook_contract_is_a_user_error() -> None:
 
     with pytest.raises(UserError, match="no_such_argument"):
         get_plugins(extra=[BadArgs()])
+
+
+def test_cpu_share_divides_the_usable_cpus_unless_the_copy_is_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from npf_core.plugin import Assignment, ChildContext
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+
+    def share(n_models: int, cpus: list[int] | None) -> int:
+        ctx = ChildContext(job=SimpleNamespace(n_models=n_models), base_dir=Path("."),
+                           assignment=Assignment(cpus=cpus), device=Device({}), objects={})  # fmt: skip
+        return ctx.cpu_share()
+
+    assert share(1, None) == 6
+    assert share(4, None) == 1  # 6 // 4
+    assert share(8, None) == 1  # never 0
+    assert share(3, [0, 1]) == 6  # pinned: the affinity already is the copy's share
