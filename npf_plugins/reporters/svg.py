@@ -190,9 +190,14 @@ def line_chart(
         pts = [(x, y, e) for (x, y), e in zip(s.points, errs, strict=True) if math.isfinite(x) and math.isfinite(y)]
         if not pts:
             continue
-        d = " ".join(f"{'M' if j == 0 else 'L'}{ax.x(x):.1f},{ax.y(y):.1f}" for j, (x, y, _) in enumerate(pts))
-        out.append(f'<path class="series" data-series="{escape(s.name)}" d="{d}" fill="none" stroke="{c}" '
-                   f'stroke-width="2"/>')  # fmt: skip
+        if len(pts) == 1:  # one point is no line: draw it as a filled dot, so the series is still seen
+            px, py = ax.x(pts[0][0]), ax.y(pts[0][1])
+            d = f"M{px - 5:.1f},{py:.1f}a5,5 0 1,0 10,0a5,5 0 1,0 -10,0Z"
+            out.append(f'<path class="series" data-series="{escape(s.name)}" d="{d}" fill="{c}" stroke="{c}"/>')
+        else:
+            d = " ".join(f"{'M' if j == 0 else 'L'}{ax.x(x):.1f},{ax.y(y):.1f}" for j, (x, y, _) in enumerate(pts))
+            out.append(f'<path class="series" data-series="{escape(s.name)}" d="{d}" fill="none" stroke="{c}" '
+                       f'stroke-width="2"/>')  # fmt: skip
         for x, _, err in pts:
             if err and all(math.isfinite(v) for v in err):
                 px, lo, hi = ax.x(x), ax.y(err[0]), ax.y(err[1])

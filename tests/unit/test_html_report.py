@@ -103,6 +103,19 @@ def test_a_chart_survives_nan_and_a_single_point() -> None:
     assert el.get("id") == "c" and "nan" not in svg.lower()
 
 
+def test_a_series_of_one_point_is_drawn_with_an_extent() -> None:
+    """A configuration that ended after one measurement window (a busy machine) still shows:
+    its series is a dot, not a zero-length path the browser draws as nothing."""
+    svg = line_chart("c", "t", [Series("one", [(0.5, 100.0)]), Series("two", [(0.5, 90.0), (1.0, 95.0)])],
+                     x_label="x", y_label="y")  # fmt: skip
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    paths = {p.get("data-series"): p for p in ElementTree.fromstring(svg).iterfind(".//s:path[@class='series']", ns)}
+    assert set(paths) == {"one", "two"}
+    one = paths["one"]
+    assert one.get("fill") not in (None, "none")  # a filled mark
+    assert re.search(r"[aAlLhHvV]", one.get("d", "")), one.get("d")  # it moves away from its start point
+
+
 def test_compare_falls_back_to_the_reported_intervals_with_few_windows() -> None:
     rng = np.random.default_rng(4)
     a = make_report(rng, windows=2, throughput_ci95_low=950.0, throughput_ci95_high=1050.0)
