@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from npf_core.tensors import build_example
+from npf_core.wire.tensors import build_example
 
 
 def keras_call(path: str, example: tuple[Any, ...]) -> Callable[[], Callable[[], Any]]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from npf_core import model_index
-from npf_core.evaluation import evaluate_neuronperf
+from npf_core.compilation import model_index
+from npf_core.evaluation.runner import evaluate_neuronperf
 
 FEATURES, HIDDEN, CLASSES = 64, 256, 10
 

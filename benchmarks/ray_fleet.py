@@ -34,7 +34,7 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     import npf_core
-    from npf_core.spec import decode_spec
+    from npf_core.spec.schema import decode_spec
 
     node = dict(num_cpus=1, object_store_memory=100 * 2**20, resources={"fake_neuron_cores": 2})
     t0 = time.monotonic()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _common import banner, median, parse_args, progress, spec, spread, table, verdict
 
-from npf_core.results import resolve_results
+from npf_core.results.store import resolve_results
 
 GOAL_S = 0.3
 N_MODELS = [1, 2]

@@ -3,7 +3,7 @@ the time goes — across model copies, worker threads, batch sizes and NeuronCor
 pipeline sizes, on Neuron, GPU and CPU.
 
 The engine imports no ML framework; frameworks, devices, datasets and reporters
-are plugins (see :mod:`npf_core.hookspecs`).
+are plugins (see :mod:`npf_core.plugin.hookspecs`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from npf_core.errors import NpfError, ObjectTransferError, SpecError, UserError
-from npf_core.hookspecs import (
+from npf_core.plugin.hookspecs import (
     Assignment,
     ChildContext,
     Dataset,
@@ -22,31 +22,32 @@ from npf_core.hookspecs import (
     ReporterContext,
     hookimpl,
 )
-from npf_core.spec import Spec, decode_spec, json_schema, load_spec
+from npf_core.spec.schema import Spec, decode_spec, json_schema, load_spec
+from npf_core.version import __version__
 
 if TYPE_CHECKING:
-    from npf_core.comparison import compare
-    from npf_core.compiler import compile
-    from npf_core.evaluate_api import evaluate
-    from npf_core.metric_api import list_metrics, register_metric, register_metric_from_existing
-    from npf_core.metrics import BaseEvalMetric
-    from npf_core.report import Report
-    from npf_core.supervisor import Supervisor, abenchmark, benchmark
+    from npf_core.api import abenchmark, evaluate
+    from npf_core.compilation.compiler import compile
+    from npf_core.evaluation.registry import list_metrics, register_metric, register_metric_from_existing
+    from npf_core.plugin.metrics import BaseEvalMetric
+    from npf_core.results.compare import compare
+    from npf_core.results.report import Report
+    from npf_core.supervisor.run import Supervisor, benchmark
 
 # Imported on first use: a fresh-interpreter benchmarker imports this package and
 # needs none of them, so they stay off its start-up time.
 _LAZY = {
-    "Report": "npf_core.report",
-    "Supervisor": "npf_core.supervisor",
-    "abenchmark": "npf_core.supervisor",
+    "Report": "npf_core.results.report",
+    "Supervisor": "npf_core.supervisor.run",
+    "abenchmark": "npf_core.api",  # imports the supervisor off the caller's event loop
     "benchmark": "npf_core.neuronperf.api",  # a spec, or NeuronPerf's (load_fn, model_filename, inputs)
-    "compare": "npf_core.comparison",
+    "compare": "npf_core.results.compare",
     "compile": "npf_core.neuronperf.compiling",  # npf's, or NeuronPerf's (compile_fn, model, inputs)
-    "evaluate": "npf_core.evaluate_api",
-    "BaseEvalMetric": "npf_core.metrics",
-    "list_metrics": "npf_core.metric_api",
-    "register_metric": "npf_core.metric_api",
-    "register_metric_from_existing": "npf_core.metric_api",
+    "evaluate": "npf_core.api",
+    "BaseEvalMetric": "npf_core.plugin.metrics",
+    "list_metrics": "npf_core.evaluation.registry",
+    "register_metric": "npf_core.evaluation.registry",
+    "register_metric_from_existing": "npf_core.evaluation.registry",
 }
 # NeuronPerf's API (``import npf_core as npf``; docs/migrating.md), also on first use:
 # ``npf_core.torch`` is a namespace object, and real torch is never imported by it.
@@ -58,7 +59,7 @@ _LAZY.update(
         "npf_core.neuronperf",
     )
 )
-_LAZY_MODULES = {"model_index": "npf_core.model_index", "neuronperf": "npf_core.neuronperf"}
+_LAZY_MODULES = {"model_index": "npf_core.compilation.model_index", "neuronperf": "npf_core.neuronperf"}
 
 
 def __getattr__(name: str) -> Any:
@@ -75,12 +76,6 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
-try:
-    from importlib.metadata import PackageNotFoundError, version
-
-    __version__ = version("npf")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+source"
 
 __all__ = [
     "Assignment",

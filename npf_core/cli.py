@@ -40,7 +40,7 @@ def _prog() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from npf_core import __version__
+    from npf_core.version import __version__
 
     p = _Parser(prog=_prog(), description="Benchmark ML model inference.")
     p.add_argument("--version", action="version", version=f"npf {__version__}")
@@ -115,19 +115,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("run", "evaluate"):
             return _run(args)
         if args.command == "metrics":
-            from npf_core.metric_api import list_metrics
+            from npf_core.evaluation.registry import list_metrics
 
             list_metrics()
             return EXIT_OK
         if args.command == "plugins":
             return _plugins()
         if args.command == "schema":
-            from npf_core.spec import json_schema
+            from npf_core.spec.schema import json_schema
 
             print(json.dumps(json_schema(), indent=2), flush=True)
             return EXIT_OK
         if args.command == "init":
-            from npf_core.starter import write_starter
+            from npf_core.spec.starter import write_starter
 
             path = write_starter(args.model, args.output, force=args.force)
             print(f"wrote {_shown(path)}: edit its inputs, then: {_prog()} run {_shown(path)}")
@@ -150,7 +150,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from npf_core.log import configure
-    from npf_core.supervisor import Supervisor
+    from npf_core.supervisor.run import Supervisor
 
     verbosity = 0 if args.quiet else 1 + args.verbose
     configure(verbosity)
@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     if args.duration_s is not None:
         overrides["duration_s"] = args.duration_s
-    from npf_core.overrides import sweep_overrides
+    from npf_core.spec.overrides import sweep_overrides
 
     overrides.update(
         sweep_overrides(args.spec, n_models=args.n_models, workers=args.workers,
@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         overrides.setdefault("duration_s", 0.0)
         metrics = [m.strip() for m in (args.metrics or "").split(",") if m.strip()]
-        from npf_core.spec import load_spec
+        from npf_core.spec.schema import load_spec
 
         current = load_spec(args.spec).spec.evaluate
         overrides["eval_metrics"] = [*(current.metrics if current else []), *metrics]
@@ -207,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _plugins() -> int:
-    from npf_core.plugins import get_plugins
+    from npf_core.plugin.manager import get_plugins
 
     plugins = get_plugins()
     for kind, items in plugins.describe().items():
@@ -221,10 +221,10 @@ def _report(path: Path, html: str | None = None) -> int:
     """Show a results file again through the ``console`` reporter plugin (the engine
     renders nothing itself; the reports are replayed as the run's last event), and
     with ``--html FILE`` export it through the ``html`` reporter plugin."""
-    from npf_core import events as ev
-    from npf_core.hookspecs import ReporterContext
-    from npf_core.plugins import get_plugins
-    from npf_core.results import read_results
+    import npf_core.plugin.events as ev
+    from npf_core.plugin.hookspecs import ReporterContext
+    from npf_core.plugin.manager import get_plugins
+    from npf_core.results.store import read_results
 
     results = read_results(path)
     reports = results.reports
@@ -241,7 +241,7 @@ def _report(path: Path, html: str | None = None) -> int:
     return EXIT_OK
 
 
-def _add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     cmp = sub.add_parser(
         "compare", help="compare two runs: throughput, p50, p99 with significance (exit 1 on a regression)"
     )
@@ -256,7 +256,7 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from npf_core.comparison import compare, render
+    from npf_core.results.compare import compare, render
 
     if not args.threshold >= 0:
         raise UserError(f"compare --threshold: {args.threshold} must be a percentage >= 0")
@@ -270,7 +270,7 @@ def _compare(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _add_compile_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_compile_parsers(sub: argparse._SubParsersAction) -> None:
     comp = sub.add_parser("compile", help="compile every variant of a spec's model and write a model index")
     comp.add_argument("spec", help="the run spec (JSON) with an optional 'compile' block")
     comp.add_argument("--models-dir", help="where artifacts go (overrides compile.models_dir)")
@@ -297,7 +297,7 @@ def _add_compile_parsers(sub: argparse._SubParsersAction) -> None:  # type: igno
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from npf_core.compiler import compile_spec
+    from npf_core.compilation.compiler import compile_spec
     from npf_core.log import configure
 
     configure(0 if args.quiet else args.verbose)  # the progress lines below are the normal output
@@ -324,7 +324,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from npf_core import model_index
+    import npf_core.compilation.model_index as model_index
 
     cmd = args.index_command
     if cmd == "show":

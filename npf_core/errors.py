@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
-    "StageError",
     "ConfigFailure",
     "DeviceUnavailable",
+    "FlagError",
+    "MetricError",
     "ModelIndexError",
     "NpfError",
     "ObjectTransferError",
@@ -24,8 +25,10 @@ __all__ = [
     "ProtocolError",
     "ResultsError",
     "SpecError",
+    "StageError",
     "UnknownPluginError",
     "UserError",
+    "ZygoteFailed",
 ]
 
 
@@ -119,6 +122,13 @@ class ModelIndexError(UserError):
         super().__init__(message)
 
 
+class FlagError(UserError):
+    """A sweep flag's value is wrong: names the flag and what to give."""
+
+    def __init__(self, flag: str, problem: str, hint: str) -> None:
+        super().__init__(f"{flag}: {problem} ({hint})")
+
+
 class ResultsError(UserError):
     """An existing results file cannot be resumed or read."""
 
@@ -148,3 +158,27 @@ class StageError(NpfError):
         self.exc = exc
         self.tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         super().__init__(f"{stage}: {type(exc).__name__}: {exc}")
+
+
+class MetricError(NpfError):
+    """A metric failed while combining the workers' states (evaluate mode)."""
+
+    def __init__(self, key: str, exc: BaseException) -> None:
+        self.key = key
+        self.exc = exc
+        self.tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        super().__init__(f"metric {key!r} failed in aggregate: {type(exc).__name__}: {exc}")
+
+
+class ZygoteFailed(NpfError):
+    """The zygote could not start, or died: the configuration fails with this
+    (at start-up, with the zygote's traceback or output)."""
+
+    def __init__(self, message: str, *, type: str = "ZygoteFailed", traceback: str = "", output_tail: str = "",
+                 exitcode: int | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.message = message
+        self.type = type
+        self.traceback = traceback
+        self.output_tail = output_tail
+        self.exitcode = exitcode

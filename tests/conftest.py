@@ -79,7 +79,7 @@ def no_child_processes_left() -> Iterator[None]:
 @pytest.fixture
 def spawn_guard(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     """Every benchmarker the supervisor starts, as (copy index, start method)."""
-    from npf_core import processes
+    from npf_core.supervisor import processes
 
     started: list[tuple[int, str]] = []
     real = processes.spawn
@@ -105,10 +105,10 @@ def sleepy_file() -> Path:
 
 
 def spec_structs() -> dict[str, Any]:
-    """Every Struct reachable from ``npf_core.spec.Spec`` (name -> msgspec StructType)."""
+    """Every Struct reachable from ``npf_core.spec.schema.Spec`` (name -> msgspec StructType)."""
     import msgspec
 
-    from npf_core.spec import Spec
+    from npf_core.spec.schema import Spec
 
     found: dict[str, Any] = {}
 

@@ -9,7 +9,7 @@ NeuronPerf guide's calls work as written (see docs/migrating.md).
 
 from __future__ import annotations
 
-from npf_core import model_index
+import npf_core.compilation.model_index as model_index
 from npf_core.neuronperf.api import BENCHMARK_SECS, benchmark, set_verbosity
 from npf_core.neuronperf.frameworks import FrameworkAPI, cpu, mxnet, namespace, tensorflow, torch
 from npf_core.neuronperf.reports import (

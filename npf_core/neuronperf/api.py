@@ -1,7 +1,7 @@
 """NeuronPerf's ``benchmark`` on npf's engine: its arguments become a run spec
 (Python objects stay objects, reaching the copies through the spec's object
 tokens; tensors and arrays travel as files, so they also reach fresh
-interpreters), the :class:`~npf_core.supervisor.Supervisor` runs it, and the
+interpreters), the :class:`~npf_core.supervisor.run.Supervisor` runs it, and the
 reports come back as NeuronPerf's dicts (or ``(config, results)`` tuples)."""
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def _filtered_index(path: Path, performance_levels: Any, cast_modes: Any, tmp: P
     nothing of the user's: a temporary copy with absolute model paths)."""
     if performance_levels is None and cast_modes is None:
         return str(path.absolute())
-    from npf_core import model_index
+    import npf_core.compilation.model_index as model_index
 
     index = model_index.load(path)
     if performance_levels is not None:
@@ -362,13 +362,13 @@ def _fix_name(item: tuple[dict[str, Any], dict[str, Any]], shown: str) -> tuple[
 def _run(data: dict[str, Any], objects: dict[str, Any], verbosity: int, display: str) -> list[Any]:
     import anyio
 
-    from npf_core.spec import decode_spec
-    from npf_core.supervisor import Supervisor
+    from npf_core.spec.schema import decode_spec
+    from npf_core.supervisor.run import Supervisor
 
     loaded = decode_spec(data, Path.cwd())
     loaded.objects.update(objects)
     sup = Supervisor(loaded, verbosity=verbosity)
-    total = len(sup.plan) * loaded.spec.duration_s
+    total = len(sup.plan) * loaded.spec.max_duration_s
     logger.info(f"Benchmarking {display!r}, ~{total:g} seconds remaining.", configs=len(sup.plan))
     for config in sup.plan:
         logger.debug("Running model config", **{k: getattr(config, k) for k in config.__struct_fields__})
@@ -382,12 +382,12 @@ def benchmark(*args: Any, **kwargs: Any) -> Any:
       ``load_fn(model_filename, device_id=...)`` returns the model each copy calls
       (keyword form ``benchmark(load_fn=..., model_filename=..., inputs=...)`` too);
     - npf's ``benchmark(spec, **overrides)`` (a spec path, JSON text, dict or Spec),
-      returning :class:`~npf_core.report.Report` objects.
+      returning :class:`~npf_core.results.report.Report` objects.
     """
     first = args[0] if args else kwargs.get("load_fn")
     if "load_fn" in kwargs or (callable(first) and not isinstance(first, (str, bytes, os.PathLike, Mapping))):
         return _benchmark_load_fn(*args, **kwargs)
-    from npf_core.supervisor import benchmark as run_spec
+    from npf_core.supervisor.run import benchmark as run_spec
 
     return run_spec(*args, **kwargs)
 
@@ -410,10 +410,10 @@ def _benchmark_index_with(load_fn: Callable[..., Any], path: Path, inputs: Any, 
     """``benchmark(load_fn, "index.json", inputs, ...)``: every finished entry of the
     index (filtered by ``batch_sizes``, ``pipeline_sizes``, ``performance_levels`` /
     ``cast_modes``), each loaded by ``load_fn`` and run on its input."""
-    from npf_core import model_index
+    import npf_core.compilation.model_index as model_index
 
     index = model_index.load(path)
-    filters = {"status": "finished"}
+    filters: dict[str, Any] = {"status": "finished"}
     if batch_sizes is not None:
         filters["batch_size"] = _as_list(batch_sizes)
     for key, field in (("pipeline_sizes", "pipeline_size"), ("performance_levels", "performance_level"),
@@ -439,6 +439,7 @@ def _benchmark_index_with(load_fn: Callable[..., Any], path: Path, inputs: Any, 
         if idx >= len(examples):
             raise SpecError("inputs", f"index entry {e['filename']} uses input {idx}; {len(examples)} inputs given")
         example = examples[idx]
+        entry_kwargs = {**kwargs, "pipeline_sizes": [e.get("pipeline_size", 1)]}
         out += benchmark_model("python", LoadFn(load_fn, e["filename"]), [example], [e["batch_size"]], *args,
-                               pipeline_sizes=[e.get("pipeline_size", 1)], **kwargs)  # fmt: skip
+                               **entry_kwargs)  # fmt: skip
     return out

@@ -35,13 +35,13 @@ def compile(*args: Any, **kwargs: Any) -> str:  # noqa: A001 - the public name
       compiler_args=None, ...)``, told apart by ``compile_fn=`` or by a third positional
       argument that is not batch sizes;
     - npf's (and NeuronPerf's per-framework) ``compile(model, inputs, batch_sizes, ...)``
-      (:func:`npf_core.compiler.compile`).
+      (:func:`npf_core.compilation.compiler.compile`).
     """
     if "compile_fn" in kwargs or (len(args) >= 3 and callable(args[0]) and not _batch_sizes_like(args[2])) or (
         len(args) == 2 and "inputs" in kwargs and callable(args[0])
     ):
         return compile_with(*args, **kwargs)
-    from npf_core.compiler import compile as compile_model
+    from npf_core.compilation.compiler import compile as compile_model
 
     return compile_model(*args, **kwargs)
 
@@ -66,7 +66,7 @@ def compile_with(
     ``status: "error"`` (benchmark skips it) and the rest go on. Pipeline size > 1 and a
     performance level are passed as ``pipeline_size=`` / ``performance_level=`` keywords.
     Returns the model index filename."""
-    from npf_core import model_index
+    import npf_core.compilation.model_index as model_index
 
     if not callable(compile_fn):
         raise UserError(f"compile(): compile_fn must be callable, got {type(compile_fn).__name__}")
@@ -76,9 +76,10 @@ def compile_with(
         sizes = sizes * len(examples)
     if len(sizes) != len(examples):
         raise UserError(f"compile(): {len(sizes)} batch sizes for {len(examples)} inputs (give one per input)")
-    pipes = [pipeline_sizes] if isinstance(pipeline_sizes, int) else list(pipeline_sizes or [1])
+    pipes: list[Any] = [pipeline_sizes] if isinstance(pipeline_sizes, int) else list(pipeline_sizes or [1])
+    no_level: list[Any] = [None]
     levels: list[Any] = (
-        [performance_levels] if isinstance(performance_levels, int) else list(performance_levels or [None])
+        [performance_levels] if isinstance(performance_levels, int) else list(performance_levels or no_level)
     )
     name = model_name or getattr(model, "__name__", type(model).__name__)
     Path(models_dir).mkdir(parents=True, exist_ok=True)

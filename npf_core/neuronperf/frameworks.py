@@ -35,7 +35,7 @@ class FrameworkAPI:
     def compile(self, model: Any, inputs: Any, *args: Any, verbosity: int = 1, **kwargs: Any) -> str:
         """NeuronPerf's ``compile(model, inputs, batch_sizes, pipeline_sizes, performance_levels,
         models_dir, model_name, filename, compiler_args, compiler_target)``; returns the index path."""
-        from npf_core.compiler import compile as compile_model
+        from npf_core.compilation.compiler import compile as compile_model
 
         return compile_model(model, inputs, *args, framework=self.framework, **kwargs)
 
@@ -45,7 +45,7 @@ class FrameworkAPI:
         """NeuronPerf 1.6's ``evaluate(model_index_or_path, dataset, metrics=..., eval_target_col=...)``:
         the dataset once (``duration=0``), metrics per worker, aggregated; returns report
         dicts with each metric under its name (docs/evaluate.md)."""
-        from npf_core.evaluate_api import evaluate_neuronperf
+        from npf_core.api import evaluate_neuronperf
         from npf_core.neuronperf.reports import neuronperf_report
 
         reports = evaluate_neuronperf(self.framework_for(model), model, dataset, metrics, eval_target_col, **kwargs)

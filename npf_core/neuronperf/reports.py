@@ -2,7 +2,7 @@
 :func:`print_reports`, :func:`write_csv`, :func:`write_json`.
 
 A report is a plain ``dict`` (``"key" in report``, ``json.dumps(report)``) with every
-field of npf's :class:`~npf_core.report.Report` plus the NeuronPerf keys npf's report
+field of npf's :class:`~npf_core.results.report.Report` plus the NeuronPerf keys npf's report
 does not carry (``NeuronPerf_version``, ``n_devices``, ``stats_interval``, ...), and
 NeuronPerf's status words: ``"finished"`` or ``"error"``.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from npf_core.neuronperf.timing import StageTimer
-from npf_core.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, Report
+from npf_core.results.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, Report
 
 __all__ = ["CSV_COLS", "REPORT_COLS", "SUMMARY_COLS", "get_reports", "print_reports", "write_csv", "write_json"]
 
@@ -44,7 +44,7 @@ def _pct(values: Any, q: float) -> float | None:
 
 def neuronperf_report(report: Report | Mapping[str, Any], stats_interval: float | None = None) -> dict[str, Any]:
     """An npf report as NeuronPerf's report dict."""
-    from npf_core import __version__
+    from npf_core.version import __version__
 
     d = report.to_dict() if isinstance(report, Report) else {k: _clean(v) for k, v in dict(report).items()}
     d["status"] = "finished" if d.get("status") in ("ok", "finished") else "error"

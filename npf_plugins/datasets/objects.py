@@ -36,8 +36,8 @@ def default_loader(dataset: Any, batch_size: int) -> Iterable[Any]:
     """A torch DataLoader of ``batch_size`` for a torch Dataset; else the items themselves."""
     torch_data = _torch_data(dataset)
     if torch_data is not None:
-        return torch_data.DataLoader(dataset, batch_size=batch_size)  # type: ignore[no-any-return]
-    return dataset  # type: ignore[no-any-return]
+        return torch_data.DataLoader(dataset, batch_size=batch_size)
+    return dataset
 
 
 def _torch_data(dataset: Any) -> Any:

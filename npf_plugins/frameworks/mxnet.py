@@ -42,7 +42,6 @@ Options (``model.options``): ``epoch``, ``data_names``, ``threads``, ``neuron``.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -64,7 +63,8 @@ from npf_core.plugin import (
     hookimpl,
     resolve_reference,
 )
-from npf_plugins.frameworks.torch import _installed
+from npf_plugins.frameworks.common import installed
+from npf_plugins.frameworks.mxnet_checkpoint import find_checkpoint, import_mxnet
 
 __all__ = ["WORKER_ENV", "MxnetFramework", "MxnetOptions", "find_checkpoint", "import_mxnet"]
 
@@ -72,7 +72,6 @@ logger = structlog.get_logger(__name__)
 
 #: set to the worker count before MXNet is imported
 WORKER_ENV = ("MXNET_CPU_TEMP_COPY", "MXNET_EXEC_NUM_TEMP", "MXNET_CPU_WORKER_NTHREADS", "MXNET_MP_WORKER_NTHREADS")
-_PARAMS = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d{4,})\.params$")
 
 
 class MxnetOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -84,51 +83,6 @@ class MxnetOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     threads: Annotated[int, msgspec.Meta(ge=1)] | None = None
     #: an mx_neuron model: import mx_neuron and bind on mx.neuron()
     neuron: bool = False
-
-
-def find_checkpoint(path: Path, epoch: int | None) -> tuple[str, int]:
-    """``(prefix, epoch)`` of the checkpoint ``path`` names; ValueError saying why not."""
-    if path.is_dir():
-        symbols = sorted(path.glob("*-symbol.json"))
-        if len(symbols) != 1:
-            raise ValueError(
-                f"{str(path)!r} holds {len(symbols)} checkpoints (*-symbol.json); give the one to load"
-            )
-        path = symbols[0]
-    m = _PARAMS.match(path.name)
-    if m:
-        prefix, named = str(path.parent / m["prefix"]), int(m["epoch"])
-        if epoch is not None and epoch != named:
-            raise ValueError(f"{path.name} is epoch {named}, but model.options.epoch is {epoch}")
-        epoch = named
-    elif path.name.endswith("-symbol.json"):
-        prefix = str(path)[: -len("-symbol.json")]
-    else:
-        raise ValueError(f"{path.name!r} is not an MXNet checkpoint file (PREFIX-symbol.json or PREFIX-NNNN.params)")
-    if not Path(prefix + "-symbol.json").is_file():
-        raise ValueError(f"no {Path(prefix).name}-symbol.json beside {path.name}")
-    if epoch is None:
-        found = [int(m["epoch"]) for p in Path(prefix).parent.iterdir() if (m := _PARAMS.match(p.name))
-                 and m["prefix"] == Path(prefix).name]  # fmt: skip
-        if not found:
-            raise ValueError(f"no {Path(prefix).name}-NNNN.params beside {Path(prefix).name}-symbol.json")
-        epoch = max(found)
-    if not Path(f"{prefix}-{epoch:04d}.params").is_file():
-        raise ValueError(f"no {Path(prefix).name}-{epoch:04d}.params (epoch {epoch})")
-    return prefix, epoch
-
-
-def import_mxnet() -> Any:
-    """``import mxnet``, with the DeprecationWarnings its import raises under numpy
-    1.20+ (``np.bool``) silenced: a process that turns warnings into errors (a forked
-    copy of one, for instance) still loads it."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import mxnet
-
-    return mxnet
 
 
 class MxnetFramework(Framework):
@@ -147,13 +101,13 @@ class MxnetFramework(Framework):
         return "fresh"
 
     def check(self, kind: str, ref: str, spec: Any) -> None:
-        if not _installed("mxnet"):
+        if not installed("mxnet"):
             raise PluginError(
                 "the mxnet framework needs MXNet: pip install 'npf[mxnet]' (mxnet 1.9.1, with numpy<1.24)"
             )
         device = getattr(spec, "device", "cpu")
         device_type = device if isinstance(device, str) else getattr(device, "type", "cpu")
-        if (self.opts.neuron or device_type == "neuron") and not _installed("mx_neuron"):
+        if (self.opts.neuron or device_type == "neuron") and not installed("mx_neuron"):
             raise DeviceUnavailable(
                 "the mxnet framework on Neuron needs mx_neuron (mxnet-neuron), which is not installed "
                 "(install it from the Neuron pip repository on an inf1 instance, or run on device 'cpu')"

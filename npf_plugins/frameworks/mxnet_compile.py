@@ -1,5 +1,5 @@
 """Compiling one variant for Neuron with mx_neuron: the ``mxnet`` framework's
-``compile(request)`` (see :mod:`npf_core.compiler`).
+``compile(request)`` (see :mod:`npf_core.compilation.compiler`).
 
 Runs only in a compile worker (a fresh interpreter), never in the supervisor. Per the
 documented MXNet 1.8 API, ``mx_neuron.compile(obj, args=None, aux=None, inputs=None,
@@ -46,10 +46,10 @@ def compile_args(request: Any) -> dict[str, Any]:
 def compile_variant(framework: Any, request: Any) -> dict[str, Any]:
     """Compile one variant with ``mx_neuron.compile`` and save it as a checkpoint
     folder at ``request.output``; returns what the compiler was given."""
-    from npf_plugins.frameworks.mxnet import find_checkpoint, import_mxnet
+    from npf_plugins.frameworks.mxnet_checkpoint import find_checkpoint, import_mxnet
 
     # the compile worker is one process with one thread: a context saying so
-    job = SimpleNamespace(workers=1, n_models=1)
+    job: Any = SimpleNamespace(workers=1, n_models=1)
     ctx = ChildContext(job=job, base_dir=Path(request.base_dir), assignment=Assignment(), device=Device({}), objects={})
     framework.set_environment(ctx)
     mx = import_mxnet()

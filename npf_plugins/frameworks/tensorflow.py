@@ -64,7 +64,7 @@ from npf_core.plugin import (
     hookimpl,
     resolve_reference,
 )
-from npf_plugins.frameworks.torch import _installed
+from npf_plugins.frameworks.common import installed
 
 __all__ = ["KERAS_SUFFIXES", "TensorflowFramework", "TensorflowOptions", "is_saved_model", "to_named"]
 
@@ -130,11 +130,11 @@ class TensorflowFramework(Framework):
                 "model, model calls in a forked child hang",
                 "leave start_method at 'auto' (TensorFlow copies run in fresh interpreters) or set 'fresh'",
             )
-        if not _installed("tensorflow"):
+        if not installed("tensorflow"):
             raise PluginError("the tensorflow framework needs TensorFlow: pip install 'npf[tensorflow]'")
         device = getattr(spec, "device", "cpu")
         device_type = device if isinstance(device, str) else getattr(device, "type", "cpu")
-        if (self.opts.neuron or device_type == "neuron") and not _installed("tensorflow_neuronx"):
+        if (self.opts.neuron or device_type == "neuron") and not installed("tensorflow_neuronx"):
             raise DeviceUnavailable(
                 "the tensorflow framework on Neuron needs tensorflow-neuronx, which is not installed "
                 "(install it from the Neuron pip repository on an inf2/trn instance, or run on device 'cpu')"
@@ -242,7 +242,7 @@ class TensorflowFramework(Framework):
                 return call(xs[0] if len(xs) == 1 else list(xs))
 
             return call_keras
-        return model  # type: ignore[no-any-return]
+        return model
 
 
 class _SavedModel:

@@ -1,5 +1,5 @@
 """Compiling one variant for Neuron with tensorflow-neuronx: the ``tensorflow``
-framework's ``compile(request)`` (see :mod:`npf_core.compiler`).
+framework's ``compile(request)`` (see :mod:`npf_core.compilation.compiler`).
 
 Runs only in a compile worker (a fresh interpreter), never in the supervisor. Steps,
 per the documented API (``tensorflow_neuronx.trace(func, example_inputs,

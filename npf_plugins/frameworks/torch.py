@@ -8,7 +8,7 @@ Models (``model.path`` or ``model.target``):
 - ``model.target``: an ``nn.Module`` class or zero-argument factory
   (``"package.module:Class"`` or ``"path/file.py:Class"``), instantiated in every
   copy; through the Python API, an ``nn.Module`` instance also works (sent to
-  each copy serialised, tensors without a second copy; see ``npf_core.transfer``).
+  each copy serialised, tensors without a second copy; see ``npf_core.wire.transfer``).
 
 Every copy puts the model in ``eval()`` mode and each worker thread runs inside
 ``torch.inference_mode()`` (thread-local, so per thread; ``inference_mode: false``
@@ -52,11 +52,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import warnings
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from importlib.machinery import PathFinder
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -77,40 +75,17 @@ from npf_core.plugin import (
     hookimpl,
     resolve_reference,
 )
+from npf_plugins.frameworks.common import (
+    EXPORT_SUFFIXES,
+    SCRIPT_SUFFIXES,
+    installed,
+    instantiate,
+    quiet_torchscript,
+)
 
 __all__ = ["EXPORT_SUFFIXES", "SCRIPT_SUFFIXES", "TorchFramework", "TorchOptions", "quiet_torchscript"]
 
 logger = structlog.get_logger(__name__)
-
-SCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
-EXPORT_SUFFIXES = (".pt2",)
-#: torch 2.13: "`torch.jit.load` is deprecated. Please switch to ..."
-_DEPRECATED = r"`torch\.jit\.[\w.]+` is deprecated"
-
-
-def _installed(name: str) -> bool:
-    """Whether benchmarkers can import top-level module ``name``, found without
-    importing it (the supervisor never imports torch or torch_neuronx): on this
-    process's path and on ``PYTHONPATH``, which fresh interpreters also get."""
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None):
-        return True
-    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    for spec in (importlib.util.find_spec(name), PathFinder.find_spec(name, entries)):
-        # a spec without an origin is a namespace package: some folder named like the
-        # module (e.g. a folder named torch on sys.path), not the installed package
-        if spec is not None and spec.origin not in (None, "namespace"):
-            return True
-    return False
-
-
-@contextmanager
-def quiet_torchscript() -> Iterator[None]:
-    """Silence torch's TorchScript deprecation warning (only that one) inside the block."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_DEPRECATED, category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=_DEPRECATED, category=FutureWarning)
-        yield
-
 
 class TorchOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: intra-op CPU threads per copy (default: usable CPUs // n_models)
@@ -153,27 +128,6 @@ def neuron_package_of(path: Path) -> str | None:
 
 
 
-def instantiate(obj: Any, ref: str) -> Any:
-    """The model a target names: an nn.Module instance as is, else the result of
-    calling the class or zero-argument factory; modules are put in eval mode."""
-    import torch
-
-    if isinstance(obj, torch.nn.Module):
-        model = obj
-    elif callable(obj):
-        with quiet_torchscript():
-            model = obj()
-    else:
-        raise TypeError(f"{ref!r} is a {type(obj).__name__}, not an nn.Module class or zero-argument factory")
-    if not callable(model):
-        raise TypeError(f"{ref!r}() returned a {type(model).__name__}, which cannot be called with inputs")
-    if isinstance(model, torch.nn.Module):
-        try:
-            model = model.eval()
-        except NotImplementedError:  # a torch.export module: already an inference graph
-            pass
-    return model
-
 class TorchFramework(Framework):
     """PyTorch: TorchScript, torch.export programs and nn.Module classes."""
 
@@ -202,13 +156,13 @@ class TorchFramework(Framework):
         return super().fork_note()
 
     def check(self, kind: str, ref: str, spec: Any) -> None:
-        if not _installed("torch"):
+        if not installed("torch"):
             raise PluginError("the torch framework needs PyTorch: pip install 'npf[torch]' (torch==2.13.0)")
         device = getattr(spec, "device", "cpu")
         device_type = device if isinstance(device, str) else getattr(device, "type", "cpu")
         if self.opts.neuron or device_type == "neuron":
             package = self.neuron_package(Path(ref) if kind == "path" else None)
-            if not _installed(package):
+            if not installed(package):
                 name = package.replace("_", "-")
                 raise DeviceUnavailable(
                     f"the torch framework on Neuron needs {name}, which is not installed (install it from "
@@ -352,7 +306,7 @@ class TorchFramework(Framework):
     def callable(self, model: Any, ctx: ChildContext) -> Callable[..., Any]:
         device = getattr(self, "device", None)
         if device is None or device.type != "cuda":
-            return model  # type: ignore[no-any-return]
+            return model
         import torch
 
         synchronize = torch.cuda.synchronize
@@ -378,5 +332,5 @@ def npf_register_frameworks(registry: Registry[Framework]) -> None:
 @hookimpl
 def npf_register_metrics(registry: MetricRegistry) -> None:
     # NeuronPerf registers topk when its torch support is imported; here, when torch is installed
-    if _installed("torch"):
+    if installed("torch"):
         registry.add("topk", TopK, "target among the k highest scores (k=5)", k=5)

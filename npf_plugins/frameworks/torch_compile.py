@@ -1,5 +1,5 @@
 """Compiling one variant for Neuron with torch-neuronx: the ``torch`` framework's
-``compile(request)`` (see :mod:`npf_core.compiler`).
+``compile(request)`` (see :mod:`npf_core.compilation.compiler`).
 
 Runs only in a compile worker (a fresh interpreter), never in the supervisor: it
 imports ``torch_neuronx``. Steps: load the model (an ``nn.Module`` class or
@@ -63,7 +63,7 @@ def neuron_compiler_args(request: Any) -> list[str]:
 def _load(request: Any) -> Any:
     import torch
 
-    from npf_plugins.frameworks.torch import EXPORT_SUFFIXES, instantiate, quiet_torchscript
+    from npf_plugins.frameworks.common import EXPORT_SUFFIXES, instantiate, quiet_torchscript
 
     if request.model_kind == "path":
         path = request.resolve(request.model_ref)
@@ -91,7 +91,7 @@ def compile_variant(framework: Any, request: Any) -> dict[str, Any]:
     returns what was passed to the compiler (recorded in the model index)."""
     import torch
 
-    from npf_plugins.frameworks.torch import quiet_torchscript
+    from npf_plugins.frameworks.common import quiet_torchscript
 
     try:
         import torch_neuronx  # type: ignore[import-not-found,unused-ignore]

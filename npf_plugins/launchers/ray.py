@@ -33,9 +33,11 @@ from npf_core.plugin import (
     DeviceUnavailable,
     ErrorInfo,
     Launcher,
+    LaunchHost,
     PluginError,
     Registry,
     Report,
+    RunConfig,
     SpecError,
     UserError,
     decode_options,
@@ -145,7 +147,7 @@ class RayLauncher(Launcher):
 
     # -- before anything runs ---------------------------------------------------
 
-    def check(self, run: Any) -> None:
+    def check(self, run: LaunchHost) -> None:
         ray = import_ray()
         o = self.opts
         loaded = run.loaded
@@ -169,7 +171,7 @@ class RayLauncher(Launcher):
                 self._owns_ray = False
             raise
 
-    def _check_cluster(self, ray: Any, run: Any, loaded: Any, blob: bytes | None) -> None:
+    def _check_cluster(self, ray: Any, run: LaunchHost, loaded: Any, blob: bytes | None) -> None:
         self.nodes = self.eligible_nodes(ray.nodes())
         if not self.nodes:
             raise DeviceUnavailable(self._no_node_message(ray.nodes()))
@@ -259,7 +261,7 @@ class RayLauncher(Launcher):
 
     # -- the run ----------------------------------------------------------------
 
-    async def run(self, run: Any, todo: list[tuple[int, Any]]) -> None:
+    async def run(self, run: LaunchHost, todo: list[tuple[int, RunConfig]]) -> None:
         ray = import_ray()
         pool = NodePool(self.nodes)
         try:

@@ -326,9 +326,9 @@ class ConsoleReporter(Reporter):
         quiet = self.ctx.verbosity <= 0
         c = self.console
         if isinstance(event, ev.RunStarted):
-            from npf_core.plugin import duration_bounds
+            from npf_core.plugin import DEFAULT_DURATION_S, duration_bounds
 
-            min_s, max_s, calls = duration_bounds(event.spec.get("duration_s", 60.0) if event.spec else 60.0)
+            min_s, max_s, calls = duration_bounds((event.spec or {}).get("duration_s", DEFAULT_DURATION_S))
             self.duration_s = max_s
             self.auto = (min_s, max_s, calls) if calls else None
             if not quiet:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from npf_core.results import resolve_results
+from npf_core.results.store import resolve_results
 
 from .cdp import count_colour, decode_png, page_url, visit
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from npf_core import metric_api as metrics
+from npf_core.evaluation import registry as metrics
 
 
 @pytest.fixture(autouse=True)

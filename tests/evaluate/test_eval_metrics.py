@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import npf_core as npf
-from npf_core import metric_api as api
-from npf_core import metrics as m
 from npf_core.errors import PluginError, SpecError
-from npf_core.plugins import get_plugins
+from npf_core.evaluation import registry as api
+from npf_core.plugin import metrics as m
+from npf_core.plugin.manager import get_plugins
 
 NEURONPERF_NAMES = [
     "Accuracy", "TruePositiveRate", "Sensitivity", "Recall", "Hit Rate", "TrueNegativeRate", "Specificity",

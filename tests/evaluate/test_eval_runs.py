@@ -13,7 +13,7 @@ import pytest
 
 import npf_core as npf
 from npf_core.errors import SpecError
-from npf_core.supervisor import Supervisor
+from npf_core.supervisor.run import Supervisor
 
 MODELS = Path(__file__).resolve().parent / "models.py"
 
@@ -204,7 +204,7 @@ def test_results_files_and_the_cli(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "accuracy" in done.stdout and "precision" in done.stdout
-    from npf_core.results import resolve_results
+    from npf_core.results.store import resolve_results
 
     saved = resolve_results(tmp_path / "out")  # the run's own folder, below the output root
     doc = json.loads(saved.read_text())
@@ -214,7 +214,7 @@ def test_results_files_and_the_cli(tmp_path: Path) -> None:
     rows = list(csv.reader((saved.parent / "results.csv").read_text().splitlines()))
     assert rows[0][-2:] == ["accuracy", "precision"]
     assert float(rows[1][-2]) == metrics["accuracy"]
-    from npf_core.report import NEURONPERF_CSV_COLUMNS as NEURONPERF_COLUMNS
+    from npf_core.results.report import NEURONPERF_CSV_COLUMNS as NEURONPERF_COLUMNS
 
     assert rows[0][: len(NEURONPERF_COLUMNS)] == list(NEURONPERF_COLUMNS)  # NeuronPerf's positions kept
     listed = subprocess.run(

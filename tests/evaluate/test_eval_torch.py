@@ -15,7 +15,7 @@ pytest.importorskip("torch.nn")
 
 import npf_core as npf  # noqa: E402
 from npf_core import model_index  # noqa: E402
-from npf_core.evaluate_api import evaluate_neuronperf  # noqa: E402
+from npf_core.api import evaluate_neuronperf  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -71,7 +71,7 @@ def _no_core_dump() -> None:
 def _wire() -> Any:
     """The benchmarker's end of the wire, found without any hook in npf: the one
     open ``Channel`` object of this process."""
-    from npf_core.protocol import Channel
+    from npf_core.wire.protocol import Channel
 
     # type(), not isinstance(): the latter reads __class__, which some objects of
     # imported libraries turn into a deprecation warning (an error under pytest)
@@ -144,7 +144,7 @@ class Faulty:
         if mode == "wire-oversized":
             _write_wire(b"\xff\xff\xff\xf0" + b"x" * 64)
         if mode == "wire-unexpected":
-            from npf_core.protocol import Go, encode_frame
+            from npf_core.wire.protocol import Go, encode_frame
 
             _write_wire(encode_frame(Go(go_at_ns=0, stop_at_ns=0)))
 

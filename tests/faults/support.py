@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from npf_core.results import results_file
+from npf_core.results.store import results_file
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE / "models.py"

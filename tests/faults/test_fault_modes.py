@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from npf_core.supervisor import GROUP_SIGNAL_WAIT_S
+from npf_core.supervisor.run import GROUP_SIGNAL_WAIT_S
 
 from .support import load_timeout, read_results
 

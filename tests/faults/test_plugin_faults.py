@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 import npf_core
-from npf_core.hookspecs import Assignment, Device, hookimpl
+from npf_core.plugin.hookspecs import Assignment, Device, hookimpl
 
 from .support import make_spec
 
@@ -74,10 +74,10 @@ def test_results_that_cannot_be_written_mid_run_is_exit_1(
     def no_space(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    import npf_core.results
+    import npf_core.results.store
 
     monkeypatch.setattr(files, "write_atomic", no_space)
-    monkeypatch.setattr(npf_core.results, "write_atomic", no_space)
+    monkeypatch.setattr(npf_core.results.store, "write_atomic", no_space)
     res = run_cli("run", str(write_spec(start_method="fork")), "-q")
     assert res.code == 1
     said = [line for line in res.err.splitlines() if line.startswith("npf: error: ")]

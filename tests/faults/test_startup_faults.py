@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import npf_core
-from npf_core import benchmarker
+from npf_core.child import benchmarker
 
 from .support import read_results
 
@@ -59,7 +59,7 @@ def plant_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                     os.write(out_fd, b"planted: dying before hello\n")
                     os._exit(7)
                 if what == "exit-after-hello":
-                    from npf_core.protocol import PROTOCOL_VERSION, Channel, Hello
+                    from npf_core.wire.protocol import PROTOCOL_VERSION, Channel, Hello
 
                     Channel(sock).send(Hello(protocol=PROTOCOL_VERSION, pid=os.getpid()))
                     os.write(out_fd, b"planted: dying after hello\n")
@@ -142,7 +142,7 @@ def test_plugin_registered_in_process_reaches_every_start_method(method: str, tm
     """A framework plugin registered through the API (a class defined here, not
     importable by a new interpreter) is sent to zygote and fresh benchmarkers
     serialised, and inherited by fork."""
-    from npf_core.hookspecs import hookimpl
+    from npf_core.plugin.hookspecs import hookimpl
     from npf_plugins.frameworks.python import PythonFramework
 
     from .support import MODELS
@@ -167,7 +167,7 @@ def test_plugin_that_cannot_be_serialised_is_a_clear_error(spawn_guard, tmp_path
     import threading
 
     from npf_core.errors import ObjectTransferError
-    from npf_core.hookspecs import hookimpl
+    from npf_core.plugin.hookspecs import hookimpl
     from npf_plugins.frameworks.python import PythonFramework
 
     from .support import MODELS

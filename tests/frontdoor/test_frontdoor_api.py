@@ -76,7 +76,7 @@ def test_multiinterpreter_true_uses_fresh_interpreters(record: Path) -> None:
     import psutil
 
     # a fresh interpreter is not a fork of this process: its parent is us, and it ran
-    # python -m npf_core.benchmarker (its command line is gone with it, so check the
+    # python -m npf_core.child.benchmarker (its command line is gone with it, so check the
     # pid is new and the report's start method instead)
     assert reports[0]["start_method"] == "fresh"
     assert all(not psutil.pid_exists(e["pid"]) for e in inits)
@@ -239,7 +239,7 @@ def test_bad_arguments_fail_before_any_process_starts() -> None:
 @pytest.mark.parametrize("name", ["tensorflow", "mxnet"])
 def test_framework_namespaces_without_their_plugin_say_so(name: str, tmp_path: Path) -> None:
     """Until the tensorflow / mxnet plugins are installed; then this names them."""
-    from npf_core.plugins import get_plugins
+    from npf_core.plugin.manager import get_plugins
 
     if name in get_plugins().frameworks:
         pytest.skip(f"the {name} framework plugin is installed")
@@ -289,7 +289,7 @@ def test_set_verbosity_2_shows_debug_lines(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_a_lambda_reaches_a_fresh_interpreter() -> None:
-    """multiinterpreter=True: the lambda travels serialised (npf_core.transfer)."""
+    """multiinterpreter=True: the lambda travels serialised (npf_core.wire.transfer)."""
     (r,) = npf.cpu.benchmark(Doubler, np.ones(2), n_models=1, workers_per_model=1, duration=SHORT,
                              multiinterpreter=True, preprocess_fn=lambda x: x * 2, verbosity=0)  # fmt: skip
     assert r["status"] == "finished" and r["multiinterpreter"]

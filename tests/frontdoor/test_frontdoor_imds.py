@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from npf_core import imds
+from npf_core.results import imds
 
 
 class Imds(BaseHTTPRequestHandler):

@@ -11,10 +11,10 @@ import pytest
 import structlog
 
 from npf_core.errors import SpecError
-from npf_core.hookspecs import Framework, Registry, hookimpl
-from npf_core.plan import make_plan
-from npf_core.plugins import Plugins, get_plugins
-from npf_core.spec import decode_spec
+from npf_core.plugin.hookspecs import Framework, Registry, hookimpl
+from npf_core.plugin.manager import Plugins, get_plugins
+from npf_core.spec.schema import decode_spec
+from npf_core.supervisor.plan import make_plan
 
 
 class AnyFile(Framework):

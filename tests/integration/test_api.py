@@ -14,9 +14,9 @@ import pytest
 import sniffio
 
 import npf_core
-from npf_core import events as ev
 from npf_core.errors import ObjectTransferError, SpecError
-from npf_core.results import results_file
+from npf_core.plugin import events as ev
+from npf_core.results.store import results_file
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -64,7 +64,7 @@ def test_overrides_and_no_reporters_write_nothing(api_spec: dict[str, Any], tmp_
 
 
 def test_no_reporters_still_keep_the_cores_results_file(api_spec: dict[str, Any], tmp_path: Path) -> None:
-    from npf_core.results import resolve_results
+    from npf_core.results.store import resolve_results
 
     (r,) = npf_core.benchmark(short(api_spec), duration_s=0.2, output_dir=str(tmp_path), reporters=[])
     saved = resolve_results(tmp_path)

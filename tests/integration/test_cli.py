@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from npf_core.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS
-from npf_core.results import results_file
+from npf_core.results.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS
+from npf_core.results.store import results_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

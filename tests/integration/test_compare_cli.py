@@ -14,8 +14,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from npf_core.results import read_results, resolve_results
-from npf_core.stats import Histogram, StoredHistogram
+from npf_core.results.stats import Histogram, StoredHistogram
+from npf_core.results.store import read_results, resolve_results
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from npf_core.results import resolve_results
+from npf_core.results.store import resolve_results
 
 
 def test_version_and_the_installed_scripts_program_name(cli: Any, tmp_path: Path) -> None:
-    from npf_core import __version__
+    from npf_core.version import __version__
 
     proc = cli("--version", cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == f"npf {__version__}"

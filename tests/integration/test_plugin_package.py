@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from npf_core.results import results_file
+from npf_core.results.store import results_file
 
 DIST = "npf-demo-plugin"
 

@@ -82,7 +82,7 @@ def benchmarkers(pid_dir: Path, since: set[Path]) -> list[tuple[str, int, int]]:
         worker = int(ppid)
         try:
             parent = psutil.Process(worker)
-            if any("npf_core.zygote" in part for part in parent.cmdline()):
+            if any("npf_core.child.zygote" in part for part in parent.cmdline()):
                 worker = parent.ppid()
         except psutil.Error:
             pass

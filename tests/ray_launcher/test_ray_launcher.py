@@ -21,10 +21,10 @@ import psutil
 import pytest
 
 import npf_core
-from npf_core import events as ev
 from npf_core.errors import DeviceUnavailable, SpecError
-from npf_core.results import resolve_results
-from npf_core.spec import decode_spec
+from npf_core.plugin import events as ev
+from npf_core.results.store import resolve_results
+from npf_core.spec.schema import decode_spec
 
 from .conftest import FAKE_CORES, HERE, NODE_ARGS, benchmarkers
 

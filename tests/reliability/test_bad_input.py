@@ -10,7 +10,7 @@ import pytest
 
 import npf_core
 from npf_core.errors import DeviceUnavailable, SpecError, UserError
-from npf_core.hookspecs import Assignment, Device, hookimpl
+from npf_core.plugin.hookspecs import Assignment, Device, hookimpl
 
 from .conftest import sweep_spec, write_json
 

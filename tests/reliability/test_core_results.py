@@ -14,7 +14,7 @@ import pytest
 
 from npf_core import Supervisor
 from npf_core.plugin import Device, Registry, hookimpl
-from npf_core.results import resolve_results
+from npf_core.results.store import resolve_results
 
 from .conftest import sweep_spec
 

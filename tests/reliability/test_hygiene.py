@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 import npf_core
-from npf_core import processes
-from npf_core import protocol as pr
-from npf_core.supervisor import Supervisor
+from npf_core.supervisor import processes
+from npf_core.supervisor.run import Supervisor
+from npf_core.wire import protocol as pr
 
 from .conftest import MODELS, sweep_spec
 
@@ -108,7 +108,7 @@ def test_benchmarker_exits_when_the_wire_hangs_up_during_a_hung_load(
         child.sock.settimeout(10)
         channel = pr.Channel(child.sock)
         assert isinstance(channel.recv(10), pr.Hello)
-        channel.send(pr.Setup(job=sup._job(config, 0, {"env": {}})))
+        channel.send(pr.Setup(job=sup._runner._job(config, 0, {"env": {}})))
         deadline = time.monotonic() + 10
         while not list(markers.iterdir()):  # the model is loading, and will never finish
             assert time.monotonic() < deadline

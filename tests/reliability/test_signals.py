@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
-from npf_core.results import results_file
+from npf_core.results.store import results_file
 
 from .conftest import MODELS, Cli, sweep_spec, wait_for, write_json
 
@@ -139,7 +139,7 @@ def test_sigkill_to_the_supervisor_takes_its_children_down(method: str, phase: s
         children = [psutil.Process(int(m.stem)) for m in markers.iterdir()]
         others = [p for p in cli.survivors() if p.pid != proc.pid and p.pid not in {c.pid for c in children}]
         if method == "zygote":  # the copies' parent: it must die too
-            assert [p.ppid() for p in others] == [proc.pid] and "npf_core.zygote" in others[0].cmdline()
+            assert [p.ppid() for p in others] == [proc.pid] and "npf_core.child.zygote" in others[0].cmdline()
             assert {c.ppid() for c in children} == {others[0].pid}
             children += others
         else:

@@ -17,9 +17,9 @@ import psutil
 import pytest
 
 import npf_core
-from npf_core import events as ev
-from npf_core.hookspecs import Framework, hookimpl
-from npf_core.supervisor import Supervisor
+from npf_core.plugin import events as ev
+from npf_core.plugin.hookspecs import Framework, hookimpl
+from npf_core.supervisor.run import Supervisor
 
 from .conftest import Cli, sweep_spec, wait_for, write_json
 
@@ -58,7 +58,7 @@ def marks(markers: Path) -> list[list[int]]:
 
 
 def zygote_processes() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children() if "npf_core.zygote" in " ".join(p.cmdline())]
+    return [p for p in psutil.Process().children() if "npf_core.child.zygote" in " ".join(p.cmdline())]
 
 
 def test_one_zygote_forks_every_copy_of_the_run(probe: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_a_zygote_killed_from_outside_fails_one_configuration(
     proc = cli.start("run", str(spec), "-q", NPF_MARKER_DIR=str(markers))
     try:
         wait_for(lambda: len(list(markers.iterdir())) >= 1, 30, "the first copy")
-        zygote = next(p for p in cli.survivors() if "npf_core.zygote" in " ".join(p.cmdline()))
+        zygote = next(p for p in cli.survivors() if "npf_core.child.zygote" in " ".join(p.cmdline()))
         zygote.send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=30)
     finally:

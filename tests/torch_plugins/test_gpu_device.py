@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from npf_core.errors import DeviceUnavailable, SpecError
-from npf_core.results import results_file
+from npf_core.results.store import results_file
 from npf_plugins.devices import gpu as gpu_mod
 from npf_plugins.devices.gpu import GpuDevice, gpus_from_nvidia_smi, parse_cuda_visible_devices
 

@@ -20,7 +20,7 @@ from torch_helpers import MODELS, read_jsonl  # noqa: E402
 
 import npf_core  # noqa: E402
 from npf_core.errors import SpecError  # noqa: E402
-from npf_core.results import results_file
+from npf_core.results.store import results_file
 from npf_plugins.frameworks.torch import TorchFramework  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -177,7 +177,7 @@ def test_cli_runs_a_torch_spec(tmp_path: Path, saved_models: dict[str, Path]) ->
 def _child_context(tmp_path: Path) -> Any:
     from types import SimpleNamespace
 
-    from npf_core.hookspecs import Assignment, ChildContext
+    from npf_core.plugin.hookspecs import Assignment, ChildContext
     from npf_plugins.devices.cpu import CpuDevice
 
     return ChildContext(

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import npf_core
-from npf_core.comparison import IMPROVEMENT, NO_CHANGE, REGRESSION, compare, render, welch
 from npf_core.errors import ResultsError, UserError
-from npf_core.report import Report
-from npf_core.results import RESULTS_FORMAT_VERSION, read_results, resolve_results
-from npf_core.stats import Histogram, StoredHistogram
+from npf_core.results.compare import IMPROVEMENT, NO_CHANGE, REGRESSION, compare, render, welch
+from npf_core.results.report import Report
+from npf_core.results.stats import Histogram, StoredHistogram
+from npf_core.results.store import RESULTS_FORMAT_VERSION, read_results, resolve_results
 
 QS = (0, 50, 90, 95, 99, 99.9, 100)
 
@@ -247,7 +247,7 @@ def test_renderings_and_the_python_entry_point(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("df", [1, 2, 3, 5, 10, 20, 30])
 def test_t_quantile_matches_the_table_and_the_normal_limit(df: int) -> None:
-    from npf_core.stats import normal_quantile, t95, t_quantile
+    from npf_core.results.stats import normal_quantile, t95, t_quantile
 
     assert t_quantile(0.975, df) == pytest.approx(t95(df), abs=6e-4)
     assert t_quantile(0.025, df) == pytest.approx(-t95(df), abs=6e-4)

@@ -1,4 +1,4 @@
-"""npf_core.compiler without torch: variants, compile processes, failures, the index.
+"""npf_core.compilation.compiler without torch: variants, compile processes, failures, the index.
 
 A small framework plugin (``fakecc``, written to a temporary module so that the
 compile processes can import it too) records every request it gets and writes a
@@ -25,17 +25,17 @@ import psutil
 import pytest
 
 import npf_core
-from npf_core import model_index
-from npf_core.compiler import compile_spec, plan_requests
+from npf_core.compilation import model_index
+from npf_core.compilation.compiler import compile_spec, plan_requests
 from npf_core.errors import PluginError, SpecError, UserError
-from npf_core.spec import decode_spec
-from npf_core.supervisor import benchmark
+from npf_core.spec.schema import decode_spec
+from npf_core.supervisor.run import benchmark
 
 PLUGIN = '''
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
-from npf_core.hookspecs import Framework, hookimpl
+from npf_core.plugin.hookspecs import Framework, hookimpl
 
 
 def record(**fields):
@@ -312,7 +312,7 @@ def test_interrupting_a_compile_kills_the_compile_process_and_its_children(
         "import sys\n"
         f"sys.path.insert(0, {str(Path(fakecc.__file__).parent)!r})\n"
         "import npf_test_fakecc\n"
-        "from npf_core.compiler import compile_spec\n"
+        "from npf_core.compilation.compiler import compile_spec\n"
         f"compile_spec({str(spec)!r}, extra_plugins=(npf_test_fakecc,))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -1,5 +1,5 @@
 """docs/ in step with the code: every spec field in docs/spec.md (with its default),
-every hook and base-class method of npf_core/hookspecs.py in docs/plugins.md with its
+every hook and base-class method of npf_core/plugin/hookspecs.py in docs/plugins.md with its
 signature, and every page in the mkdocs nav."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from npf_core import hookspecs
+from npf_core.plugin import hookspecs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 MKDOCS = DOCS.parent / "mkdocs.yml"
@@ -182,7 +182,7 @@ def test_every_base_class_member_is_in_the_plugin_guide(base: type) -> None:
 
 
 def test_the_guide_shows_the_entry_point_group() -> None:
-    from npf_core.plugins import ENTRY_POINT_GROUP
+    from npf_core.plugin.manager import ENTRY_POINT_GROUP
 
     assert f'[project.entry-points."{ENTRY_POINT_GROUP}"]' in (DOCS / "plugins.md").read_text()
 

@@ -14,11 +14,11 @@ import pytest
 from rich.console import Console
 
 from npf_core.errors import ResultsError, SpecError, UserError
-from npf_core.overrides import parse_counts, sweep_overrides
-from npf_core.report import Report
-from npf_core.results import new_run_folder, resolve_results, set_latest, write_atomic
-from npf_core.spec import AutoDuration, decode_spec, duration_bounds
-from npf_core.starter import starter_spec, write_starter
+from npf_core.results.report import Report
+from npf_core.results.store import new_run_folder, resolve_results, set_latest, write_atomic
+from npf_core.spec.overrides import parse_counts, sweep_overrides
+from npf_core.spec.schema import AutoDuration, decode_spec, duration_bounds
+from npf_core.spec.starter import starter_spec, write_starter
 from npf_plugins.reporters.console import best_lines, fmt_ms, fmt_rate, remedy, report_table, status_of
 
 

@@ -10,9 +10,9 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
-from npf_core.comparison import compare
-from npf_core.report import ErrorInfo, Report
-from npf_core.results import Results
+from npf_core.results.compare import compare
+from npf_core.results.report import ErrorInfo, Report
+from npf_core.results.store import Results
 from npf_plugins.reporters.html import render_html
 from npf_plugins.reporters.svg import Series, line_chart, log_ticks, nice_ticks
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 import npf_core
-from npf_core import events as ev
 from npf_core.errors import PluginError, SpecError, UnknownPluginError
-from npf_core.overrides import prepare
 from npf_core.plugin import Launcher, Registry, hookimpl
-from npf_core.plugins import get_plugins
+from npf_core.plugin import events as ev
+from npf_core.plugin.manager import get_plugins
+from npf_core.spec.overrides import prepare
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_a_third_party_launcher_runs_the_plan_and_results_keep_plan_order(
     assert [e.config.workers_per_model for e in seen] == [2, 1]  # ran from the end
     assert [r.workers_per_model for r in reports] == [1, 2]  # reported in plan order
     assert all(r.status == "ok" for r in reports)
-    from npf_core.results import resolve_results
+    from npf_core.results.store import resolve_results
 
     doc = json.loads(resolve_results(tmp_path).read_text())
     assert [r["workers_per_model"] for r in doc["reports"]] == [1, 2]

@@ -1,4 +1,4 @@
-"""npf_core.model_index: NeuronPerf's index API and JSON shape, and a spec's ``model.index``."""
+"""npf_core.compilation.model_index: NeuronPerf's index API and JSON shape, and a spec's ``model.index``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from npf_core import model_index
+from npf_core.compilation import model_index
 from npf_core.errors import ModelIndexError, SpecError, UserError
-from npf_core.hookspecs import ChildContext, Framework, Registry, hookimpl
-from npf_core.supervisor import benchmark
+from npf_core.plugin.hookspecs import ChildContext, Framework, Registry, hookimpl
+from npf_core.supervisor.run import benchmark
 
 
 def touch(path: Path, text: str = "model") -> Path:
@@ -304,7 +304,7 @@ class PyFileFramework(Framework):
             raise SpecError("model.index", f"no such model file {ref!r}")
 
     def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
-        from npf_core.references import resolve_reference
+        from npf_core.plugin.references import resolve_reference
 
         return resolve_reference(f"{ctx.resolve(ref)}:Model", ctx.base_dir, ctx.objects)()
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from npf_core.errors import DeviceUnavailable, SpecError
-from npf_core.hookspecs import Assignment, Device, Registry, hookimpl
-from npf_core.plan import RunConfig, make_plan
-from npf_core.plugins import Plugins, get_plugins
-from npf_core.spec import decode_spec
+from npf_core.plugin.hookspecs import Assignment, Device, Registry, hookimpl
+from npf_core.plugin.manager import Plugins, get_plugins
+from npf_core.spec.config import RunConfig
+from npf_core.spec.schema import decode_spec
+from npf_core.supervisor.plan import make_plan
 
 
 class FakeAccelerator(Device):

@@ -9,8 +9,8 @@ from importlib.metadata import distribution
 import pytest
 
 from npf_core.errors import PluginError, PluginLoadError, UnknownPluginError
-from npf_core.hookspecs import Device, Framework, Registry, Reporter, hookimpl
-from npf_core.plugins import ENTRY_POINT_GROUP, get_plugin_manager, get_plugins
+from npf_core.plugin.hookspecs import Device, Framework, Registry, Reporter, hookimpl
+from npf_core.plugin.manager import ENTRY_POINT_GROUP, get_plugin_manager, get_plugins
 
 BUILTIN = {
     "framework": {"python"},
@@ -133,7 +133,7 @@ def test_a_hook_not_in_the_contract_is_refused() -> None:
 def test_broken_entry_point_is_a_plugin_load_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.metadata import EntryPoint
 
-    import npf_core.plugins as plugins_mod
+    import npf_core.plugin.manager as plugins_mod
 
     bad = EntryPoint(name="broken", value="no_such_module_xyz.plugin", group=ENTRY_POINT_GROUP)
     monkeypatch.setattr(plugins_mod, "entry_points", lambda group: [bad])

@@ -9,9 +9,9 @@ import threading
 import msgspec
 import pytest
 
-from npf_core import protocol as pr
 from npf_core.errors import ProtocolError
-from npf_core.spec import InputItem
+from npf_core.spec.schema import DeviceSpec, InputItem
+from npf_core.wire import protocol as pr
 
 
 def job() -> pr.Job:
@@ -27,6 +27,11 @@ def job() -> pr.Job:
         model_ref="models.py:Sleepy",
         inputs=[InputItem(shape=[4, 8], dtype="float32")],
         assignment=pr.AssignmentBlock.of({"env": {"X": 1}, "cpus": [0, 1], "vendor_key": "kept"}),
+        device=DeviceSpec(),
+        load_mode="closed",
+        warmup_iterations=1,
+        warmup_s=0.0,
+        window_ns=500_000_000,
     )
 
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from npf_core.plan import RunConfig
-from npf_core.protocol import Ready, Result
-from npf_core.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report, build_report, error_report
-from npf_core.stats import Histogram
+from npf_core.results.report import NEURONPERF_COLUMNS, PRINT_COLUMNS, ErrorInfo, Report, build_report, error_report
+from npf_core.results.stats import Histogram
+from npf_core.spec.config import RunConfig
+from npf_core.wire.protocol import Ready, Result
 
 
 def config(n_models: int = 1, workers: int = 1, batch_size: int = 4, start_method: str = "fork") -> RunConfig:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from npf_core.errors import SpecError, UnknownPluginError
-from npf_core.plan import make_plan
-from npf_core.plugins import get_plugins
-from npf_core.spec import DTYPES, Closed, Poisson, decode_spec, load_spec
+from npf_core.plugin.manager import get_plugins
+from npf_core.spec.schema import DTYPES, Closed, Poisson, decode_spec, load_spec
+from npf_core.supervisor.plan import make_plan
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""npf_core.stats: the histogram's error bound, exact moments, merging, the wire
+"""npf_core.results.stats: the histogram's error bound, exact moments, merging, the wire
 form, and confidence intervals that cover the truth on synthetic data.
 
 Every random draw uses a fixed seed, so each test is deterministic; the coverage
@@ -15,8 +15,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from npf_core.protocol import Hist
-from npf_core.stats import Histogram, quantile_ci, rate_ci, windows_stable
+from npf_core.results.stats import Histogram, quantile_ci, rate_ci, windows_stable
+from npf_core.wire.protocol import Hist
 
 #: The promised bound on the relative error of every reported value.
 REL = 1e-3
@@ -94,7 +94,7 @@ def test_every_order_statistic_within_bound() -> None:
 
 def test_bucket_grid_error_bound_at_bucket_edges() -> None:
     """Values right at bucket edges (the worst case) stay within the bound."""
-    from npf_core.stats import GAMMA
+    from npf_core.results.stats import GAMMA
 
     edges = np.unique((GAMMA ** np.arange(100, 15_000, 97)).astype(np.int64))
     data = np.concatenate([edges - 1, edges, edges + 1]).clip(1)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import npf_core
-from npf_core.compiler import CompileRequest, plan_requests
+from npf_core.compilation.compiler import CompileRequest, plan_requests
 from npf_core.errors import PluginError, SpecError
-from npf_core.plugins import get_plugins
-from npf_core.spec import decode_spec
-from npf_core.tensors import build_example
+from npf_core.plugin.manager import get_plugins
+from npf_core.spec.schema import decode_spec
+from npf_core.wire.tensors import build_example
 from npf_plugins.frameworks import mxnet as mxp
 from npf_plugins.frameworks import tensorflow as tfp
 from npf_plugins.frameworks.mxnet_compile import compile_args
@@ -54,10 +54,10 @@ def test_tensorflow_check_without_tensorflow_or_with_a_wrong_model(
 ) -> None:
     fw = tfp.TensorflowFramework({})
     spec = decode_spec({"model": {"framework": "tensorflow", "path": "."}, "inputs": [{"shape": [1]}]}, tmp_path).spec
-    monkeypatch.setattr(tfp, "_installed", lambda name: False)
+    monkeypatch.setattr(tfp, "installed", lambda name: False)
     with pytest.raises(PluginError, match=r"needs TensorFlow: pip install 'npf\[tensorflow\]'"):
         fw.check("path", str(tmp_path), spec)
-    monkeypatch.setattr(tfp, "_installed", lambda name: True)
+    monkeypatch.setattr(tfp, "installed", lambda name: True)
     with pytest.raises(SpecError, match="a folder without saved_model.pb"):
         fw.check("path", str(tmp_path), spec)
     with pytest.raises(SpecError, match="not a model the tensorflow framework loads"):
@@ -97,13 +97,13 @@ def test_mxnet_find_checkpoint(tmp_path: Path) -> None:
 
 
 def test_mxnet_check_is_a_spec_error_naming_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mxp, "_installed", lambda name: True)
+    monkeypatch.setattr(mxp, "installed", lambda name: True)
     spec = decode_spec({"model": {"framework": "mxnet", "path": "."}, "inputs": [{"shape": [1]}]}, tmp_path).spec
     with pytest.raises(SpecError, match=r"^spec \$\.model\.path: no lone-NNNN\.params"):
         mxp.MxnetFramework({}).check("path", str(touch(tmp_path / "lone-symbol.json")), spec)
     with pytest.raises(SpecError, match=r"model\.options\.epoch"):
         mxp.MxnetFramework({"epoch": -1})
-    monkeypatch.setattr(mxp, "_installed", lambda name: False)
+    monkeypatch.setattr(mxp, "installed", lambda name: False)
     with pytest.raises(PluginError, match=r"pip install 'npf\[mxnet\]'"):
         mxp.MxnetFramework({}).check("path", str(tmp_path), spec)
 

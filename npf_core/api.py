@@ -1,0 +1,139 @@
+"""The Python entry points of the package root: ``abenchmark`` for async code,
+``evaluate`` and NeuronPerf's ``evaluate(model, dataset, metrics, eval_target_col)``
+signature on top of ``benchmark`` (see :mod:`npf_core.evaluation.runner` for the
+engine side of evaluate)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from npf_core.spec.tokens import OBJECT_PREFIX
+
+if TYPE_CHECKING:
+    from npf_core.results.report import Report
+
+__all__ = ["IterOf", "abenchmark", "evaluate", "evaluate_neuronperf", "import_off_loop"]
+
+RUN_MODULE = "npf_core.supervisor.run"
+
+
+async def import_off_loop(name: str) -> ModuleType:
+    """Import module ``name`` in a worker thread when it is not loaded yet, so the
+    first call from an embedding application does not stall its event loop (the
+    supervisor, psutil and structlog take over 100 ms to import). Works under
+    asyncio and trio without importing anything on the loop's thread."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    try:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: trio (anyio's other backend)
+        import trio
+
+        return await trio.to_thread.run_sync(importlib.import_module, name)
+    return await loop.run_in_executor(None, importlib.import_module, name)
+
+
+async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
+    """Run a spec inside an existing event loop (asyncio or trio); returns the
+    reports. Cancelling the caller stops the run and reaps every child."""
+    run = await import_off_loop(RUN_MODULE)
+    return await run.abenchmark(spec, extra_plugins=extra_plugins, **overrides)
+
+_UNSET: Any = object()
+#: evaluate runs one copy with this many workers unless told otherwise
+EVALUATE_WORKERS = 2
+
+
+def evaluate(
+    spec: Any,
+    metrics: Any = None,
+    *,
+    target_col: Any = _UNSET,
+    reference: Any = None,
+    duration_s: float = 0.0,
+    n_models: Any = 1,
+    workers_per_model: Any = EVALUATE_WORKERS,
+    **overrides: Any,
+) -> list[Any]:
+    """Run a spec in evaluate mode and return its reports (``report.metrics`` holds
+    the figures). By default the dataset runs once (``duration_s=0``) on one copy
+    with two workers; ``metrics`` and ``reference`` add to (or replace) the spec's
+    ``evaluate`` block. Other keywords are :func:`npf_core.benchmark` overrides."""
+    from npf_core.supervisor.run import benchmark
+
+    extra: dict[str, Any] = {}
+    if target_col is not _UNSET:
+        extra["eval_target_col"] = target_col
+    return benchmark(
+        spec,
+        eval_metrics=metrics,
+        eval_reference=reference,
+        duration_s=duration_s,
+        n_models=n_models,
+        workers_per_model=workers_per_model,
+        **extra,
+        **overrides,
+    )
+
+
+class IterOf:
+    """A zero-argument factory over a live iterable (for the ``iterable`` dataset):
+    each call iterates it afresh; list rows (a DataLoader's) become tuples."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __call__(self) -> Iterator[Any]:
+        for e in self.data:
+            yield tuple(e) if isinstance(e, (list, tuple)) else e
+
+
+def evaluate_neuronperf(
+    framework: str,
+    model: Any,
+    dataset: Any,
+    metrics: Any = None,
+    eval_target_col: int | None = -1,
+    *,
+    n_models: Any = 1,
+    workers_per_model: Any = EVALUATE_WORKERS,
+    duration: float = 0.0,
+    reference: Any = None,
+    model_name: str | None = None,
+    **overrides: Any,
+) -> list[Any]:
+    """NeuronPerf's ``evaluate(model_index_or_path, dataset, metrics=..., eval_target_col=...)``
+    for any framework plugin: ``model`` is a model index (``.json``), a saved model
+    path, or a Python object (a class or factory); ``dataset`` any iterable of
+    ``(*inputs, target)``. Returns npf Reports (``report.metrics``)."""
+    if isinstance(model, (str, os.PathLike)):
+        key = "index" if str(model).endswith(".json") else "path"
+        model_block: dict[str, Any] = {"framework": framework, key: os.fspath(model)}
+    else:
+        model_block = {"framework": framework, "target": model}
+    token = f"{OBJECT_PREFIX}dataset>"
+    data: dict[str, Any] = {
+        "model": model_block,
+        "dataset": {"plugin": "iterable", "options": {"target": token}, "loop": duration > 0},
+        "duration_s": duration,
+        "evaluate": {"metrics": metrics if metrics is not None else [], "target_col": eval_target_col},
+        "output": {"reporters": []},
+    }
+    if reference is not None:
+        data["evaluate"]["reference"] = reference
+    if model_name is not None:
+        data["name"] = model_name
+    from npf_core.spec.schema import decode_spec
+    from npf_core.supervisor.run import benchmark
+
+    loaded = decode_spec(data)
+    loaded.objects[token] = IterOf(dataset)
+    return benchmark(loaded, n_models=n_models, workers_per_model=workers_per_model, **overrides)

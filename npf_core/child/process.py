@@ -1,0 +1,98 @@
+"""Process plumbing of a child (benchmarker or compile worker): die with the
+supervisor, end what the child started, quiet the signals the supervisor owns."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+
+import psutil
+
+from npf_core.wire.protocol import ChildExit
+
+__all__ = ["end_own_group", "group_members", "quiet_signals", "set_parent_death_signal", "start_eof_watchdog"]
+
+
+def set_parent_death_signal(parent_pid: int) -> None:
+    """Die with the supervisor, even if it is killed with SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(ChildExit.ORPHANED)
+
+
+def end_own_group() -> None:
+    """Kill what this benchmarker started (its process group), not itself."""
+    me = os.getpid()
+    if os.getpgrp() != me:
+        return
+    try:
+        for pid in group_members(me, but=me):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass
+
+
+def start_eof_watchdog(sock: socket.socket) -> None:
+    """A hung-up wire means the supervisor is gone: exit, whatever the model is
+    doing (the parent-death signal covers SIGKILL on Linux; this covers the rest)."""
+    rdhup = getattr(select, "POLLRDHUP", 0)
+    if not rdhup:
+        return
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(sock.fileno(), rdhup | select.POLLHUP)
+        while True:
+            for _, ev in poller.poll():
+                if ev & (rdhup | select.POLLHUP):
+                    end_own_group()
+                    os._exit(ChildExit.SUPERVISOR_GONE)
+
+    threading.Thread(target=watch, name="npf-eof-watchdog", daemon=True).start()
+
+
+def quiet_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+def group_members(pgid: int, but: int = 0) -> list[int]:
+    """Live processes (not zombies) of process group ``pgid``, except ``but``."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return []  # the group is gone (the common case: nothing to look for)
+    found = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if p.pid != but and os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def child_pythonpath() -> str:
+    """The parent's import path, so that a fresh interpreter finds the same modules."""
+    entries = []
+    for p in sys.path:
+        p = p or os.getcwd()
+        if os.path.isdir(p) and p not in entries:
+            entries.append(p)
+    old = os.environ.get("PYTHONPATH")
+    return os.pathsep.join(entries + ([old] if old else []))

@@ -1,0 +1,86 @@
+"""Typed events of a run, in the order they happen.
+
+The supervisor emits them to reporters, to the lifecycle hooks and to an
+embedding application's event stream (see :class:`npf_core.Supervisor`).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from npf_core.results.report import Report
+from npf_core.spec.config import RunConfig
+
+__all__ = [
+    "ConfigFailed",
+    "ConfigFinished",
+    "ConfigSkipped",
+    "ConfigStarted",
+    "Event",
+    "Progress",
+    "RunFinished",
+    "RunStarted",
+]
+
+
+class Event(msgspec.Struct, tag=True, tag_field="event", kw_only=True):
+    """Base of every run event."""
+
+
+class RunStarted(Event, kw_only=True):
+    run_id: str
+    configs: list[RunConfig]
+    output_dir: str
+    spec: dict = {}
+
+
+class ConfigStarted(Event, kw_only=True):
+    index: int
+    total: int
+    config: RunConfig
+
+
+class Progress(Event, kw_only=True):
+    """Once per measurement window of a configuration."""
+
+    index: int
+    total: int
+    config: RunConfig
+    elapsed_s: float
+    duration_s: float
+    completed: int
+    throughput: float
+
+
+class ConfigFinished(Event, kw_only=True):
+    index: int
+    total: int
+    config: RunConfig
+    report: Report
+
+
+class ConfigFailed(Event, kw_only=True):
+    index: int
+    total: int
+    config: RunConfig
+    report: Report
+
+
+class ConfigSkipped(Event, kw_only=True):
+    """A configuration already in the results file (``--resume``)."""
+
+    index: int
+    total: int
+    config: RunConfig
+    report: Report
+
+
+class RunFinished(Event, kw_only=True):
+    reports: list[Report]
+    interrupted: bool = False
+    failed: int = 0
+
+
+AnyEvent = Union[RunStarted, ConfigStarted, Progress, ConfigFinished, ConfigFailed, ConfigSkipped, RunFinished]

@@ -1,0 +1,3 @@
+"""What crosses between processes: the protocol messages and their framing, live objects
+serialised for copies (transfer), inputs built from descriptions (tensors), the compile
+request and result."""

@@ -1,0 +1,290 @@
+"""The wire between the supervisor and a benchmarker: messages and framing.
+
+A frame is a 4-byte big-endian length followed by one msgpack-encoded message of
+the tagged union :data:`AnyMessage`. The channel is a dedicated socket (never
+stdout or stderr, which user code may write to freely). Decoding is typed: a
+frame that is too long, truncated, or not a known message raises
+:class:`~npf_core.errors.ProtocolError`.
+
+Conversation, per benchmarker (one model copy)::
+
+    child  -> Hello(protocol, pid)
+    parent -> Setup(job)                     what to load and how to run it
+    child  -> Ready(load_ns, warmup_ns)      or Failed
+    parent -> Go(go_at_ns, stop_at_ns)       one common start for all copies
+    child  -> Progress(...)                  once per window while measuring
+    parent -> Stop()                         optional: early stop or cancel
+    child  -> Result(...)                    or Failed, then the child exits
+
+New fields always get defaults, so old and new ends can talk.
+"""
+
+from __future__ import annotations
+
+import enum
+import select
+import socket
+import struct
+import threading
+from typing import Any, Union
+
+import msgspec
+
+from npf_core.errors import ProtocolError
+from npf_core.spec.schema import DatasetSpec, DeviceSpec, InputItem
+
+__all__ = [
+    "ChildExit",
+    "AssignmentBlock",
+    "MAX_FRAME",
+    "PROTOCOL_VERSION",
+    "AnyMessage",
+    "Channel",
+    "EvalJob",
+    "Failed",
+    "Go",
+    "Hello",
+    "Hist",
+    "Job",
+    "Progress",
+    "Ready",
+    "Result",
+    "Setup",
+    "Stop",
+    "decode_frames",
+    "encode_frame",
+]
+
+PROTOCOL_VERSION = 1
+MAX_FRAME = 64 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+
+class Message(msgspec.Struct, tag=True, tag_field="msg", kw_only=True):
+    """Base of every wire message; the tag is the class name."""
+
+
+class Hello(Message, kw_only=True):
+    protocol: int
+    pid: int
+
+
+class ChildExit(enum.IntEnum):
+    """A benchmarker's own exit codes (a negative code is the signal that killed it)."""
+
+    OK = 0  # sent its Result
+    FAILED = 1  # sent Failed: the report has the reason
+    NO_SETUP = 3  # the wire closed before the job arrived or while running
+    BAD_HANDSHAKE = 4  # the first message was not Setup
+    ORPHANED = 70  # the supervisor was already gone at start-up
+    SUPERVISOR_GONE = 75  # the wire hung up: the supervisor is gone
+
+    @classmethod
+    def describe(cls, code: int) -> str:
+        """A word for the codes no model would use by chance (the low ones may be
+        the model's own ``sys.exit``)."""
+        if code in (cls.ORPHANED, cls.SUPERVISOR_GONE):
+            return cls(code).name.lower().replace("_", " ")
+        return ""
+
+
+class AssignmentBlock(msgspec.Struct, kw_only=True):
+    """A device's share for one copy (the device plugin's ``Assignment``), typed for
+    the wire; keys a plugin adds beyond these travel in ``extra``."""
+
+    env: dict[str, str] = {}
+    cpus: list[int] | None = None
+    devices: list[str] = []
+    label: str = ""
+    extra: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, assignment: dict[str, Any]) -> AssignmentBlock:
+        known = {"env", "cpus", "devices", "label"}
+        return cls(
+            env={str(k): str(v) for k, v in (assignment.get("env") or {}).items()},
+            cpus=[int(c) for c in assignment["cpus"]] if assignment.get("cpus") is not None else None,
+            devices=[str(d) for d in assignment.get("devices") or []],
+            label=str(assignment.get("label") or ""),
+            extra={k: v for k, v in assignment.items() if k not in known},
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plugin's view: the ``Assignment`` keys, plus what it added."""
+        return {"env": dict(self.env), "cpus": self.cpus, "devices": list(self.devices), "label": self.label,
+                **self.extra}  # fmt: skip
+
+
+class EvalJob(msgspec.Struct, kw_only=True):
+    """Evaluate mode of a job: which metrics to keep per worker (spec strings: names,
+    references or API tokens; ``keys`` are their report names), where the target is in
+    an example, an optional reference model, and whether to run the dataset once."""
+
+    metrics: list[str] = []
+    keys: list[str] = []
+    target_col: int | None = -1
+    reference: dict[str, Any] | None = None
+    once: bool = True
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """Everything a benchmarker needs to load a model and run one configuration.
+    What the spec gives a default for (device, load mode, warm-up, window) has no
+    default here: the supervisor always copies the spec's value, so a default is
+    written once, in the spec's Structs."""
+
+    config_id: str
+    copy_index: int
+    n_models: int
+    workers: int
+    batch_size: int
+    pipeline_size: int
+    input_idx: int = 0
+    framework: str
+    model_kind: str  # "target", "path" or an index entry's "path"
+    model_ref: str
+    model_options: dict[str, Any] = {}
+    base_dir: str = "."
+    inputs: list[InputItem] | None = None  # one example: its input items
+    dataset: DatasetSpec | None = None
+    device: DeviceSpec
+    assignment: AssignmentBlock = msgspec.field(default_factory=AssignmentBlock)
+    preprocess: str | None = None
+    postprocess: str | None = None
+    setup: str | None = None
+    env_setup: str | None = None
+    load_mode: str
+    rate_per_copy: float = 0.0  # open loop: this copy's share of the spec's rate (calls/s)
+    warmup_iterations: int
+    warmup_s: float
+    window_ns: int
+    seed: int = 0
+    evaluate: EvalJob | None = None
+
+
+class Setup(Message, kw_only=True):
+    job: Job
+
+
+class Ready(Message, kw_only=True):
+    load_ns: int
+    setup_ns: int = 0
+    env_setup_ns: int = 0
+    warmup_ns: int
+    warmup_calls: int = 0
+
+
+class Go(Message, kw_only=True):
+    go_at_ns: int
+    stop_at_ns: int
+
+
+class Stop(Message, kw_only=True):
+    reason: str = "deadline"
+
+
+class Progress(Message, kw_only=True):
+    window: int
+    completed: int
+
+
+class Hist(msgspec.Struct, array_like=True):
+    """A sparse log-linear histogram (see npf_core.results.stats): bucket indices and counts,
+    plus exact count, sum, min and max, all in nanoseconds."""
+
+    index: list[int]
+    counts: list[int]
+    n: int
+    total: int
+    lo: int
+    hi: int
+
+
+class Result(Message, kw_only=True):
+    completed: int
+    interval_ns: int
+    stages: dict[str, Hist]
+    latency: Hist
+    windows: list[int]
+    scheduled: int = 0
+    late: int = 0
+    dropped: int = 0
+    max_lag_ns: int = 0
+    stopped_by: str = "deadline"
+    #: evaluate mode: report name -> one pickled ``vars(metric)`` per worker thread
+    #: (the state only: the supervisor rebuilds each with the class it resolved)
+    metric_states: dict[str, list[bytes]] = {}
+    eval_examples: int = 0
+
+
+class Failed(Message, kw_only=True):
+    stage: str
+    type: str
+    message: str
+    traceback: str = ""
+
+
+AnyMessage = Union[Hello, Setup, Ready, Go, Stop, Progress, Result, Failed]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyMessage)
+
+
+def encode_frame(msg: Message) -> bytes:
+    """One message as a length-prefixed frame."""
+    body = _encoder.encode(msg)
+    if len(body) > MAX_FRAME:
+        raise ProtocolError(f"message {type(msg).__name__} is {len(body)} bytes, over the {MAX_FRAME}-byte limit")
+    return _HEADER.pack(len(body)) + body
+
+
+def decode_frames(buffer: bytearray, max_frame: int = MAX_FRAME) -> list[Message]:
+    """Take every complete frame off the front of ``buffer`` (which is consumed)."""
+    out: list[Message] = []
+    while len(buffer) >= 4:
+        (size,) = _HEADER.unpack_from(buffer)
+        if size > max_frame:
+            raise ProtocolError(
+                f"frame of {size} bytes announced, over the {max_frame}-byte limit (garbage on the wire?)"
+            )
+        if len(buffer) < 4 + size:
+            break
+        body = bytes(buffer[4 : 4 + size])
+        del buffer[: 4 + size]
+        try:
+            out.append(_decoder.decode(body))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(f"undecodable message on the wire: {exc}") from None
+    return out
+
+
+class Channel:
+    """The blocking end of the wire, used in the benchmarker process."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        self.sock = sock
+        self._buffer = bytearray()
+        self._pending: list[Message] = []
+        self._send_lock = threading.Lock()
+
+    def send(self, msg: Message) -> None:
+        frame = encode_frame(msg)
+        with self._send_lock:
+            self.sock.sendall(frame)
+
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """The next message; None on timeout. Raises EOFError when the peer is gone."""
+        while not self._pending:
+            try:
+                readable, _, _ = select.select([self.sock], [], [], timeout)
+                if not readable:
+                    return None
+                chunk = self.sock.recv(1 << 16)
+            except OSError as exc:
+                raise EOFError(str(exc)) from None
+            if not chunk:
+                raise EOFError("supervisor closed the channel")
+            self._buffer += chunk
+            self._pending.extend(decode_frames(self._buffer))
+        return self._pending.pop(0)
