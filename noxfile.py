@@ -100,7 +100,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy over the engine and the built-in plugins (pyproject's [tool.mypy]); npf ships
     py.typed, so what plugin authors see is what is checked here."""
-    _install(session)
+    _install(session, "test,torch")  # torch's own types check the torch plugin and the engine's torch paths
     session.install("mypy==2.4.1", "types-psutil")  # pinned: a new mypy may judge the same code otherwise
     session.run("mypy", *session.posargs)
 
