@@ -176,7 +176,7 @@ class OnnxruntimeFramework(Framework):
             try:
                 so.add_session_config_entry(key, value)
             except Exception as exc:  # onnxruntime's own error types
-                raise SpecError(f"model.options.session_config.{key}", str(exc)) from exc
+                raise SpecError(f"model.options.session_config[{key!r}]", str(exc)) from exc
         return so
 
     def providers(self, ort: Any, ctx: ChildContext) -> list[tuple[str, dict[str, str]]]:
@@ -258,7 +258,7 @@ class OnnxruntimeFramework(Framework):
                     f"{model.path.name} takes {len(names)} input(s) ({', '.join(names)}), got {len(example)} "
                     "positional one(s); give one input per model input, in order, or name them"
                 )
-            given = dict(zip(names, example))
+            given = dict(zip(names, example, strict=True))
         feed: dict[str, Any] = {}
         for name, type_, shape in model.inputs:
             feed[name] = self._check_input(np, model.path.name, name, type_, shape, given[name])
@@ -273,7 +273,7 @@ class OnnxruntimeFramework(Framework):
                 f"input {name!r} of {model} is {type_} ({want}), got {x.dtype}; set the input's dtype in the spec"
             )
         fixed = [d if isinstance(d, int) else None for d in shape]
-        if len(fixed) != x.ndim or any(d is not None and d != n for d, n in zip(fixed, x.shape)):
+        if len(fixed) != x.ndim or any(d is not None and d != n for d, n in zip(fixed, x.shape, strict=True)):
             shown = "[" + ", ".join(str(d) if isinstance(d, int) else repr(d) for d in shape) + "]"
             raise InputMismatch(f"input {name!r} of {model} has shape {shown}, got {list(x.shape)}")
         return x

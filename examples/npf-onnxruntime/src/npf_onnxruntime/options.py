@@ -9,11 +9,11 @@ user knows from ONNX Runtime's documentation carries over.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
-
 from npf_core.plugin import SpecError
 
 __all__ = [
@@ -42,8 +42,8 @@ GRAPH_OPTIMIZATION_LEVELS = {
 #: ``execution_mode`` values -> ``onnxruntime.ExecutionMode`` members
 EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
 
-ProviderName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9]*ExecutionProvider$")]
-ProviderValue = Union[str, int, float, bool]
+PROVIDER_PATTERN = r"^[A-Za-z][A-Za-z0-9]*ExecutionProvider$"
+ProviderName = Annotated[str, msgspec.Meta(pattern=PROVIDER_PATTERN)]
 Threads = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -65,10 +65,10 @@ class OnnxruntimeOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     providers: Annotated[list[ProviderName], msgspec.Meta(min_length=1)] | None = None
     #: options per provider, e.g. ``{"CUDAExecutionProvider": {"cudnn_conv_algo_search": "HEURISTIC"}}``;
     #: on device ``gpu`` the CUDA provider's ``device_id`` defaults to the copy's own GPU
-    provider_options: dict[ProviderName, dict[str, ProviderValue]] = {}
+    provider_options: dict[str, dict[str, Any]] = {}
     #: ``SessionOptions.add_session_config_entry(key, value)`` for each item, e.g.
     #: ``{"session.intra_op.allow_spinning": "0"}``
-    session_config: dict[str, str] = {}
+    session_config: dict[str, Any] = {}
     #: the outputs each call fetches (default: all of the model's outputs)
     output_names: Annotated[list[str], msgspec.Meta(min_length=1)] | None = None
     #: call ``onnxruntime.preload_dlls()`` before a CUDA session (onnxruntime-gpu >= 1.21:
@@ -76,6 +76,27 @@ class OnnxruntimeOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     preload_dlls: bool = True
 
     def __post_init__(self) -> None:
+        # mappings are checked here, not by msgspec: its errors inside a dict name no key
+        for name, values in self.provider_options.items():
+            if not re.fullmatch(PROVIDER_PATTERN, name):
+                raise SpecError(
+                    f"model.options.provider_options.{name}",
+                    f"{name!r} is not an execution provider's name",
+                    "e.g. CUDAExecutionProvider, CPUExecutionProvider",
+                )
+            for key, value in values.items():
+                if not isinstance(value, (str, int, float, bool)):
+                    raise SpecError(
+                        f"model.options.provider_options.{name}.{key}",
+                        f"expected a string, number or boolean, got {type(value).__name__}",
+                    )
+        for key, value in self.session_config.items():
+            if not isinstance(value, str):
+                raise SpecError(
+                    f"model.options.session_config[{key!r}]",
+                    f"expected a string, got {type(value).__name__}",
+                    'onnxruntime takes session config values as strings, e.g. "0"',
+                )
         if self.providers is not None:
             seen: set[str] = set()
             for i, name in enumerate(self.providers):
@@ -125,7 +146,7 @@ def copy_gpu_index(assignment: Mapping[str, Any]) -> int:
     return int(first) if first.isdigit() else 0
 
 
-def _option_text(value: ProviderValue) -> str:
+def _option_text(value: str | int | float | bool) -> str:
     # ONNX Runtime takes provider options as strings; str(True) would be "True"
     if isinstance(value, bool):
         return "1" if value else "0"
