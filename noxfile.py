@@ -3,8 +3,9 @@ plugins against the fakes; CI runs it), ``tensorflow`` and ``mxnet`` (each frame
 its own environment; CI runs them), ``browser`` (the HTML report in headless Chromium,
 installed from Debian's packages; CI runs it), ``tui`` (npf in a real terminal under
 tmux; CI runs it), ``ray`` (the ray launcher on a local two-node Ray cluster;
-CI runs it), ``lint``, ``typecheck`` (mypy; CI runs it), ``docs``, and the heavy ones
-CI does not run: ``slow`` (long load tests)."""
+CI runs it), ``onnxruntime`` (the third-party plugin package in examples/npf-onnxruntime,
+installed from its folder, and its own tests; CI runs it), ``lint``, ``typecheck`` (mypy;
+CI runs it), ``docs``, and the heavy ones CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "virtualenv"  # pip finds the local torch wheel; uv would download CUDA
-nox.options.sessions = ["lint", "tests", "torch", "tensorflow", "mxnet"]  # CI runs more: .ci/run
+nox.options.sessions = ["lint", "tests", "torch", "tensorflow", "mxnet", "onnxruntime"]  # CI runs more: .ci/run
 nox.options.error_on_missing_interpreters = False
 
 PLUGIN_PKG = "tests/plugin_pkg"
+#: a third-party framework plugin as its own distribution, with its own tests (nox -s onnxruntime)
+ONNX_PKG = "examples/npf-onnxruntime"
 #: tests marked with these run in their own sessions (own environment or system
 #: packages); the default ``tests`` session leaves them out
 OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "ray", "browser", "tui")
@@ -79,6 +82,20 @@ def ray(session: nox.Session) -> None:
     session.run("pytest", "-m", "ray", "--durations=10", *session.posargs)
 
 
+@nox.session
+def onnxruntime(session: nox.Session) -> None:
+    """npf-onnxruntime, the ONNX Runtime plugin in examples/npf-onnxruntime: npf and the
+    plugin pip-installed from their folders (the plugin as a user installs it, not
+    editable), then the plugin's own tests, from its folder and with its own pytest
+    settings (real onnxruntime; tiny models built with onnx, nothing downloaded)."""
+    session.install("-e", ".")
+    # a build/ folder left by an earlier install can carry files the package no longer has
+    shutil.rmtree(f"{ONNX_PKG}/build", ignore_errors=True)
+    session.install(f"./{ONNX_PKG}[test]")
+    session.chdir(ONNX_PKG)
+    session.run("pytest", "--durations=10", *session.posargs)
+
+
 @nox.session(default=False)
 def slow(session: nox.Session) -> None:
     """Long load tests (many copies, long sweeps)."""
@@ -92,7 +109,7 @@ def lint(session: nox.Session) -> None:
     [tool.importlinter] contracts, mapped in docs/architecture.md)."""
     session.install("ruff>=0.6", "import-linter>=2.1")
     session.install("--no-deps", "-e", ".", PLUGIN_PKG)  # the packages whose imports are checked
-    session.run("ruff", "check", "npf_core", "npf_plugins", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "npf_core", "npf_plugins", "tests", "benchmarks", "noxfile.py", ONNX_PKG)
     session.run("lint-imports")
 
 
