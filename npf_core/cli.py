@@ -122,10 +122,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plugins":
             return _plugins()
         if args.command == "schema":
-            from npf_core.spec.schema import json_schema
-
-            print(json.dumps(json_schema(), indent=2), flush=True)
-            return EXIT_OK
+            return _schema()
         if args.command == "init":
             from npf_core.spec.starter import write_starter
 
@@ -214,6 +211,28 @@ def _plugins() -> int:
         print(f"{kind}s:")
         for name, origin in items:
             print(f"  {name:<14} {origin}")
+    return EXIT_OK
+
+
+def _schema() -> int:
+    """The spec's JSON Schema, with the options of every installed plugin that
+    declares its ``options_type``."""
+    from npf_core.plugin.hookspecs import Registry
+    from npf_core.plugin.manager import get_plugins
+    from npf_core.spec.schema import json_schema
+
+    plugins = get_plugins()
+    registries: dict[str, Registry[Any]] = {
+        "framework": plugins.frameworks,
+        "device": plugins.devices,
+        "dataset": plugins.datasets,
+        "launcher": plugins.launchers,
+    }
+    options = {
+        kind: {name: t for name in reg.names() if (t := getattr(reg.get(name), "options_type", None)) is not None}
+        for kind, reg in registries.items()
+    }
+    print(json.dumps(json_schema(options), indent=2), flush=True)
     return EXIT_OK
 
 

@@ -305,6 +305,10 @@ class Framework:
     #: how compiled artifacts end in the default ``compile.artifact`` pattern:
     #: a file suffix (``".pt"``), or ``""`` for a folder (a SavedModel, a checkpoint folder)
     compile_suffix: ClassVar[str] = ".pt"
+    #: the type (a msgspec Struct) :meth:`__init__` decodes ``model.options`` into, or
+    #: None; ``npf schema`` describes ``model.options`` with it where ``model.framework``
+    #: names this plugin
+    options_type: ClassVar[type | None] = None
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor and benchmarker*: ``options`` is the spec's ``model.options``;
@@ -373,6 +377,8 @@ class Device:
     exclusive_hint: ClassVar[str] = ""
     #: the value reports give as ``device_type``
     type_name: ClassVar[str] = "device"
+    #: the type (a msgspec Struct) ``device.options`` decodes into, or None; ``npf schema`` shows it
+    options_type: ClassVar[type | None] = None
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor and benchmarker*: ``options`` is the spec's ``device.options``."""
@@ -405,6 +411,8 @@ class Dataset:
     #: used once per copy, as NeuronPerf ran a torch Dataset); ``examples`` is then
     #: called once per copy for the measurement (and once more for the warm-up).
     shared: ClassVar[bool] = False
+    #: the type (a msgspec Struct) ``dataset.options`` decodes into, or None; ``npf schema`` shows it
+    options_type: ClassVar[type | None] = None
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor and benchmarker*: ``options`` is the spec's ``dataset.options``."""
@@ -482,6 +490,9 @@ class Launcher:
     ``run.emit(event)`` for its progress events, ``run.config_done(index, config,
     report)`` with its report, and may run a configuration here with ``await
     run.run_config(index, config)``."""
+
+    #: the type (a msgspec Struct) ``launcher.options`` decodes into, or None; ``npf schema`` shows it
+    options_type: ClassVar[type | None] = None
 
     def __init__(self, options: dict[str, Any]) -> None:
         """*supervisor*: ``options`` is the spec's ``launcher.options``; raise

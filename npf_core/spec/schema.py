@@ -593,9 +593,39 @@ def _top_level_names(path: Path) -> set[str] | None:
     return None if "__getattr__" in names else names
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema (2020-12) of the spec format, from the same Structs."""
-    schema = msgspec.json.schema(Spec)
+#: plugin kind -> (the spec Struct that names such a plugin, its field holding the name)
+PLUGIN_OPTION_FIELDS = {
+    "framework": ("ModelSpec", "framework"),
+    "device": ("DeviceSpec", "type"),
+    "dataset": ("DatasetSpec", "plugin"),
+    "launcher": ("LauncherSpec", "plugin"),
+}
+
+
+def json_schema(plugin_options: Mapping[str, Mapping[str, type]] | None = None) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the spec format, from the same Structs.
+
+    ``plugin_options`` (kind -> plugin name -> the type its options decode into, as
+    plugins declare in ``options_type``) adds, for each plugin, a rule to the Struct
+    that names it: where that name is given, ``options`` follows the plugin's schema."""
+    named = [
+        (kind, name, type_)
+        for kind, types in (plugin_options or {}).items()
+        for name, type_ in sorted(types.items())
+        if kind in PLUGIN_OPTION_FIELDS
+    ]
+    (schema, *option_schemas), defs = msgspec.json.schema_components(
+        [Spec, *(t for _, _, t in named)], ref_template="#/$defs/{name}"
+    )
+    for (kind, name, _), options in zip(named, option_schemas, strict=True):
+        struct, field = PLUGIN_OPTION_FIELDS[kind]
+        defs[struct].setdefault("allOf", []).append(
+            {
+                "if": {"properties": {field: {"const": name}}, "required": [field]},
+                "then": {"properties": {"options": options}},
+            }
+        )
+    schema["$defs"] = defs
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "npf run spec"
     return schema

@@ -26,6 +26,8 @@ class IterableDataset(Dataset):
 
     in_memory = False
 
+    options_type = IterableOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, IterableOptions, "dataset.options")

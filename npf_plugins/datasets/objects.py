@@ -54,6 +54,8 @@ class ObjectsExamples(Dataset):
 
     in_memory = True
 
+    options_type = ObjectsOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, ObjectsOptions, "dataset.options")

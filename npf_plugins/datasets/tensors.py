@@ -42,6 +42,8 @@ class Synthetic(Dataset):
 
     in_memory = True
 
+    options_type = SyntheticOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, SyntheticOptions, "dataset.options")
@@ -61,6 +63,8 @@ class Files(Dataset):
     """One example per ``.npy`` / ``.npz`` / ``.pt`` file, held in memory."""
 
     in_memory = True
+
+    options_type = FilesOptions  # its options in `npf schema`
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)

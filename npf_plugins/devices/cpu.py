@@ -37,6 +37,8 @@ class CpuDevice(Device):
     type_name = "cpu"
     exclusive_hint = "or set device.options.oversubscribe to true to let copies share CPUs"
 
+    options_type = CpuOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, CpuOptions, "device.options")

@@ -114,6 +114,8 @@ class GpuDevice(Device):
     exclusive = True
     type_name = "gpu"
 
+    options_type = GpuOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, GpuOptions, "device.options")

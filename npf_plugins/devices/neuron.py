@@ -203,6 +203,8 @@ class NeuronDevice(Device):
     exclusive = True
     type_name = "neuron"
 
+    options_type = NeuronOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, NeuronOptions, "device.options")

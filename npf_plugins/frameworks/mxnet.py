@@ -91,6 +91,8 @@ class MxnetFramework(Framework):
     start_method = "fresh"
     compile_suffix = ""
 
+    options_type = MxnetOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, MxnetOptions, "model.options")

@@ -112,6 +112,8 @@ class TensorflowFramework(Framework):
     start_method = "fresh"
     compile_suffix = ""
 
+    options_type = TensorflowOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, TensorflowOptions, "model.options")

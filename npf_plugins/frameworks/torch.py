@@ -134,6 +134,8 @@ class TorchFramework(Framework):
     start_method = "zygote"
     preimport = ("torch",)  # import only: no thread pool, and CUDA stays uninitialised
 
+    options_type = TorchOptions  # its options in `npf schema`
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, TorchOptions, "model.options")

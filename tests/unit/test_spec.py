@@ -7,8 +7,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import pytest
 
 from npf_core.errors import SpecError, UnknownPluginError
@@ -339,3 +340,35 @@ def test_schema_command_prints_valid_json_with_every_spec_field(spec_struct_type
             assert f.encode_name in props, f"{name}.{f.encode_name} missing from the schema"
     assert schema["$ref"].endswith("/Spec")
     assert set(defs["Spec"]["required"]) == {"model"}
+
+
+class _PluginOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A plugin's options, as a plugin declares them in ``options_type``."""
+
+    level: Literal["low", "high"] = "low"
+
+
+def test_the_schema_describes_a_plugins_options_where_the_spec_names_that_plugin() -> None:
+    from npf_core.spec.schema import json_schema
+
+    schema = json_schema({"framework": {"mine": _PluginOptions}, "device": {"dev": _PluginOptions}})
+    defs = schema["$defs"]
+    assert defs["_PluginOptions"]["properties"]["level"]["enum"] == ["high", "low"]
+    for struct, field, name in (("ModelSpec", "framework", "mine"), ("DeviceSpec", "type", "dev")):
+        (rule,) = defs[struct]["allOf"]
+        assert rule["if"] == {"properties": {field: {"const": name}}, "required": [field]}
+        assert rule["then"] == {"properties": {"options": {"$ref": "#/$defs/_PluginOptions"}}}
+    assert "allOf" not in defs["DatasetSpec"]  # no dataset plugin declared options
+    assert json_schema()["$defs"]["ModelSpec"].get("allOf") is None
+
+
+def test_the_schema_command_includes_the_options_an_installed_plugin_declares() -> None:
+    # npf-demo-plugin (tests/plugin_pkg, installed by the test sessions) declares DemoOptions
+    proc = subprocess.run(
+        [sys.executable, "-m", "npf_core", "schema"], capture_output=True, text=True, timeout=60, check=True
+    )
+    defs = json.loads(proc.stdout)["$defs"]
+    rules = {r["if"]["properties"]["framework"]["const"]: r["then"] for r in defs["ModelSpec"].get("allOf", [])}
+    assert rules["demo"] == {"properties": {"options": {"$ref": "#/$defs/DemoOptions"}}}
+    assert set(defs["DemoOptions"]["properties"]) == {"marks"}
+    assert "python" not in rules  # the python framework declares no options type

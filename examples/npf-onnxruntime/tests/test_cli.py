@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
-from npf_core.plugin import Framework
 
 import npf_onnxruntime
 from helpers import npf
@@ -39,16 +37,6 @@ def _objects_with_properties(node: Any) -> list[set[str]]:
     return found
 
 
-#: npf's ``schema`` command shows a plugin's options only where npf's core reads a
-#: framework's ``options_type``; until then this test is an expected failure
-CORE_SHOWS_PLUGIN_OPTIONS = hasattr(Framework, "options_type")
-
-
-@pytest.mark.xfail(
-    not CORE_SHOWS_PLUGIN_OPTIONS,
-    reason="this npf's schema command leaves plugin options out (no Framework.options_type in npf_core)",
-    strict=True,
-)
 def test_npf_schema_includes_the_onnxruntime_options(tmp_path: Path) -> None:
     proc = npf("schema", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -37,6 +37,7 @@ class DemoFramework(Framework):
     """Benchmarks a plain function named by ``model.target`` (no instantiation)."""
 
     start_method = "fork"
+    options_type = DemoOptions  # npf schema shows it under "framework": "demo"
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
