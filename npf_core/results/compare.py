@@ -41,12 +41,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from npf_core.results.figures import FIGURES, MIN_WINDOWS, Estimate, Figure, LogRatio, log_ratio
+import npf_core.results.figures as figures
+from npf_core.results.figures import MIN_WINDOWS, Estimate, Figure, LogRatio, log_ratio
 from npf_core.results.identity import SWEEP, Identity, identity, model_reference, per_example
 from npf_core.results.report import Report
-from npf_core.results.store import Results, comparable_spec, read_results
+from npf_core.results.store import PlanEntry, Results, comparable_spec, read_results
 
 __all__ = [
     "MIN_WINDOWS", "Comparison", "ConfigComparison", "MetricChange", "changes", "compare", "judge", "render", "welch",
@@ -54,7 +56,7 @@ __all__ = [
 
 CONFIDENCE = 0.95
 DEFAULT_THRESHOLD_PCT = 5.0
-METRICS = tuple(f.name for f in FIGURES)
+METRICS = tuple(f.name for f in figures.FIGURES)
 
 REGRESSION, IMPROVEMENT, NO_CHANGE, NOT_TESTED = "regression", "improvement", "no significant change", "not tested"
 #: a configuration's status in a comparison besides its metrics' verdicts
@@ -209,7 +211,7 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
 def _tests(a: Report, b: Report) -> list[tuple[Figure, LogRatio]]:
     """Each figure both reports carry, as a change base -> new."""
     out = []
-    for f in FIGURES:
+    for f in figures.FIGURES:  # read at each call: a figure added there is compared at once
         ea, eb = f.estimate(a), f.estimate(b)
         if ea is None and eb is None:
             continue  # a figure neither run has (e.g. one a load mode adds)
@@ -265,10 +267,15 @@ class _Run:
 
 
 def _plan(entries: Sequence[Mapping[str, Any]] | None) -> list[Identity] | None:
+    """The identities of results.json's ``plan`` (None: an older file, or one unreadable)."""
     if entries is None:
         return None
-    return [Identity(params=tuple(e.get(f) for f in SWEEP), inputs=e.get("input_signature") or None,
-                     device=str(e.get("device_type", ""))) for e in entries]  # fmt: skip
+    try:
+        plan = [msgspec.convert(e, PlanEntry) for e in entries]
+    except msgspec.ValidationError:
+        return None
+    return [Identity(params=tuple(getattr(e, f) for f in SWEEP), inputs=e.input_signature or None,
+                     device=e.device_type) for e in plan]  # fmt: skip
 
 
 def _load(x: Results | Sequence[Report] | str | os.PathLike[str]) -> _Run:

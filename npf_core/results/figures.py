@@ -24,7 +24,9 @@ import numpy as np
 from npf_core.results.report import Report
 from npf_core.results.stats import Histogram, t_quantile
 
-__all__ = ["FIGURES", "MIN_WINDOWS", "Estimate", "Figure", "LogRatio", "log_ratio"]
+__all__ = [
+    "FIGURES", "MIN_WINDOWS", "Estimate", "Figure", "LogRatio", "interval", "log_ratio", "percentile", "throughput",
+]  # fmt: skip
 
 Z95 = 1.959964
 #: windows a run needs for its window throughputs to be the sample (as for its own

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+import npf_core.results.figures as figures
 from npf_core.errors import ResultsError
 from npf_core.results.compare import (
     CONFIDENCE,
@@ -33,7 +34,7 @@ from npf_core.results.compare import (
     changes,
     judge,
 )
-from npf_core.results.figures import FIGURES, Figure
+from npf_core.results.figures import Figure
 from npf_core.results.identity import Identity, identity, signature_from_spec
 from npf_core.results.report import Report
 from npf_core.results.store import LATEST, RESULTS_FILE, Results, read_results
@@ -104,7 +105,7 @@ class History:
     points: list[Point]
     threshold_pct: float
     confidence: float
-    figures: tuple[Figure, ...] = FIGURES
+    figures: tuple[Figure, ...] = ()
 
     def marked_runs(self) -> list[int]:
         """The runs with a significant change against the run before (indexes)."""
@@ -285,6 +286,7 @@ def history(
     series_names: list[str] = []
     last: dict[int, tuple[int, Report]] = {}  # series -> (run, its latest report)
     points: list[Point] = []
+    figs = figures.FIGURES
     for k, res in enumerate(results):
         runs.append(HistoryRun(k, str(res.path), res.run_id, res.label, res.commit, res.commit_dirty,
                                res.started_at if res.started_at is not None else _started(res),
@@ -307,8 +309,8 @@ def history(
                 series_names.append(r.config_id)
             taken.add(s)
             series_names[s] = r.config_id  # named after its latest appearance
-            p = Point(k, s, r.config_id, r.status, {f.name: _value(f, r) for f in FIGURES if r.status == "ok"},
-                      {f.name: _interval(f, r) for f in FIGURES if r.status == "ok"})  # fmt: skip
+            p = Point(k, s, r.config_id, r.status, {f.name: _value(f, r) for f in figs if r.status == "ok"},
+                      {f.name: _interval(f, r) for f in figs if r.status == "ok"})  # fmt: skip
             points.append(p)
             if s in last:
                 p.against = last[s][0]
@@ -320,4 +322,4 @@ def history(
     name = results[-1].spec.get("name") if results and results[-1].spec else None
     if not name:
         name = results[-1].reports[0].model_name if results and results[-1].reports else folder.name
-    return History(str(folder), str(name), runs, series_names, points, threshold_pct, confidence)
+    return History(str(folder), str(name), runs, series_names, points, threshold_pct, confidence, figs)
