@@ -313,7 +313,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _add_history_parser(sub: argparse._SubParsersAction) -> None:
     his = sub.add_parser("history", help="a spec's runs in time order: labels, commits, figures, significant changes")
-    his.add_argument("path", help="a spec's results folder (npf-results/NAME) or an output root holding one")
+    his.add_argument("path", help="a spec's results folder (npf-results/NAME), an output root holding one, "
+                                  "or a spec file or its folder (its npf-results)")  # fmt: skip
     his.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     his.add_argument("--html", metavar="FILE", help="also write the trend charts of every configuration to FILE")
     his.add_argument("--threshold", type=float, default=5.0, metavar="PCT",

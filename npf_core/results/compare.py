@@ -324,31 +324,47 @@ def _framework(spec: Mapping[str, Any]) -> str | None:
     return str(model.get("framework", "python")) if isinstance(model, Mapping) else None
 
 
-def _set_text(values: set[str]) -> str:
-    return ", ".join(sorted(values)) or "-"
+def _ref_field(run: _Run) -> str:
+    """The spec field that names the model: ``model.target``, ``model.path`` or ``model.index``."""
+    model = run.spec.get("model")
+    if isinstance(model, Mapping):
+        for key in ("target", "path", "index"):
+            if model.get(key) is not None:
+                return f"model.{key}"
+    return "model_filename"
+
+
+def _vs(field: str, a: set[str], b: set[str]) -> str:
+    def text(values: set[str]) -> str:
+        return ", ".join(repr(v) for v in sorted(values)) or "-"
+
+    return f"{field}: {text(a)} vs {text(b)}"
 
 
 def differences(a: _Run, b: _Run) -> list[str]:
     """The fields in which two runs measure different things, as ``field: base vs new``:
-    the framework; the model (when both its name and its reference differ: renaming
-    the spec or moving the model file keeps it the same model; a new version of the
-    model, the usual thing to compare, keeps both); the inputs (no example shape in
-    common); the device (no device type in common)."""
+    the framework (``model.framework``); the model, when both its name (``model_name``)
+    and its reference (``model.target``, ``model.path``, ``model.index``) differ —
+    renaming the spec or moving the model keeps it the same model, and a new version of
+    the model, the usual thing to compare, keeps both; the inputs (``inputs``: no example
+    shape in common); the device (``device_type``: none in common)."""
     out = []
     fa, fb = _framework(a.spec), _framework(b.spec)
     if fa and fb and fa != fb:
-        out.append(f"model.framework: {fa!r} vs {fb!r}")
+        out.append(_vs("model.framework", {fa}, {fb}))
     names = [{r.model_name for r in run.reports} for run in (a, b)]
     refs = [{model_reference(r, run.spec) for r in run.reports} - {""} for run in (a, b)]
     if all(names) and not names[0] & names[1] and (not all(refs) or not refs[0] & refs[1]):
-        side = [f"{_set_text(n)} ({_set_text(f)})" if f else _set_text(n) for n, f in zip(names, refs, strict=True)]
-        out.append(f"model: {side[0]} vs {side[1]}")
+        out.append(_vs("model_name", *names))
+        if all(refs):
+            fields = {_ref_field(a), _ref_field(b)}
+            out.append(_vs(fields.pop() if len(fields) == 1 else "model", *refs))
     sigs = [{per_example(i.inputs) for i in run.ids() if i.inputs} for run in (a, b)]
     if all(sigs) and not sigs[0] & sigs[1]:
-        out.append(f"inputs: {_set_text(sigs[0])} vs {_set_text(sigs[1])}")
+        out.append(_vs("inputs", *sigs))
     devices = [{r.device_type for r in run.reports if r.device_type} for run in (a, b)]
     if all(devices) and not devices[0] & devices[1]:
-        out.append(f"device: {_set_text(devices[0])} vs {_set_text(devices[1])}")
+        out.append(_vs("device_type", *devices))
     return out
 
 

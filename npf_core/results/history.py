@@ -2,8 +2,9 @@
 figures in each, and the significant changes between a run and the one before.
 
 PATH is a spec's results folder (``npf-results/NAME``, its runs in folders
-``STAMP-RUNID``), an output root holding one spec's folder, or a run folder or
-results.json (its spec's folder is meant). Runs are ordered by when they began
+``STAMP-RUNID``), an output root holding one spec's folder, a run folder or
+results.json (its spec's folder is meant), or a spec file or its folder (its
+``npf-results`` is looked into). Runs are ordered by when they began
 (``started_at`` in results.json; in older files the stamp of the run folder).
 
 A configuration is followed across runs by what it measured (results/identity.py).
@@ -42,6 +43,8 @@ from npf_core.results.store import LATEST, RESULTS_FILE, Results, read_results
 __all__ = ["History", "HistoryRun", "Point", "find_runs", "history"]
 
 Z95 = 1.959964
+#: the spec's default ``output.dir``, looked into when PATH is the folder of a spec file
+DEFAULT_OUTPUT = "npf-results"
 
 
 @dataclass
@@ -226,6 +229,8 @@ def find_runs(path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
     if runs:
         return p, [r / RESULTS_FILE for r in runs]
     specs = sorted(d for d in p.iterdir() if d.is_dir() and not d.is_symlink() and _run_folders(d))
+    if not specs and (p / DEFAULT_OUTPUT).is_dir():  # the folder of a spec file (or the file itself)
+        return find_runs(p / DEFAULT_OUTPUT)
     if len(specs) == 1:
         return specs[0], [r / RESULTS_FILE for r in _run_folders(specs[0])]
     if specs:

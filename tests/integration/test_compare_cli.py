@@ -255,7 +255,7 @@ def test_gate_a_narrowed_slower_rerun_is_compared_on_its_overlap(gate: dict[str,
 def test_gate_different_models_exit_2_naming_the_fields(gate: dict[str, Path]) -> None:
     res = compare_cli(str(gate["v1"]), str(gate["hungry"]), cwd=gate["v1"].parent)
     assert res.returncode == 2, res.stdout + res.stderr
-    assert "model: gate (models.py:Base) vs hungry (models.py:Hungry)" in res.stderr
+    assert "model_name: 'gate' vs 'hungry'; model.target: 'models.py:Base' vs 'models.py:Hungry'" in res.stderr
     assert "--allow-different" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     allowed = compare_cli(str(gate["v1"]), str(gate["hungry"]), "--allow-different", "--format", "json",
                           cwd=gate["v1"].parent)  # fmt: skip

@@ -102,6 +102,10 @@ def test_where_history_looks(tmp_path: Path) -> None:
     assert find_runs(tmp_path / "one")[0] == run.parent  # an output root with one spec
     assert find_runs(run / "results.json")[0] == run.parent  # a run: its spec's runs
     assert len(find_runs(run.parent)[1]) == 1  # 'latest' is not a second run
+    beside = write_run(tmp_path / "project" / "npf-results", "m", two_batches(rng), started=T0)
+    (tmp_path / "project" / "spec.json").write_text("{}")
+    for where in ("project", "project/spec.json"):  # a spec file or its folder: its default output folder
+        assert find_runs(tmp_path / where)[0] == beside.parent
     write_run(tmp_path / "two", "a", two_batches(rng), started=T0)
     write_run(tmp_path / "two", "b", two_batches(rng), started=T0)
     with pytest.raises(ResultsError, match="several specs"):
