@@ -131,12 +131,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "plugins":
             return _plugins()
-        if args.command == "schema":
-            if args.results:
-                from npf_core.results.store import results_schema
+        if args.command == "schema" and args.results:
+            from npf_core.results.store import results_schema
 
-                print(json.dumps(results_schema(), indent=2), flush=True)
-                return EXIT_OK
+            print(json.dumps(results_schema(), indent=2), flush=True)
+            return EXIT_OK
+        if args.command == "schema":
             from npf_core.spec.schema import json_schema
 
             print(json.dumps(json_schema(), indent=2), flush=True)
