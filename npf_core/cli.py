@@ -147,8 +147,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
             path = write_starter(args.model, args.output, force=args.force)
             print(f"wrote {_shown(path)}: edit its inputs, then: {_prog()} run {_shown(path)}")
             return EXIT_OK
+        if args.command == "report" and args.format != "table":
+            return _report_as(Path(args.results), args.format, args.html)
         if args.command == "report":
-            return _report(Path(args.results), args.html, args.format)
+            return _report(Path(args.results), args.html)
         if args.command == "compare":
             return _compare(args)
         if args.command == "history":
@@ -235,15 +237,10 @@ def _plugins() -> int:
     return EXIT_OK
 
 
-REPORT_FORMATS = ("table", "json", "csv", "markdown")
-
-
-def _report(path: Path, html: str | None = None, fmt: str = "table") -> int:
+def _report(path: Path, html: str | None = None) -> int:
     """Show a results file again through the ``console`` reporter plugin (the engine
     renders nothing itself; the reports are replayed as the run's last event), and
-    with ``--html FILE`` export it through the ``html`` reporter plugin. ``--format
-    json|markdown`` prints the results as data (results/export.py), ``csv`` as the
-    ``csv`` reporter writes results.csv; nothing else goes to stdout then."""
+    with ``--html FILE`` export it through the ``html`` reporter plugin."""
     import npf_core.plugin.events as ev
     from npf_core.plugin.hookspecs import ReporterContext
     from npf_core.plugin.manager import get_plugins
@@ -251,22 +248,9 @@ def _report(path: Path, html: str | None = None, fmt: str = "table") -> int:
 
     results = read_results(path)
     reports = results.reports
+    print(f"npf: {len(reports)} configuration{'s' * (len(reports) != 1)} from {results.path}")
     plugins = get_plugins()
     ctx = ReporterContext(output_dir=results.path.parent, spec=results.spec, verbosity=1)
-    if fmt != "table":
-        from npf_core.results.export import results_json, results_markdown
-
-        if fmt == "csv":
-            text = plugins.reporters.get("csv", "report --format csv")(ctx).text(reports)
-        else:
-            text = results_json(results) if fmt == "json" else results_markdown(results)
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
-        if html:
-            plugins.reporters.get("html", "report --html")(ctx).export(results, Path(html))
-            print(f"html report: {html}", file=sys.stderr)
-        return EXIT_OK
-    print(f"npf: {len(reports)} configuration{'s' * (len(reports) != 1)} from {results.path}")
     reporter = plugins.reporters.get("console", "report")(ctx)
     failed = sum(r.status != "ok" for r in reports)
     reporter.on_event(ev.RunFinished(reports=reports, interrupted=False, failed=failed))
@@ -274,6 +258,33 @@ def _report(path: Path, html: str | None = None, fmt: str = "table") -> int:
     if html:
         plugins.reporters.get("html", "report --html")(ctx).export(results, Path(html))
         print(f"html report: {html}")
+    return EXIT_OK
+
+
+REPORT_FORMATS = ("table", "json", "csv", "markdown")
+
+
+def _report_as(path: Path, fmt: str, html: str | None = None) -> int:
+    """``report --format json|csv|markdown``: the run as data on stdout and nothing
+    else there (json and markdown: results/export.py; csv: the ``csv`` reporter's
+    text, the rows of results.csv)."""
+    from npf_core.plugin.hookspecs import ReporterContext
+    from npf_core.plugin.manager import get_plugins
+    from npf_core.results.export import results_json, results_markdown
+    from npf_core.results.store import read_results
+
+    results = read_results(path)
+    plugins = get_plugins()
+    ctx = ReporterContext(output_dir=results.path.parent, spec=results.spec, verbosity=1)
+    if fmt == "csv":
+        text = plugins.reporters.get("csv", "report --format csv")(ctx).text(results.reports)
+    else:
+        text = results_json(results) if fmt == "json" else results_markdown(results)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+    if html:
+        plugins.reporters.get("html", "report --html")(ctx).export(results, Path(html))
+        print(f"html report: {html}", file=sys.stderr)
     return EXIT_OK
 
 
