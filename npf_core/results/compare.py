@@ -166,6 +166,9 @@ class Comparison:
             parts.append(f"{len(self.improvements)} significant improvement{'s' * (len(self.improvements) != 1)}")
         if not parts:
             return f"no significant change {how}"
+        if self.differences and not self.allow_different:
+            parts.append("figures not compared: BASE and NEW measure different models or inputs: "
+                         + "; ".join(self.differences))  # fmt: skip
         return "; ".join(parts) + (f" {how}" if self.tests else "")
 
     def render(self, fmt: str = "table") -> str:
@@ -413,12 +416,20 @@ def compare(
     a, b = _load(base), _load(new)
     result = Comparison(a.name, b.name, threshold_pct, confidence, [], allow_different=allow_different)
     result.differences = differences(a, b)
-    if result.differences and not allow_different:
-        result.refused = ("BASE and NEW measure different models or inputs: " + "; ".join(result.differences)
-                          + " (--allow-different compares them all the same)")  # fmt: skip
-        return result
     pairs, only_base, only_new = match(a.reports, b.reports, strict=not allow_different,
                                        base_spec=a.spec, new_spec=b.spec)  # fmt: skip
+    if result.differences and not allow_different:
+        # the figures of different models are not compared; but a configuration that was
+        # ok in BASE and failed in NEW fails the gate first (a broken new run never passes
+        # as "different")
+        for ra, rb, how in pairs:
+            if ra.status == "ok" and rb.status != "ok":
+                result.configs.append(_failed(ra, rb, how))
+                result.failed_in_new.append(rb.config_id)
+        if not result.failed_in_new:
+            result.refused = ("BASE and NEW measure different models or inputs: " + "; ".join(result.differences)
+                              + " (--allow-different compares them all the same)")  # fmt: skip
+        return result
     same_sweep = bool(a.spec) and comparable_spec(a.spec) == comparable_spec(b.spec)
     result.only_in_new = [r.config_id for r in only_new]
     for r in only_base:
@@ -428,15 +439,14 @@ def compare(
             result.only_in_base.append(r.config_id)
     tests: list[list[tuple[Figure, LogRatio]]] = []
     for ra, rb, how in pairs:
+        if ra.status == "ok" and rb.status != "ok":
+            result.configs.append(_failed(ra, rb, how))
+            result.failed_in_new.append(rb.config_id)
+            tests.append([])
+            continue
         c = ConfigComparison(config_id=rb.config_id, base_config_id=ra.config_id, matched_by=how)
         if ra.status != "ok" or rb.status != "ok":
             c.notes.append("failed in " + " and ".join(n for n, r in (("base", ra), ("new", rb)) if r.status != "ok"))
-            if ra.status == "ok":
-                c.status = FAILED_IN_NEW
-                result.failed_in_new.append(rb.config_id)
-                if rb.error is not None:
-                    first = rb.error.message.splitlines()[0] if rb.error.message else ""
-                    c.notes[-1] += f" ({rb.error.type}: {first})" if first else f" ({rb.error.type})"
             tests.append([])
         else:
             tests.append(_tests(ra, rb))
@@ -453,6 +463,17 @@ def compare(
     for c, ms in zip(result.configs, verdicts, strict=True):
         c.metrics = ms
     return result
+
+
+def _failed(ra: Report, rb: Report, how: str) -> ConfigComparison:
+    """A configuration ok in base that failed in new, with new's error."""
+    c = ConfigComparison(config_id=rb.config_id, base_config_id=ra.config_id, matched_by=how, status=FAILED_IN_NEW)
+    note = "failed in new"
+    if rb.error is not None:
+        first = rb.error.message.splitlines()[0] if rb.error.message else ""
+        note += f" ({rb.error.type}: {first})" if first else f" ({rb.error.type})"
+    c.notes.append(note)
+    return c
 
 
 def judge(

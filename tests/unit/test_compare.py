@@ -372,6 +372,10 @@ def test_two_different_models_exit_2_naming_the_fields_unless_allowed() -> None:
     assert compare(base, renamed).differences == []
     moved = [msgspec.structs.replace(new[0], model_name="Sleepy")]
     assert compare(base, moved).differences == []
+    # a new run that failed fails the gate as failed, whatever else differs
+    broken = compare(base, [failed(new[0])])
+    assert broken.exit_code == 1 and broken.failed_in_new == [new[0].config_id] and not broken.refused
+    assert "figures not compared: BASE and NEW measure different models" in broken.summary()
 
 
 def test_another_framework_or_device_is_named() -> None:
