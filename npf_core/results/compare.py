@@ -35,6 +35,7 @@ in either run's own noise, and the threshold is the change worth acting on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -218,7 +219,10 @@ def _tests(a: Report, b: Report) -> list[tuple[Figure, LogRatio]]:
         ea, eb = f.estimate(a), f.estimate(b)
         if ea is None and eb is None:
             continue  # a figure neither run has (e.g. one a load mode adds)
-        out.append((f, log_ratio(ea or _MISSING, eb or _MISSING)))
+        change = log_ratio(ea or _MISSING, eb or _MISSING)
+        if f.comparable is not None and not f.comparable(a, b):
+            change = dataclasses.replace(change, se=None)  # shown, not tested
+        out.append((f, change))
     return out
 
 

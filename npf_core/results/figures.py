@@ -119,6 +119,9 @@ class Figure:
     #: the report field that holds the value (what ``history`` lists)
     field: str
     estimate: Callable[[Report], Estimate | None]
+    #: whether two reports' values may be compared at all (e.g. measured against the
+    #: same budget); when it says no the change is shown, not tested
+    comparable: Callable[[Report, Report], bool] | None = None
 
 
 FIGURES: tuple[Figure, ...] = (

@@ -437,7 +437,8 @@ def test_a_figure_added_in_one_place_is_compared(monkeypatch: pytest.MonkeyPatch
     import npf_core.results.figures as figures
 
     capacity = figures.Figure("slo_capacity", "inf/s", True, "slo_capacity_inf_s",
-                              figures.interval("slo_capacity_inf_s", "slo_capacity_ci_low", "slo_capacity_ci_high"))
+                              figures.interval("slo_capacity_inf_s", "slo_capacity_ci_low", "slo_capacity_ci_high"),
+                              comparable=lambda a, b: a.get("slo_p99_ms") == b.get("slo_p99_ms"))  # fmt: skip
     monkeypatch.setattr(figures, "FIGURES", (*figures.FIGURES, capacity))
     rng = np.random.default_rng(39)
     a, b = make_report(rng), make_report(rng)
@@ -446,6 +447,10 @@ def test_a_figure_added_in_one_place_is_compared(monkeypatch: pytest.MonkeyPatch
     c = compare([a], [b])
     m = {x.metric: x for x in c.configs[0].metrics}["slo_capacity"]
     assert m.verdict == REGRESSION and m.change_pct == pytest.approx(-25.0) and c.tests == 4
+    # measured against another budget: shown, not tested
+    b.metrics["slo_p99_ms"] = 20.0
+    other = {x.metric: x for x in compare([a], [b]).configs[0].metrics}["slo_capacity"]
+    assert other.verdict == "not tested" and other.change_pct == pytest.approx(-25.0)
     # reports without it (every run today) are compared on the others, as before
     assert [x.metric for x in compare([make_report(rng)], [make_report(rng)]).configs[0].metrics] == [
         "throughput", "p50", "p99"]
