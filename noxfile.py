@@ -1,6 +1,6 @@
 """Sessions: ``tests`` (default suite, what CI runs), ``torch`` (PyTorch/Neuron/GPU
 plugins against the fakes; CI runs it), ``tensorflow`` and ``mxnet`` (each framework in
-its own environment; CI runs them), ``browser`` (the HTML report in headless Chromium,
+its own environment; CI runs them), ``browser`` (the HTML report and history in headless Chromium,
 installed from Debian's packages; CI runs it), ``tui`` (npf in a real terminal under
 tmux; CI runs it), ``ray`` (the ray launcher on a local two-node Ray cluster;
 CI runs it), ``onnxruntime`` (the third-party plugin package in examples/npf-onnxruntime,
@@ -135,8 +135,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 @nox.session(default=False)
 def browser(session: nox.Session) -> None:
-    """The HTML report opened in headless Chromium (no network): no console errors,
-    every chart drawn. Installs Debian's ``chromium`` package with apt-get when
+    """The HTML report and ``npf history --html`` opened in headless Chromium (no
+    network): no console errors, every chart drawn. Installs Debian's ``chromium`` package with apt-get when
     /usr/bin/chromium is missing (needs root, as in CI)."""
     if not os.path.exists(CHROMIUM):
         sudo = [] if os.geteuid() == 0 else ["sudo"]

@@ -2,7 +2,10 @@
 
 Exit codes: 0 every configuration succeeded; 1 the run finished but at least one
 configuration failed (results still written); 2 bad spec or usage (one line, no
-traceback); 130 interrupted (finished configurations kept).
+traceback); 130 interrupted (finished configurations kept). ``compare`` (a CI gate
+that fails closed): 0 no significant regression; 1 a significant regression, or a
+configuration ok in BASE that failed or is missing in NEW; 2 nothing to compare, or
+BASE and NEW measure different models or inputs (unless ``--allow-different``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="where results go (overrides output.dir)")
     run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
+    run.add_argument("--label", metavar="TEXT",
+                     help="a label for the run, kept in results.json, shown by 'history' (e.g. a version)")  # fmt: skip
     _sweep_flags(run)
     _verbosity(run)
 
@@ -64,18 +69,23 @@ def _parser() -> argparse.ArgumentParser:
     _verbosity(ev)
     sub.add_parser("metrics", help="list the accuracy metrics (built-in, plugins')")
     sub.add_parser("plugins", help="list installed plugins by kind, with their origin")
-    sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    sch = sub.add_parser("schema", help="print the JSON Schema of the spec format (--results: of results.json)")
+    sch.add_argument("--results", action="store_true", help="the schema of results.json instead of the spec's")
 
     rep = sub.add_parser("report", help="print the table of a results.json")
     rep.add_argument(
         "results", help="a results.json, a run folder, a spec's results folder (its latest run) or the output root"
     )
+    rep.add_argument("--format", choices=REPORT_FORMATS, default="table",
+                     help="table (the console's), or to stdout: json, csv (NeuronPerf's columns first), "
+                          "markdown")  # fmt: skip
     ini = sub.add_parser("init", help="write a commented starter spec for a model file")
     ini.add_argument("model", help="a model file: file.py (a class or function in it), .pt/.pt2 (PyTorch)")
     ini.add_argument("-o", "--output", help="the spec file to write (default: spec.json beside the model)")
     ini.add_argument("--force", action="store_true", help="overwrite an existing spec file")
     rep.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with charts to FILE")
     _add_compare_parser(sub)
+    _add_history_parser(sub)
     _add_compile_parsers(sub)
     return p
 
@@ -121,6 +131,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "plugins":
             return _plugins()
+        if args.command == "schema" and args.results:
+            from npf_core.results.store import results_schema
+
+            print(json.dumps(results_schema(), indent=2), flush=True)
+            return EXIT_OK
         if args.command == "schema":
             return _schema()
         if args.command == "init":
@@ -129,10 +144,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
             path = write_starter(args.model, args.output, force=args.force)
             print(f"wrote {_shown(path)}: edit its inputs, then: {_prog()} run {_shown(path)}")
             return EXIT_OK
+        if args.command == "report" and args.format != "table":
+            return _report_as(Path(args.results), args.format, args.html)
         if args.command == "report":
             return _report(Path(args.results), args.html)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "history":
+            return _history(args)
         if args.command == "compile":
             return _compile(args)
         if args.command == "index":
@@ -171,7 +190,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["eval_metrics"] = [*(current.metrics if current else []), *metrics]
     if args.launcher:
         overrides["launcher"] = args.launcher
-    sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, **overrides)
+    label = getattr(args, "label", None)
+    sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, label=label, **overrides)
     sup.setup()  # no event loop to keep running yet: user errors surface here, plainly
     interrupted = False
 
@@ -260,6 +280,33 @@ def _report(path: Path, html: str | None = None) -> int:
     return EXIT_OK
 
 
+REPORT_FORMATS = ("table", "json", "csv", "markdown")
+
+
+def _report_as(path: Path, fmt: str, html: str | None = None) -> int:
+    """``report --format json|csv|markdown``: the run as data on stdout and nothing
+    else there (json and markdown: results/export.py; csv: the ``csv`` reporter's
+    text, the rows of results.csv)."""
+    from npf_core.plugin.hookspecs import ReporterContext
+    from npf_core.plugin.manager import get_plugins
+    from npf_core.results.export import results_json, results_markdown
+    from npf_core.results.store import read_results
+
+    results = read_results(path)
+    plugins = get_plugins()
+    ctx = ReporterContext(output_dir=results.path.parent, spec=results.spec, verbosity=1)
+    if fmt == "csv":
+        text = plugins.reporters.get("csv", "report --format csv")(ctx).text(results.reports)
+    else:
+        text = results_json(results) if fmt == "json" else results_markdown(results)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+    if html:
+        plugins.reporters.get("html", "report --html")(ctx).export(results, Path(html))
+        print(f"html report: {html}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     cmp = sub.add_parser(
         "compare", help="compare two runs: throughput, p50, p99 with significance (exit 1 on a regression)"
@@ -272,6 +319,9 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--confidence", type=float, default=0.95, metavar="P",
                      help="for the comparison as a whole: with no real change, nothing is flagged with this "
                           "probability (default 0.95)")  # fmt: skip
+    cmp.add_argument("--allow-different", action="store_true",
+                     help="compare runs that measure different models or inputs (by batch, copies, workers, "
+                          "pipeline) instead of exiting 2")  # fmt: skip
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -279,9 +329,47 @@ def _compare(args: argparse.Namespace) -> int:
 
     if not args.threshold >= 0:
         raise UserError(f"compare --threshold: {args.threshold} must be a percentage >= 0")
-    result = compare(args.base, args.new, threshold_pct=args.threshold, confidence=args.confidence)
+    result = compare(args.base, args.new, threshold_pct=args.threshold, confidence=args.confidence,
+                     allow_different=args.allow_different)  # fmt: skip
+    if result.refused:
+        # one line, as for a usage error; --format json also gets the document on stdout
+        if args.format == "json":
+            print(render(result, "json"))
+        print(f"npf compare: {result.refused}", file=sys.stderr)
+        return result.exit_code
     print(render(result, args.format))
     return result.exit_code
+
+
+def _add_history_parser(sub: argparse._SubParsersAction) -> None:
+    his = sub.add_parser("history", help="a spec's runs in time order: labels, commits, figures, significant changes")
+    his.add_argument("path", help="a spec's results folder (npf-results/NAME), an output root holding one, "
+                                  "or a spec file or its folder (its npf-results)")  # fmt: skip
+    his.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    his.add_argument("--html", metavar="FILE", help="also write the trend charts of every configuration to FILE")
+    his.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+                     help="smallest change, in percent, that is marked (default 5, as compare)")  # fmt: skip
+    his.add_argument("--confidence", type=float, default=0.95, metavar="P",
+                     help="confidence of the test between a run and the one before (default 0.95, as compare)")
+
+
+def _history(args: argparse.Namespace) -> int:
+    from npf_core.results.history import history
+
+    if not (args.threshold >= 0 and args.threshold < float("inf")):
+        raise UserError(f"history --threshold: {args.threshold} must be a percentage >= 0")
+    if not 0.5 <= args.confidence < 1:
+        raise UserError(f"history --confidence: {args.confidence} must be in [0.5, 1)")
+    h = history(args.path, threshold_pct=args.threshold, confidence=args.confidence)
+    print(h.render(args.format))
+    if args.html:
+        from npf_core.plugin.hookspecs import ReporterContext
+        from npf_core.plugin.manager import get_plugins
+
+        ctx = ReporterContext(output_dir=Path(h.path), spec={}, verbosity=1)
+        get_plugins().reporters.get("html", "history --html")(ctx).export_history(h, Path(args.html))
+        print(f"html history: {args.html}", file=sys.stdout if args.format == "table" else sys.stderr)
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     )
     from npf_core.plugin.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_numpy
     from npf_core.plugin.references import resolve_reference
+    from npf_core.results.history import History
     from npf_core.results.report import (
         NEURONPERF_COLUMNS,
         NEURONPERF_CSV_COLUMNS,
@@ -105,6 +106,7 @@ _WHERE = {
     "ExactSum": "npf_core.plugin.metrics",
     "Framework": "npf_core.plugin.hookspecs",
     "Histogram": "npf_core.results.stats",
+    "History": "npf_core.results.history",
     "LaunchHost": "npf_core.plugin.hookspecs",
     "Launcher": "npf_core.plugin.hookspecs",
     "MetricRegistry": "npf_core.plugin.metrics",
@@ -191,6 +193,7 @@ __all__ = [
     "Framework",
     "MetricRegistry",
     "Histogram",
+    "History",
     "LaunchHost",
     "Launcher",
     "ModelIndexError",

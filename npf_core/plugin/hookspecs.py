@@ -40,6 +40,7 @@ import pluggy
 if TYPE_CHECKING:
     import npf_core.plugin.events as ev
     from npf_core.plugin.metrics import MetricRegistry
+    from npf_core.results.history import History
     from npf_core.results.report import Report
     from npf_core.results.store import Results
     from npf_core.spec.config import RunConfig
@@ -456,6 +457,16 @@ class Reporter:
         """Optional: write a finished run (``npf_core.plugin.Results``, as read from a
         results file) to ``path``, for ``npf report RESULTS --<name> PATH``."""
         raise NotImplementedError(f"reporter {type(self).__name__} cannot export a finished run to a file")
+
+    def text(self, reports: list[Report]) -> str:
+        """Optional: a finished run's reports as this reporter's text, for ``npf report
+        RESULTS --format <name>`` (the ``csv`` reporter's: the CSV of results.csv)."""
+        raise NotImplementedError(f"reporter {type(self).__name__} has no text form")
+
+    def export_history(self, history: History, path: Path) -> None:
+        """Optional: write a spec's runs over time (``npf_core.plugin.History``) to
+        ``path``, for ``npf history PATH --<name> FILE``."""
+        raise NotImplementedError(f"reporter {type(self).__name__} cannot export a history to a file")
 
 class LaunchHost(Protocol):
     """What a launcher gets from the run it serves (the driver's

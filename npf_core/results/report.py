@@ -111,6 +111,9 @@ class Report(msgspec.Struct, kw_only=True):
     config_id: str = ""
     error: ErrorInfo | None = None
     input_idx: int = 0
+    #: the shapes and dtypes of one example; with the sweep's parameters it identifies
+    #: the configuration across runs ("" in files written before it was recorded)
+    input_signature: str = ""
     start_method: str = ""
     latency_ms_p999: float = math.nan
     latency_ms_p50_ci_low: float | None = None
@@ -198,6 +201,7 @@ def _base(config: RunConfig, **extra: Any) -> dict[str, Any]:
         device_type=config.device_type,
         config_id=config.config_id,
         input_idx=config.input_idx,
+        input_signature=config.input_signature,
         start_method=config.start_method,
         multiprocess=config.start_method != "inline",
         multiinterpreter=config.start_method == "fresh",

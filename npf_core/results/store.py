@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
+import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from npf_core.errors import ResultsError
 from npf_core.results.imds import instance_type
@@ -24,12 +29,14 @@ __all__ = [
     "Results",
     "ResultsFile",
     "environment",
+    "git_commit",
     "latest_run",
     "load_results",
     "new_run_folder",
     "read_results",
     "resolve_results",
     "results_file",
+    "results_schema",
     "set_latest",
     "spec_folder",
     "write_atomic",
@@ -197,6 +204,29 @@ def environment() -> dict[str, Any]:
     }
 
 
+#: seconds ``git`` may take to name the commit (a slow network file system)
+GIT_TIMEOUT_S = 10.0
+
+
+def git_commit(folder: Path) -> tuple[str, bool] | None:
+    """The commit checked out in the git repository holding ``folder``, and whether
+    its work tree has changes (files a run may have used that no commit holds); None
+    when ``folder`` is in no repository or git is not installed."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                                 timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit = git("rev-parse", "--verify", "HEAD")
+    if not commit or not commit.strip():
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit.strip(), bool(status and status.strip())
+
+
 def comparable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec that must match for results to be resumed (where the
     configurations ran, ``launcher``, may differ)."""
@@ -220,17 +250,25 @@ class ResultsFile:
     works whatever reporters run.
 
     Format (docs/reports.md): ``{"format", "format_version", "npf_version", "run_id",
-    "spec", "environment", "reports": [...]}``."""
+    "started_at", "label", "commit", "commit_dirty", "spec", "environment", "plan",
+    "reports": [...]}``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, label: str | None = None, commit: tuple[str, bool] | None = None) -> None:
         self.path = path
         self.run_id = ""
         self.spec: dict[str, Any] = {}
         self.env: dict[str, Any] | None = None
         self.by_index: dict[int, Report] = {}
+        self.label = label
+        self.commit = commit
+        self.started_at = time.time()
+        self.plan: list[dict[str, Any]] | None = None
 
-    def start(self, run_id: str, spec: dict[str, Any]) -> None:
-        self.run_id, self.spec = run_id, spec
+    def start(self, run_id: str, spec: dict[str, Any], plan: list[dict[str, Any]] | None = None) -> None:
+        """The run begins: ``plan`` holds the identity of each configuration of its
+        sweep (so that ``compare`` can tell a configuration the run never reached)."""
+        self.run_id, self.spec, self.plan = run_id, spec, plan
+        self.started_at = time.time()
         self.env = environment()
 
     def record(self, index: int, report: Report) -> None:
@@ -245,8 +283,13 @@ class ResultsFile:
             "format_version": RESULTS_FORMAT_VERSION,
             "npf_version": __version__,
             "run_id": self.run_id,
+            "started_at": self.started_at,
+            "label": self.label,
+            "commit": self.commit[0] if self.commit else None,
+            "commit_dirty": self.commit[1] if self.commit else None,
             "spec": self.spec,
             "environment": self.env if self.env is not None else environment(),
+            "plan": self.plan,
             "reports": [self.by_index[i].to_dict() for i in sorted(self.by_index)],
         }
         write_atomic(self.path, json.dumps(doc, indent=1, allow_nan=False).encode())
@@ -263,6 +306,15 @@ class Results:
     run_id: str = ""
     npf_version: str = ""
     format_version: int = 1
+    #: ``npf run --label``
+    label: str | None = None
+    #: the git commit of the spec's folder, and whether its work tree had changes
+    commit: str | None = None
+    commit_dirty: bool | None = None
+    #: when the run began (seconds since the epoch; None in older files)
+    started_at: float | None = None
+    #: the identities of the configurations of the run's sweep (None in older files)
+    plan: list[dict[str, Any]] | None = None
 
 
 def read_results(path: str | os.PathLike[str]) -> Results:
@@ -288,4 +340,64 @@ def read_results(path: str | os.PathLike[str]) -> Results:
         run_id=str(data.get("run_id") or ""),
         npf_version=str(data.get("npf_version") or ""),
         format_version=version,
+        label=_text_or_none(data.get("label")),
+        commit=_text_or_none(data.get("commit")),
+        commit_dirty=data.get("commit_dirty") if isinstance(data.get("commit_dirty"), bool) else None,
+        started_at=float(data["started_at"]) if isinstance(data.get("started_at"), (int, float)) else None,
+        plan=[e for e in data["plan"] if isinstance(e, dict)] if isinstance(data.get("plan"), list) else None,
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class PlanEntry(msgspec.Struct, kw_only=True):
+    """A configuration of the run's sweep, by what it measures (results/identity.py)."""
+
+    config_id: str
+    input_signature: str = ""
+    batch_size: int
+    pipeline_size: int
+    n_models: int
+    workers_per_model: int
+    performance_level: Any = None
+    load_mode: str = "closed"
+    target_rate: float | None = None
+    device_type: str = ""
+
+
+class ResultsDocument(msgspec.Struct, kw_only=True):
+    """``results.json``: one run's results (docs/reports.md#the-results-format)."""
+
+    format: str = RESULTS_FORMAT
+    format_version: int = RESULTS_FORMAT_VERSION
+    npf_version: str
+    run_id: str
+    #: when the run began, seconds since the epoch
+    started_at: float | None = None
+    #: ``npf run --label TEXT``
+    label: str | None = None
+    #: the git commit of the spec's folder (null outside a repository)
+    commit: str | None = None
+    #: whether that work tree had uncommitted changes
+    commit_dirty: bool | None = None
+    spec: dict[str, Any]
+    environment: dict[str, Any]
+    plan: list[PlanEntry] | None = None
+    reports: list[Report]
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of ``results.json`` (``npf schema --results``). A
+    figure that could not be measured is written as null, so every number of a
+    report may also be null."""
+    schema = msgspec.json.schema(ResultsDocument)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "npf results.json"
+    for prop in schema["$defs"]["Report"]["properties"].values():
+        if prop.get("type") == "number":
+            prop["type"] = ["number", "null"]
+        if isinstance(prop.get("default"), float) and not math.isfinite(prop["default"]):
+            prop["default"] = None  # written as null (JSON has no NaN)
+    return schema

@@ -27,3 +27,6 @@ class RunConfig(msgspec.Struct, kw_only=True, frozen=True):
     start_method: str
     device_type: str
     performance_level: Any = None
+    #: the shapes and dtypes of one example (``float32[8x128]``): with the sweep's
+    #: parameters, what identifies the configuration across runs (results/identity.py)
+    input_signature: str = ""

@@ -10,6 +10,10 @@ NeuronPerf's rules, which users rely on:
 - duplicate configurations are removed (e.g. when max is 1);
 - with a model index, every finished entry runs through that sweep, and
   ``batch_sizes`` / ``pipeline_sizes`` only filter the index.
+
+A configuration's id names what it measured, never a position (results/identity.py):
+``NAME-bBATCH-pPIPELINE[-lLEVEL]-nCOPIES-wWORKERS``, with the short input signature
+after the name where two inputs share a batch size (``bert-i64_1x128-b1-p1-n1-w1``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import msgspec
 import structlog
 
 from npf_core.errors import DeviceUnavailable, SpecError
+from npf_core.results.identity import id_part, input_signature
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import OBJECT_PREFIX, LoadedSpec, as_list
 
@@ -165,6 +170,47 @@ def _input_for_batch(loaded: LoadedSpec, batch_size: int, i: int, entry: dict[st
     )
 
 
+def _signature(loaded: LoadedSpec, input_idx: int) -> str:
+    """The input signature of the spec's input ``input_idx`` ("" when unknown)."""
+    spec = loaded.spec
+    if spec.inputs is None:
+        return input_signature(None, dataset=spec.dataset.plugin if spec.dataset else None) or ""
+    if not 0 <= input_idx < len(spec.inputs):
+        return ""
+    entry = msgspec.to_builtins(spec.inputs[input_idx])
+    return input_signature(entry, resolve=loaded.resolve) or ""
+
+
+def _name_ids(configs: list[RunConfig], name: str) -> list[RunConfig]:
+    """Readable, unique ids: the sweep's parameters; the short input signature where
+    two configurations share those (two inputs of one batch size); then the model
+    file (index entries that share everything else); then a counter."""
+
+    def rest(c: RunConfig) -> str:
+        level = "" if c.performance_level is None else f"-l{c.performance_level}"
+        return f"b{c.batch_size}-p{c.pipeline_size}{level}-n{c.n_models}-w{c.workers_per_model}"
+
+    ids = [f"{name}-{rest(c)}" for c in configs]
+    extras: list[Any] = [
+        lambda c: id_part(c.input_signature) if c.input_signature else f"in{c.input_idx}",
+        lambda c: Path(c.model_filename).stem,
+    ]
+    for extra in extras:
+        counts: dict[str, int] = {}
+        for i in ids:
+            counts[i] = counts.get(i, 0) + 1
+        if all(n == 1 for n in counts.values()):
+            break
+        ids = [f"{i.removesuffix(rest(c))}{extra(c)}-{rest(c)}" if counts[i] > 1 else i
+               for i, c in zip(ids, configs, strict=True)]  # fmt: skip
+    seen: dict[str, int] = {}
+    out = []
+    for i, c in zip(ids, configs, strict=True):
+        seen[i] = seen.get(i, 0) + 1
+        out.append(msgspec.structs.replace(c, config_id=i if seen[i] == 1 else f"{i}-{seen[i]}"))
+    return out
+
+
 def make_plan(loaded: LoadedSpec, plugins: Plugins, device: Device | None = None) -> list[RunConfig]:
     """The ordered, de-duplicated configurations of a spec. Raises a ``UserError``
     (before any process starts) for anything that cannot run. ``device``: the run's
@@ -190,6 +236,7 @@ def make_plan(loaded: LoadedSpec, plugins: Plugins, device: Device | None = None
     name = spec.name or index_name or _model_name(loaded)
     for v in variants:
         framework.check(v.kind, v.ref, spec)
+    signatures = {i: _signature(loaded, i) for i in sorted({v.input_idx for v in variants})}
 
     count = device.count()
     configs: list[RunConfig] = []
@@ -222,10 +269,9 @@ def make_plan(loaded: LoadedSpec, plugins: Plugins, device: Device | None = None
                     if key in seen:
                         continue
                     seen.add(key)
-                    level = "" if v.performance_level is None else f"-l{v.performance_level}"
                     configs.append(
                         RunConfig(
-                            config_id=f"{name}-i{v.input_idx}-b{v.batch_size}-p{p}{level}-n{n}-w{w}",
+                            config_id="",  # named below, once the whole sweep is known
                             model_name=name,
                             framework=m.framework,
                             model_kind=v.kind,
@@ -239,8 +285,9 @@ def make_plan(loaded: LoadedSpec, plugins: Plugins, device: Device | None = None
                             start_method=start,
                             device_type=device.type_name,
                             performance_level=v.performance_level,
+                            input_signature=signatures[v.input_idx],
                         )
                     )
     if not configs:
         raise SpecError("n_models", "the sweep is empty (the device count is unknown, so 'max' was skipped)")
-    return configs
+    return _name_ids(configs, name)

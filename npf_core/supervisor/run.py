@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import msgspec
 import structlog
 
 import npf_core.plugin.events as ev
@@ -38,6 +39,7 @@ from npf_core.results.store import (
     RESULTS_NAME,
     ResultsFile,
     comparable_spec,
+    git_commit,
     latest_run,
     load_results,
     run_folder,
@@ -87,6 +89,7 @@ class Supervisor:
         resume: bool = False,
         verbosity: int = 1,
         console: Any = None,
+        label: str | None = None,
         **overrides: Any,
     ) -> None:
         try:
@@ -103,6 +106,8 @@ class Supervisor:
         self.name = self.spec.name or "run"
         self.run_id = uuid.uuid4().hex[:12]
         self.verbosity = verbosity
+        #: ``npf run --label``: recorded in results.json, listed by ``npf history``
+        self.label = label
         self.reports: list[Report] = []
         self.interrupted = False
         #: reporters that raised (their output, e.g. a results file, may be incomplete)
@@ -167,7 +172,8 @@ class Supervisor:
             self._check_output_dir()
             self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.spec.output.results:
-            self._results = ResultsFile(self.output_dir / RESULTS_NAME)
+            commit = git_commit(self.loaded.base_dir)  # the spec's folder (a subprocess: off the event loop)
+            self._results = ResultsFile(self.output_dir / RESULTS_NAME, label=self.label, commit=commit)
         rctx = ReporterContext(
             output_dir=self.output_dir, spec=self.spec, verbosity=self.verbosity, console=self._console
         )
@@ -228,8 +234,14 @@ class Supervisor:
                 f"{path} holds results of a different spec; resume needs the same spec "
                 "(or use another --output-dir)"
             )
-        wanted = {c.config_id for c in self._plan}
-        self._done = {r.config_id: r for r in reports if r.status == "ok" and r.config_id in wanted}
+        # by id; results written before ids named parameters (``NAME-iINPUT-...``) by the legacy id
+        by_id = {c.config_id: c for c in self._plan}
+        by_id.update({_legacy_id(c): c for c in self._plan if _legacy_id(c) not in by_id})
+        self._done = {
+            by_id[r.config_id].config_id: msgspec.structs.replace(
+                r, config_id=by_id[r.config_id].config_id, input_signature=by_id[r.config_id].input_signature)
+            for r in reports if r.status == "ok" and r.config_id in by_id
+        }  # fmt: skip
 
     # -- the embedding interface ---------------------------------------------
 
@@ -360,7 +372,7 @@ class Supervisor:
         assert self._results is not None
         try:
             if isinstance(event, ev.RunStarted):
-                self._results.start(event.run_id, event.spec)
+                self._results.start(event.run_id, event.spec, [self._plan_entry(c) for c in event.configs])
             elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
                 self._results.record(event.index, event.report)
         except OSError as exc:
@@ -375,8 +387,23 @@ class Supervisor:
         """A configuration begins (here or on another machine)."""
         self._emit(ev.ConfigStarted(index=index, total=len(self.plan), config=config))
 
+    def _load_fields(self) -> dict[str, Any]:
+        """The load a configuration ran under, as its report records it."""
+        load = self.spec.load
+        return {"load_mode": type(load).__name__.lower(), "target_rate": getattr(load, "rate", None)}
+
+    def _plan_entry(self, config: RunConfig) -> dict[str, Any]:
+        """A configuration of the sweep by what it measures (results.json's ``plan``)."""
+        return {"config_id": config.config_id, "input_signature": config.input_signature,
+                "batch_size": config.batch_size, "pipeline_size": config.pipeline_size,
+                "n_models": config.n_models, "workers_per_model": config.workers_per_model,
+                "performance_level": config.performance_level, **self._load_fields(),
+                "device_type": config.device_type}  # fmt: skip
+
     def config_done(self, index: int, config: RunConfig, report: Report) -> None:
         """A configuration ended: its report is kept and announced."""
+        if report.status != "ok":  # a failure carries the load it was to run under, as a success does
+            report = msgspec.structs.replace(report, **self._load_fields())
         self._indexed.append((index, report))
         self.reports.append(report)
         event = ev.ConfigFinished if report.status == "ok" else ev.ConfigFailed
@@ -408,6 +435,13 @@ class Supervisor:
         (logger.error if first else logger.debug)("reporter failed", reporter=name, error=repr(exc))
         if first:
             self.reporter_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+
+def _legacy_id(c: RunConfig) -> str:
+    """A configuration's id as npf named it before ids named parameters (by input position)."""
+    level = "" if c.performance_level is None else f"-l{c.performance_level}"
+    sweep = f"b{c.batch_size}-p{c.pipeline_size}{level}-n{c.n_models}-w{c.workers_per_model}"
+    return f"{c.model_name}-i{c.input_idx}-{sweep}"
 
 
 async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:

@@ -75,13 +75,17 @@ class CsvReporter(_Collecting):
     """results.csv: NeuronPerf's columns first, in its order, then ours."""
 
     def write(self, reports: list[Report]) -> None:
+        write_atomic(self.ctx.output_dir / "results.csv", self.text(reports).encode())
+
+    def text(self, reports: list[Report]) -> str:
+        """The CSV of ``reports`` (also what ``npf report RESULTS --format csv`` prints)."""
         buf = io.StringIO()
         w = csv.writer(buf)
         names = list(dict.fromkeys(k for r in reports for k in r.metrics))
         w.writerow(CSV_COLUMNS + tuple(names))
         for r in reports:
             w.writerow([csv_value(getattr(r, c)) for c in CSV_COLUMNS] + [csv_value(r.metrics.get(k)) for k in names])
-        write_atomic(self.ctx.output_dir / "results.csv", buf.getvalue().encode())
+        return buf.getvalue()
 
 
 @hookimpl

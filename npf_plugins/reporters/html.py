@@ -20,6 +20,7 @@ from typing import Any
 
 from npf_core.plugin import (
     Histogram,
+    History,
     Registry,
     Report,
     Reporter,
@@ -336,6 +337,12 @@ class HtmlReporter(Reporter):
     def export(self, results: Results, path: Path) -> None:
         """``npf report RESULTS --html FILE``: the same page for a finished run."""
         write_atomic(path, render_html(results).encode())
+
+    def export_history(self, history: History, path: Path) -> None:
+        """``npf history PATH --html FILE``: the trend of each configuration over runs."""
+        from npf_plugins.reporters.history_html import render_history_html
+
+        write_atomic(path, render_history_html(history).encode())
 
 
 @hookimpl

@@ -35,6 +35,8 @@ class Series:
     #: (low, high) per point, drawn as error bars (optional)
     errors: list[tuple[float, float] | None] = field(default_factory=list)
     markers: bool = True
+    #: point index -> what is noted there (a ring is drawn round the point, the text on hover)
+    marks: dict[int, str] = field(default_factory=dict)
 
 
 def _fmt(v: float) -> str:
@@ -207,6 +209,12 @@ def line_chart(
             for x, y, _ in pts:
                 out.append(f'<circle cx="{ax.x(x):.1f}" cy="{ax.y(y):.1f}" r="3.5" fill="{c}">'
                            f"<title>{escape(s.name)}: {_fmt(x)}, {y:,.4g}</title></circle>")  # fmt: skip
+        for j, note in sorted(s.marks.items()):
+            x, y = s.points[j]
+            if math.isfinite(x) and math.isfinite(y):
+                out.append(f'<circle class="mark" data-series="{escape(s.name)}" cx="{ax.x(x):.1f}" '
+                           f'cy="{ax.y(y):.1f}" r="8" fill="none" stroke="#000" stroke-width="2">'
+                           f"<title>{escape(s.name)}: {escape(note)}</title></circle>")  # fmt: skip
     out.append("</g>")
     out += _legend([s.name for s in series])
     out.append("</svg>")

@@ -95,7 +95,7 @@ def test_fault_beside_healthy_config(mode: str, method: str, write_spec, run_cli
     if expect.extra_s:
         assert res.elapsed >= expect.extra_s - GRACE_S  # it did wait for the timeout
     reports, rows = read_results(tmp_path / "out")
-    assert [r["config_id"] for r in reports] == ["Faulty-i0-b1-p1-n2-w1", "Faulty-i0-b1-p1-n2-w2"]
+    assert [r["config_id"] for r in reports] == ["Faulty-b1-p1-n2-w1", "Faulty-b1-p1-n2-w2"]
     bad, good = reports
     assert bad["status"] == "error"
     check_error(bad["error"], expect)

@@ -290,7 +290,7 @@ def test_the_cli_runs_a_spec_with_launcher_ray(cluster: Any, tmp_path: Path) -> 
     doc = json.loads(resolve_results(tmp_path / "out").read_text())
     assert [r["status"] for r in doc["reports"]] == ["ok", "ok"]
     assert {r["node_id"] for r in doc["reports"]} <= node_ids()
-    assert "nap-i0-b1-p1-n1-w1" in out
+    assert "nap-b1-p1-n1-w1" in out
 
 
 def test_ctrl_c_stops_the_remote_work_and_keeps_what_finished(cluster: Any, pid_dir: Path, tmp_path: Path) -> None:

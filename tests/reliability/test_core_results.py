@@ -38,6 +38,26 @@ async def test_resume_works_with_any_reporter_set(tmp_path: Path, reporters: lis
     assert [r.start_dts for r in again] == [r.start_dts for r in first]
 
 
+async def test_resume_takes_results_written_with_position_ids(tmp_path: Path) -> None:
+    """A run made before configuration ids named parameters (``Sleepy-i0-b1-...``, no
+    input signature) resumes: nothing runs again, and the ids are today's."""
+    out = tmp_path / "out"
+    spec = sweep_spec(out, workers_per_model=[1, 2], start_method="fork")
+    first = await Supervisor(spec).run()
+    path = resolve_results(out)
+    doc = json.loads(path.read_text())
+    for r in doc["reports"]:
+        r["config_id"] = r["config_id"].replace("Sleepy-", "Sleepy-i0-")
+        del r["input_signature"]
+    for key in ("plan", "label", "commit", "commit_dirty", "started_at"):
+        del doc[key]
+    path.write_text(json.dumps(doc))
+    again = await Supervisor(spec, resume=True).run()
+    assert [r.start_dts for r in again] == [r.start_dts for r in first]  # not run again
+    assert [r.config_id for r in again] == ["Sleepy-b1-p1-n1-w1", "Sleepy-b1-p1-n1-w2"]
+    assert {r.input_signature for r in again} == {"float32[1x4]"}
+
+
 async def test_results_false_writes_no_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     spec = sweep_spec(out, start_method="fork")

@@ -19,7 +19,7 @@ from npf_core.results.store import results_file
 
 from .conftest import MODELS, Cli, sweep_spec, wait_for, write_json
 
-CONFIG_IDS = [f"Sleepy-i0-b1-p1-n{n}-w{w}" for n in (1, 2) for w in (1, 2)]
+CONFIG_IDS = [f"Sleepy-b1-p1-n{n}-w{w}" for n in (1, 2) for w in (1, 2)]
 
 
 def finished(path: Path) -> list[dict[str, Any]]:

@@ -14,9 +14,9 @@ import pytest
 import npf_core
 from npf_core.errors import ResultsError, UserError
 from npf_core.results.compare import IMPROVEMENT, NO_CHANGE, REGRESSION, compare, render, welch
-from npf_core.results.report import Report
+from npf_core.results.report import ErrorInfo, Report
 from npf_core.results.stats import Histogram, StoredHistogram
-from npf_core.results.store import RESULTS_FORMAT_VERSION, read_results, resolve_results
+from npf_core.results.store import RESULTS_FORMAT_VERSION, Results, read_results, resolve_results
 
 QS = (0, 50, 90, 95, 99, 99.9, 100)
 
@@ -27,7 +27,7 @@ def lognormal_ns(rng: np.random.Generator, n: int, median_ms: float = 2.0, sigma
 
 def make_report(
     rng: np.random.Generator, *, rate: float = 1000.0, rate_sd: float = 50.0, windows: int = 10,
-    median_ms: float = 2.0, sigma: float = 0.3, n: int = 3000, config_id: str = "m-i0-b1-p1-n1-w1", **fields: object,
+    median_ms: float = 2.0, sigma: float = 0.3, n: int = 3000, config_id: str = "m-b1-p1-n1-w1", **fields: object,
 ) -> Report:  # fmt: skip
     """A report as build_report makes it, from synthetic windows and latencies."""
     h = Histogram()
@@ -95,9 +95,12 @@ def test_percentiles_from_the_histogram_are_within_0_1_percent_of_the_samples() 
 # -- results files ----------------------------------------------------------------
 
 
-def _write(path: Path, reports: list[Report], version: int | None = RESULTS_FORMAT_VERSION) -> Path:
-    doc: dict[str, object] = {"npf_version": "0.1.0", "spec": {"name": "m"}, "environment": {"python": "3"},
+def _write(path: Path, reports: list[Report], version: int | None = RESULTS_FORMAT_VERSION,
+           spec: dict[str, object] | None = None, plan: list[dict[str, object]] | None = None) -> Path:  # fmt: skip
+    doc: dict[str, object] = {"npf_version": "0.1.0", "spec": spec or {"name": "m"}, "environment": {"python": "3"},
                               "reports": [r.to_dict() for r in reports]}  # fmt: skip
+    if plan is not None:
+        doc["plan"] = plan
     if version is not None:
         doc["format_version"] = version
     path.write_text(json.dumps(doc))
@@ -175,9 +178,9 @@ def test_a_noisy_model_does_not_cry_wolf_more_than_the_confidence_allows(configs
     per_metric = dict.fromkeys(("throughput", "p50", "p99"), 0)
     for _ in range(trials):
         kw = dict(rate=1000.0, rate_sd=150.0, sigma=0.5, n=3000)
-        ids = [f"m-i0-b1-p1-n{i}-w1" for i in range(configs)]
-        base = [make_report(rng, config_id=c, **kw) for c in ids]  # type: ignore[arg-type]
-        new = [make_report(rng, config_id=c, **kw) for c in ids]  # type: ignore[arg-type]
+        ids = [f"m-b1-p1-n{i}-w1" for i in range(configs)]
+        base = [make_report(rng, config_id=c, n_models=i, **kw) for i, c in enumerate(ids)]  # type: ignore[arg-type]
+        new = [make_report(rng, config_id=c, n_models=i, **kw) for i, c in enumerate(ids)]  # type: ignore[arg-type]
         c = compare(base, new, threshold_pct=0.0)
         assert c.tests == 3 * configs
         flagged = [m for cc in c.configs for m in cc.metrics if m.statistically_significant]
@@ -216,16 +219,16 @@ def test_significant_but_below_the_threshold_is_no_significant_change() -> None:
     assert faster.exit_code == 0
 
 
-def test_configurations_match_by_id_then_by_their_defining_fields() -> None:
+def test_configurations_match_by_what_they_measured_whatever_their_ids() -> None:
     rng = np.random.default_rng(9)
-    base = [make_report(rng, config_id="a-i0-b1-p1-n1-w1"), make_report(rng, config_id="a-i0-b1-p1-n2-w1", n_models=2),
-            make_report(rng, config_id="a-i0-b1-p1-n4-w1", n_models=4)]  # fmt: skip
-    new = [make_report(rng, config_id="b-i0-b1-p1-n1-w1"), make_report(rng, config_id="a-i0-b1-p1-n2-w1", n_models=2),
-           make_report(rng, config_id="b-i0-b8-p1-n1-w1", batch_size=8)]  # fmt: skip
+    base = [make_report(rng, config_id="a-b1-p1-n1-w1"), make_report(rng, config_id="a-b1-p1-n2-w1", n_models=2),
+            make_report(rng, config_id="a-b1-p1-n4-w1", n_models=4)]  # fmt: skip
+    new = [make_report(rng, config_id="b-b1-p1-n1-w1"), make_report(rng, config_id="a-b1-p1-n2-w1", n_models=2),
+           make_report(rng, config_id="b-b8-p1-n1-w1", batch_size=8)]  # fmt: skip
     c = compare(base, new)
     pairs = {(x.base_config_id, x.config_id, x.matched_by) for x in c.configs}
-    assert pairs == {("a-i0-b1-p1-n2-w1", "a-i0-b1-p1-n2-w1", "id"), ("a-i0-b1-p1-n1-w1", "b-i0-b1-p1-n1-w1", "fields")}
-    assert c.only_in_base == ["a-i0-b1-p1-n4-w1"] and c.only_in_new == ["b-i0-b8-p1-n1-w1"]
+    assert pairs == {("a-b1-p1-n2-w1", "a-b1-p1-n2-w1", "id"), ("a-b1-p1-n1-w1", "b-b1-p1-n1-w1", "parameters")}
+    assert c.only_in_base == ["a-b1-p1-n4-w1"] and c.only_in_new == ["b-b8-p1-n1-w1"]
 
 
 def test_renderings_and_the_python_entry_point(tmp_path: Path) -> None:
@@ -256,3 +259,198 @@ def test_t_quantile_matches_the_table_and_the_normal_limit(df: int) -> None:
     assert normal_quantile(0.995) == pytest.approx(2.5758293, abs=1e-6)
     # between integer degrees of freedom it lies between their quantiles
     assert t_quantile(0.975, df + 1) < t_quantile(0.975, df + 0.5) < t_quantile(0.975, df)
+
+
+# -- the gate fails closed ------------------------------------------------------------
+# Each of these passed the gate (exit 0) before compare matched by parameters and
+# failed closed.
+
+
+def failed(report: Report, message: str = "broken model") -> Report:
+    """The report of the same configuration, failed in every call."""
+    return msgspec.structs.replace(
+        report, status="error", error=ErrorInfo(type="RuntimeError", message=message), throughput_avg=math.nan,
+        throughput_windows=[], latency_histogram=None, valid=False, validity_reasons=["configuration failed"],
+    )  # fmt: skip
+
+
+def two_batches(rng: np.random.Generator, scale: float = 1.0, batches: tuple[int, ...] = (1, 2)) -> list[Report]:
+    """A sweep of two batch sizes (inputs 0 and 1), ``scale`` times slower."""
+    return [make_report(rng, rate=1000.0 * b / scale, rate_sd=20.0, median_ms=2.0 * scale, sigma=0.1,
+                        config_id=f"m-b{b}-p1-n1-w1", batch_size=b, input_idx=i,
+                        input_signature=f"float32[{b}x4]") for i, b in enumerate(batches)]  # fmt: skip
+
+
+def test_a_new_run_whose_configurations_failed_exits_1_and_names_them() -> None:
+    rng = np.random.default_rng(30)
+    base = two_batches(rng)
+    new = [failed(r) for r in two_batches(rng)]
+    c = compare(base, new)
+    assert c.exit_code == 1
+    assert c.failed_in_new == ["m-b1-p1-n1-w1", "m-b2-p1-n1-w1"]
+    assert c.summary().startswith("2 configurations ok in base failed in new: m-b1-p1-n1-w1, m-b2-p1-n1-w1")
+    assert "broken model" in render(c, "table")
+    assert json.loads(render(c, "json"))["configs"][0]["verdict"] == "failed in new"
+    # failed in base too: nothing to hold against the new run there, and nothing else to compare
+    both = compare([failed(r) for r in base], new)
+    assert both.exit_code == 2 and both.refused.startswith("nothing to compare")
+
+
+def test_runs_with_nothing_in_common_exit_2_with_one_line() -> None:
+    rng = np.random.default_rng(31)
+    c = compare(two_batches(rng, batches=(1,)), [msgspec.structs.replace(r, input_idx=0)
+                                                  for r in two_batches(rng, batches=(2,))])  # fmt: skip
+    assert c.exit_code == 2
+    assert c.refused.startswith("nothing to compare: no configuration of NEW was measured in BASE")
+    assert "batch 1" in c.refused and "batch 2" in c.refused and "\n" not in c.refused
+    assert render(c, "table") == c.refused
+    assert compare([], []).exit_code == 2
+
+
+def test_a_narrowed_rerun_is_compared_on_its_overlap_not_by_input_position() -> None:
+    """``npf run spec --batch-sizes 2`` makes batch 2 input 0: it is still the full
+    sweep's batch-2 configuration (input 1 there)."""
+    rng = np.random.default_rng(32)
+    base = two_batches(rng)
+    (slower,) = two_batches(rng, scale=1.3, batches=(2,))
+    assert slower.input_idx == 0 and base[1].input_idx == 1
+    c = compare(base, [slower])
+    assert [(x.base_config_id, x.config_id) for x in c.configs] == [("m-b2-p1-n1-w1", "m-b2-p1-n1-w1")]
+    assert c.exit_code == 1 and {m for _, m in ((i, m.metric) for i, m in c.regressions)} >= {"throughput", "p50"}
+    # batch 1 was not in the narrowed sweep: listed, not missing, and not a failure of the gate
+    assert c.only_in_base == ["m-b1-p1-n1-w1"] and c.missing_in_new == []
+    (same,) = two_batches(rng, batches=(2,))
+    again = compare(base, [same])
+    assert again.exit_code == 0 and again.only_in_base == ["m-b1-p1-n1-w1"]
+
+
+def test_inputs_of_another_shape_are_not_the_same_configuration() -> None:
+    rng = np.random.default_rng(33)
+    sig = "int64[1x128]"
+    base = [make_report(rng, config_id="m-b1-p1-n1-w1", input_signature=sig),
+            make_report(rng, config_id="m-b1-p1-n1-w2", input_signature=sig, workers_per_model=2)]  # fmt: skip
+    new = [make_report(rng, config_id="m-b1-p1-n1-w1", input_signature="int64[1x512]")]
+    c = compare(base, new)
+    assert c.exit_code == 2 and "inputs: 'int64[*x128]' vs 'int64[*x512]'" in c.refused
+    assert compare(base, new, allow_different=True).configs[0].base_config_id == "m-b1-p1-n1-w1"
+
+
+def test_a_configuration_new_s_sweep_had_but_never_finished_is_missing_exit_1(tmp_path: Path) -> None:
+    """An interrupted or crashed run: its plan (in results.json) had batch 2, its
+    reports do not."""
+    rng = np.random.default_rng(34)
+    base = two_batches(rng)
+    plan = [{"config_id": r.config_id, "input_signature": r.input_signature, "batch_size": r.batch_size,
+             "pipeline_size": 1, "n_models": 1, "workers_per_model": 1, "device_type": r.device_type}
+            for r in base]  # fmt: skip
+    a = _write(tmp_path / "a.json", base)
+    b = _write(tmp_path / "b.json", two_batches(rng, batches=(1,)), plan=plan)
+    c = compare(a, b)
+    assert c.exit_code == 1 and c.missing_in_new == ["m-b2-p1-n1-w1"] and c.only_in_base == []
+    assert "1 configuration ok in base missing in new: m-b2-p1-n1-w1" in c.summary()
+    # an older file has no plan: the same spec means the same sweep
+    same_spec = compare(a, _write(tmp_path / "c.json", two_batches(rng, batches=(1,))))
+    assert same_spec.missing_in_new == ["m-b2-p1-n1-w1"] and same_spec.exit_code == 1
+    narrowed = compare(a, _write(tmp_path / "d.json", two_batches(rng, batches=(1,)), spec={"name": "m", "x": 1}))
+    assert narrowed.missing_in_new == [] and narrowed.exit_code == 0
+
+
+def test_two_different_models_exit_2_naming_the_fields_unless_allowed() -> None:
+    rng = np.random.default_rng(35)
+    base = [make_report(rng, model_name="Sleepy", model_filename="/a/models.py:Sleepy")]
+    new = [make_report(rng, rate=50.0, rate_sd=30.0, windows=4, median_ms=40.0, model_name="Hungry",
+                       model_filename="/b/models.py:Hungry")]  # fmt: skip
+    c = compare(base, new)
+    assert c.exit_code == 2 and c.configs == []
+    assert c.differences == ["model_name: 'Sleepy' vs 'Hungry'",
+                             "model_filename: 'models.py:Sleepy' vs 'models.py:Hungry'"]  # fmt: skip
+    assert "different models or inputs" in c.refused and "--allow-different" in c.refused
+    allowed = compare(base, new, allow_different=True)
+    assert allowed.exit_code == 1 and allowed.differences == c.differences and allowed.tests >= 2
+    # a new version of one model (same reference) or a renamed spec is the same model
+    renamed = [msgspec.structs.replace(new[0], model_filename="/b/models.py:Sleepy")]
+    assert compare(base, renamed).differences == []
+    moved = [msgspec.structs.replace(new[0], model_name="Sleepy")]
+    assert compare(base, moved).differences == []
+    # a new run that failed fails the gate as failed, whatever else differs
+    broken = compare(base, [failed(new[0])])
+    assert broken.exit_code == 1 and broken.failed_in_new == [new[0].config_id] and not broken.refused
+    assert "figures not compared: BASE and NEW measure different models" in broken.summary()
+
+
+def test_another_framework_or_device_is_named() -> None:
+    rng = np.random.default_rng(36)
+    base = Results(Path("a"), [make_report(rng, device_type="cpu")], spec={"model": {"framework": "python"}})
+    new = Results(Path("b"), [make_report(rng, device_type="gpu")], spec={"model": {"framework": "torch"}})
+    c = compare(base, new)
+    assert c.differences == ["model.framework: 'python' vs 'torch'", "device_type: 'cpu' vs 'gpu'"]
+    assert c.exit_code == 2
+
+
+@pytest.mark.parametrize("factor", [20.0, 1000.0])
+def test_a_much_slower_model_never_reads_below_minus_100_percent(factor: float) -> None:
+    """On the log ratio: a model 20x slower is about -95%, with an interval inside
+    (-100%, +inf), even when the base's windows are few and noisy (a normal interval
+    on the difference read [-102%, -96%] for such a pair)."""
+    rng = np.random.default_rng(37)
+    base = make_report(rng, rate=1000.0, rate_sd=300.0, windows=3, median_ms=2.0, sigma=0.8, n=400)
+    new = make_report(rng, rate=1000.0 / factor, rate_sd=200.0 / factor, windows=3, median_ms=2.0 * factor,
+                      sigma=0.8, n=400)  # fmt: skip
+    c = compare([base], [new], allow_different=True)
+    tested = [m for m in c.configs[0].metrics if m.ci_pct is not None]
+    assert {m.metric for m in tested} >= {"throughput", "p50"}  # p99: too few calls to bound it
+    for m in tested:
+        assert m.ci_pct is not None and -100 < m.ci_pct[0] <= m.change_pct <= m.ci_pct[1], m
+    thr = {m.metric: m for m in c.configs[0].metrics}["throughput"]
+    assert thr.change_pct == pytest.approx((new.throughput_avg / base.throughput_avg - 1) * 100)
+    assert thr.verdict == REGRESSION and c.exit_code == 1
+
+
+def test_older_results_with_position_ids_still_load_and_compare(tmp_path: Path) -> None:
+    """Files written before configurations were identified by parameters: ids carry
+    the input's position (``m-i1-b2-...``) and no input signature; the spec stored
+    with them tells the signature, and they meet a narrowed re-run of today."""
+    rng = np.random.default_rng(38)
+    old = []
+    for r in two_batches(rng):
+        d = r.to_dict()
+        del d["input_signature"]
+        d["config_id"] = f"m-i{r.input_idx}-b{r.batch_size}-p1-n1-w1"
+        old.append(d)
+    spec = {"name": "m", "model": {"target": "models.py:M"},
+            "inputs": [{"shape": [1, 4]}, {"shape": [2, 4]}], "batch_sizes": [1, 2]}  # fmt: skip
+    a = tmp_path / "old.json"
+    a.write_text(json.dumps({"format": "npf-results", "format_version": 2, "npf_version": "0.1.0", "spec": spec,
+                             "reports": old}))  # fmt: skip
+    res = read_results(a)
+    assert res.label is None and res.commit is None and res.plan is None and res.reports[1].input_signature == ""
+    (slower,) = two_batches(rng, scale=1.3, batches=(2,))
+    c = compare(a, [slower])
+    assert [(x.base_config_id, x.config_id, x.matched_by) for x in c.configs] == [
+        ("m-i1-b2-p1-n1-w1", "m-b2-p1-n1-w1", "parameters")]
+    assert c.exit_code == 1
+
+
+def test_a_figure_added_in_one_place_is_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A further per-configuration figure with an interval (an SLO capacity, say) is
+    one entry of results/figures.py's FIGURES: compare tests it like throughput."""
+    import npf_core.results.figures as figures
+
+    capacity = figures.Figure("slo_capacity", "inf/s", True, "slo_capacity_inf_s",
+                              figures.interval("slo_capacity_inf_s", "slo_capacity_ci_low", "slo_capacity_ci_high"),
+                              comparable=lambda a, b: a.get("slo_p99_ms") == b.get("slo_p99_ms"))  # fmt: skip
+    monkeypatch.setattr(figures, "FIGURES", (*figures.FIGURES, capacity))
+    rng = np.random.default_rng(39)
+    a, b = make_report(rng), make_report(rng)
+    a.metrics.update(slo_capacity_inf_s=800.0, slo_capacity_ci_low=780.0, slo_capacity_ci_high=820.0)
+    b.metrics.update(slo_capacity_inf_s=600.0, slo_capacity_ci_low=585.0, slo_capacity_ci_high=615.0)
+    c = compare([a], [b])
+    m = {x.metric: x for x in c.configs[0].metrics}["slo_capacity"]
+    assert m.verdict == REGRESSION and m.change_pct == pytest.approx(-25.0) and c.tests == 4
+    # measured against another budget: shown, not tested
+    b.metrics["slo_p99_ms"] = 20.0
+    other = {x.metric: x for x in compare([a], [b]).configs[0].metrics}["slo_capacity"]
+    assert other.verdict == "not tested" and other.change_pct == pytest.approx(-25.0)
+    # reports without it (every run today) are compared on the others, as before
+    assert [x.metric for x in compare([make_report(rng)], [make_report(rng)]).configs[0].metrics] == [
+        "throughput", "p50", "p99"]

@@ -224,12 +224,12 @@ def test_the_live_view_shows_the_configuration_time_left_and_throughput() -> Non
     from npf_plugins.reporters.console import LiveView
 
     v = LiveView()
-    v.head = "[2/4] tiny-model-i0-b8-p1-n1-w2"
+    v.head = "[2/4] tiny-model-b8-p1-n1-w2"
     v.duration_s, v.remaining_configs, v.per_config_s = 10.0, 2, 12.0
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(v)
     text = console.export_text()
-    assert "[2/4] tiny-model-i0-b8-p1-n1-w2" in text and "loading" in text
+    assert "[2/4] tiny-model-b8-p1-n1-w2" in text and "loading" in text
     assert "sweep: 2 more configurations, about 34 s left" in text  # 10 s here + 2 x 12 s
     v.measuring_since, v.elapsed_s, v.throughput = time.monotonic(), 4.0, 31133.3
     console.print(v)

@@ -26,7 +26,7 @@ def sweep(rng: np.random.Generator, **extra: object) -> list[Report]:
     for bs in (1, 4):
         for n in (1, 2):
             for w in (1, 2):
-                out.append(make_report(rng, config_id=f"m-i0-b{bs}-p1-n{n}-w{w}", batch_size=bs, n_models=n,
+                out.append(make_report(rng, config_id=f"m-b{bs}-p1-n{n}-w{w}", batch_size=bs, n_models=n,
                                        workers_per_model=w, rate=1000.0 * bs * n * w, **extra))  # fmt: skip
     return out
 

@@ -16,7 +16,7 @@ from npf_core.wire import protocol as pr
 
 def job() -> pr.Job:
     return pr.Job(
-        config_id="m-i0-b1-p1-n1-w1",
+        config_id="m-b1-p1-n1-w1",
         copy_index=0,
         n_models=1,
         workers=2,

@@ -15,7 +15,7 @@ from npf_core.wire.protocol import Ready, Result
 
 def config(n_models: int = 1, workers: int = 1, batch_size: int = 4, start_method: str = "fork") -> RunConfig:
     return RunConfig(
-        config_id=f"m-i0-b{batch_size}-p1-n{n_models}-w{workers}",
+        config_id=f"m-b{batch_size}-p1-n{n_models}-w{workers}",
         model_name="m",
         framework="python",
         model_kind="target",
