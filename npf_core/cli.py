@@ -81,8 +81,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _verbosity(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: debug)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log lines: -v info, -vv debug (default: warnings and errors)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="only the final table and errors")
+    p.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="log lines as plain text (default) or JSON objects (also NPF_LOG_FORMAT=json)")  # fmt: skip
+
+
+def _configure_logs(args: argparse.Namespace) -> None:
+    """-q errors, default warnings, -v info, -vv debug; text unless JSON is asked for."""
+    from npf_core.log import configure, log_format
+
+    configure(-1 if args.quiet else min(args.verbose, 2), json=log_format(args.log_format) == "json")
 
 
 def _sweep_flags(p: argparse.ArgumentParser) -> None:
@@ -149,11 +159,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from npf_core.log import configure
     from npf_core.supervisor.run import Supervisor
 
-    verbosity = 0 if args.quiet else 1 + args.verbose
-    configure(verbosity)
+    verbosity = 0 if args.quiet else 1 + args.verbose  # the reporters': 0 quiet, 1 normal, 2+ verbose
+    _configure_logs(args)
     overrides: dict[str, Any] = {}
     if args.output_dir:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
@@ -298,9 +307,8 @@ def _add_compile_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _compile(args: argparse.Namespace) -> int:
     from npf_core.compilation.compiler import compile_spec
-    from npf_core.log import configure
 
-    configure(0 if args.quiet else args.verbose)  # the progress lines below are the normal output
+    _configure_logs(args)  # the progress lines below are the normal output
     signal.signal(signal.SIGTERM, _raise_interrupt)  # so the running compile process is killed too
     failed = 0
 

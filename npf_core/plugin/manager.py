@@ -25,17 +25,17 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
-import structlog
 
 import npf_core.plugin.hookspecs as hookspecs
 from npf_core.errors import PluginLoadError
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Dataset, Device, Framework, Launcher, Registry, Reporter
 from npf_core.plugin.metrics import MetricRegistry
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager", "Plugins", "get_plugin_manager", "get_plugins"]
 
 ENTRY_POINT_GROUP = "npf_core.plugins"
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 
 class PluginManager(pluggy.PluginManager):

@@ -21,13 +21,13 @@ import anyio
 import anyio.lowlevel
 import msgspec
 import psutil
-import structlog
 
 import npf_core.plugin.events as ev
 import npf_core.supervisor.processes as processes
 import npf_core.wire.protocol as pr
 from npf_core.errors import ConfigFailure, MetricError, ProtocolError, ZygoteFailed
 from npf_core.evaluation.runner import apply_evaluation, eval_job
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device
 from npf_core.plugin.manager import Plugins
 from npf_core.results.report import ErrorInfo, Report, build_report, error_report
@@ -41,7 +41,7 @@ from npf_core.wire.transfer import Payload
 
 __all__ = ["GO_MARGIN_S", "GROUP_SIGNAL_WAIT_S", "ConfigRunner"]
 
-logger = structlog.get_logger("npf_core.supervisor.run")
+logger = get_logger("npf_core.supervisor.run")
 GO_MARGIN_S = 0.02
 # Signals a terminal or a service manager sends to many processes at once. A
 # benchmarker killed by one of these that npf did not send may have been hit by the
@@ -242,7 +242,7 @@ class ConfigRunner:
                 elif child.ended_by == "SIGTERM":
                     changes["message"] = f"{info.message}; stopped with SIGTERM"
             info = msgspec.structs.replace(info, **changes)
-        logger.warning("configuration failed", config=config.config_id, error=info.message)
+        logger.info("configuration failed", config=config.config_id, error=info.message)
         readies = [c.ready for c in children if c.ready is not None]
         extra: dict[str, Any] = {}
         if readies:

@@ -30,10 +30,11 @@ import npf_core.plugin.events as ev
 import npf_core.wire.transfer as transfer
 from npf_core.errors import ResultsError, SpecError
 from npf_core.evaluation.runner import resolve_metrics
-from npf_core.log import library_default
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device, Reporter, ReporterContext
 from npf_core.plugin.manager import Plugins, get_plugins
 from npf_core.results.report import Report
+from npf_core.results.table import ReportList, report_list
 from npf_core.results.store import (
     RESULTS_NAME,
     ResultsFile,
@@ -55,8 +56,7 @@ from npf_core.supervisor.zygote_keeper import ZygoteKeeper
 
 __all__ = ["GO_MARGIN_S", "GROUP_SIGNAL_WAIT_S", "Supervisor", "abenchmark", "benchmark", "prepare"]
 
-logger = structlog.get_logger(__name__)
-library_default()  # in library use, warnings go to stderr (docs/embedding.md)
+logger = get_logger(__name__)  # stdlib logging under 'npf' (docs/embedding.md#logs)
 
 
 # ---------------------------------------------------------------------------
@@ -148,7 +148,7 @@ class Supervisor:
         self._plugins, self._plan, self.device = plugins, plan, device
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)
-        self._load_failures = LoadFailures(plan)
+        self._load_failures = LoadFailures(plan, self.loaded)
         if self.spec.evaluate is not None:
             # metrics registered in this process travel with the run's objects (transfer)
             self._metrics = resolve_metrics(self.loaded, plugins)
@@ -372,7 +372,11 @@ class Supervisor:
     # -- what a launcher calls (see npf_core.plugin.hookspecs.Launcher) ----------------
 
     def config_started(self, index: int, config: RunConfig) -> None:
-        """A configuration begins (here or on another machine)."""
+        """A configuration begins (here or on another machine). One that will not be
+        tried (it would fail as an earlier one did) does not begin: only its
+        ``ConfigFailed`` is announced."""
+        if self._load_failures.not_tried(config) is not None:
+            return
         self._emit(ev.ConfigStarted(index=index, total=len(self.plan), config=config))
 
     def config_done(self, index: int, config: RunConfig, report: Report) -> None:
@@ -398,7 +402,14 @@ class Supervisor:
             report = await self._runner.run(index, len(self.plan), config)
         finally:
             structlog.contextvars.unbind_contextvars("config")
-        self._load_failures.record(index, config, report)
+        report = self._load_failures.advise(report)
+        spared = self._load_failures.record(index, config, report)
+        if report.error is not None and "console" not in self.spec.output.reporters:
+            # no console to show it (an embedding application, the NeuronPerf API): the log says it
+            logger.warning("configuration failed", config=config.config_id, error=report.error.message,
+                           **({"hint": report.error.hint} if report.error.hint else {}))  # fmt: skip
+            if spared:
+                logger.warning("configurations that would fail the same way are not tried", not_tried=spared)
         return report
 
     def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
@@ -410,18 +421,20 @@ class Supervisor:
             self.reporter_errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
 
-async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
-    """Run a spec inside an existing event loop; returns the reports. Cancelling the
-    caller stops the run and reaps every child."""
-    return await Supervisor(spec, extra_plugins=extra_plugins, **overrides).run()
+async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> ReportList:
+    """Run a spec inside an existing event loop; returns the reports (a list that a
+    notebook shows as a table, with ``.to_pandas()``). Cancelling the caller stops
+    the run and reaps every child."""
+    return report_list(await Supervisor(spec, extra_plugins=extra_plugins, **overrides).run())
 
 
-def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
+def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> ReportList:
     """Run a spec (a path, JSON text, a dict — which may hold Python objects in place
     of import references — or a Spec) and return its reports.
 
     Keyword overrides replace spec fields (``duration_s=5``, ``n_models=[1]``,
     ``output_dir=...``, ``reporters=[...]``); ``reporters=[]`` prints nothing and
     writes only ``results.json``; add ``results=False`` to write no file at all.
+    The list shows as a table in a notebook and converts with ``.to_pandas()``.
     """
     return anyio.run(lambda: abenchmark(spec, extra_plugins=extra_plugins, **overrides))
