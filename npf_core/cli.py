@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -49,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a spec file's sweep")
     run.add_argument("spec", help="the run spec (JSON)")
     run.add_argument("--output-dir", help="where results go (overrides output.dir)")
-    run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
+    run.add_argument("--duration-s", type=_duration, metavar="SECONDS|auto",
+                     help='seconds per configuration, or "auto": until its p99 is supported (overrides duration_s)')  # fmt: skip
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
     _sweep_flags(run)
     _verbosity(run)
@@ -78,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_compare_parser(sub)
     _add_compile_parsers(sub)
     return p
+
+
+def _duration(text: str) -> float | str:
+    """``--duration-s``: seconds (> 0), or ``auto`` (the spec's ``duration_s: "auto"``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f'{text!r}: give seconds (a number > 0) or "auto"')
+    return value
 
 
 def _verbosity(p: argparse.ArgumentParser) -> None:
@@ -215,15 +230,46 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+#: the extra of npf that installs what a built-in plugin requires
+EXTRAS = {"torch": "torch", "tensorflow": "tensorflow", "mxnet": "mxnet", "ray": "ray"}
+
+
 def _plugins() -> int:
+    """Each kind's plugins in aligned columns: name, the package that provides it, its
+    entry point; a plugin whose required libraries are missing is marked so."""
     from npf_core.plugin.manager import get_plugins
 
     plugins = get_plugins()
-    for kind, items in plugins.describe().items():
+    missing = plugins.missing()
+    rows = {kind: [(name, *_origin_parts(origin)) for name, origin in items]
+            for kind, items in plugins.describe().items()}  # fmt: skip
+    every = [r for rs in rows.values() for r in rs]
+    widths = [max([len(h), *(len(r[i]) for r in every)]) for i, h in enumerate(("name", "package", "entry point"))]
+    print(f"  {'name':<{widths[0]}}  {'package':<{widths[1]}}  {'entry point':<{widths[2]}}  status")
+    for kind, items in rows.items():
         print(f"{kind}s:")
-        for name, origin in items:
-            print(f"  {name:<14} {origin}")
+        for name, package, entry in items:
+            lacking = missing.get((kind, name))
+            status = f"missing {', '.join(lacking)}" if lacking else "ok"
+            print(f"  {name:<{widths[0]}}  {package:<{widths[1]}}  {entry:<{widths[2]}}  {status}")
+    needed = sorted({m for ms in missing.values() for m in ms})
+    if needed:
+        extras = [EXTRAS[m] for m in needed if m in EXTRAS]
+        print(f"missing: not installed here: {', '.join(needed)}")
+        if extras:
+            print(f"  to use those plugins: pip install 'npf[{','.join(extras)}]'")
     return EXIT_OK
+
+
+def _origin_parts(origin: str) -> tuple[str, str]:
+    """``"demo (npf-demo-plugin 0.3.1)"`` -> ``("npf-demo-plugin 0.3.1", "demo")``."""
+    entry, sep, package = origin.partition(" (")
+    if sep and package.endswith(")"):
+        package = package[:-1]
+        if package == "built in":
+            return f"{entry} (built in)", "-"
+        return package, entry
+    return origin, "-"
 
 
 def _report(path: Path, html: str | None = None) -> int:

@@ -159,6 +159,16 @@ class Plugins:
             for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers)
         }
 
+    def missing(self) -> dict[tuple[str, str], list[str]]:
+        """(kind, name) -> the packages it requires that are not installed (only those lacking some)."""
+        out = {}
+        for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers):
+            for n in r.names():
+                lacking = r.missing(n)
+                if lacking:
+                    out[(r.kind, n)] = lacking
+        return out
+
 
 def get_plugins(extra: Iterable[Any] = ()) -> Plugins:
     """Discover the installed plugins (plus ``extra`` objects) and build the registries."""

@@ -39,6 +39,7 @@ from npf_core.results.store import (
     RESULTS_NAME,
     ResultsFile,
     comparable_spec,
+    spec_differences,
     latest_run,
     load_results,
     run_folder,
@@ -223,10 +224,11 @@ class Supervisor:
         if not path.exists():
             return
         old_spec, reports = load_results(path)
-        if comparable_spec(old_spec) != comparable_spec(spec_to_dict(self.spec)):
+        differ = spec_differences(comparable_spec(old_spec), comparable_spec(spec_to_dict(self.spec)))
+        if differ:
             raise ResultsError(
-                f"{path} holds results of a different spec; resume needs the same spec "
-                "(or use another --output-dir)"
+                f"{path} holds results of a different spec: {differ}; resume needs the same spec and flags "
+                "(run again without --resume, or use another --output-dir)"
             )
         wanted = {c.config_id for c in self._plan}
         self._done = {r.config_id: r for r in reports if r.status == "ok" and r.config_id in wanted}

@@ -88,6 +88,7 @@ class MxnetOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class MxnetFramework(Framework):
     """MXNet 1.x: symbol checkpoints, bound once per worker thread."""
 
+    requires = ("mxnet",)
     start_method = "fresh"
     compile_suffix = ""
 

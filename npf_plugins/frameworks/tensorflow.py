@@ -109,6 +109,7 @@ def to_named(example: tuple[Any, ...], names: list[str]) -> dict[str, Any]:
 class TensorflowFramework(Framework):
     """TensorFlow 2: SavedModel folders, Keras files and model factories."""
 
+    requires = ("tensorflow",)
     start_method = "fresh"
     compile_suffix = ""
 

@@ -131,6 +131,7 @@ def neuron_package_of(path: Path) -> str | None:
 class TorchFramework(Framework):
     """PyTorch: TorchScript, torch.export programs and nn.Module classes."""
 
+    requires = ("torch",)
     start_method = "zygote"
     preimport = ("torch",)  # import only: no thread pool, and CUDA stays uninitialised
 

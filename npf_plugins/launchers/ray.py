@@ -135,6 +135,8 @@ def folder_size(folder: Path, limit: int) -> int:
 class RayLauncher(Launcher):
     """Each configuration as a Ray task on a node of its own (see the module doc)."""
 
+    requires = ("ray",)
+
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
         self.opts = decode_options(options, RayOptions, "launcher.options")
