@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="the run spec (JSON)")
     run.add_argument("--output-dir", help="where results go (overrides output.dir)")
     run.add_argument("--duration-s", type=_duration, metavar="SECONDS|auto",
-                     help='seconds per configuration, or "auto": until its p99 is supported (overrides duration_s)')  # fmt: skip
+                     help='seconds per configuration, or "auto": until its p99 is supported '
+                          '(overrides duration_s)')  # fmt: skip
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
     _sweep_flags(run)
     _verbosity(run)

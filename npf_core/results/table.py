@@ -119,7 +119,7 @@ def _html(items: list[Any]) -> str:
             f"</caption><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")  # fmt: skip
 
 
-class ReportList(list):  # type: ignore[type-arg]
+class ReportList(list):
     """A list of reports (or NeuronPerf's report dicts) that a notebook shows as a
     table; ``.to_pandas()`` gives a DataFrame with one row per configuration."""
 

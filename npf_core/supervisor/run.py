@@ -34,18 +34,18 @@ from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device, Reporter, ReporterContext
 from npf_core.plugin.manager import Plugins, get_plugins
 from npf_core.results.report import Report
-from npf_core.results.table import ReportList, report_list
 from npf_core.results.store import (
     RESULTS_NAME,
     ResultsFile,
     comparable_spec,
-    spec_differences,
     latest_run,
     load_results,
     run_folder,
     set_latest,
+    spec_differences,
     spec_folder,
 )
+from npf_core.results.table import ReportList, report_list
 from npf_core.spec.config import RunConfig
 from npf_core.spec.overrides import prepare
 from npf_core.spec.schema import spec_to_dict
