@@ -353,6 +353,10 @@ class ConfigRunner:
             elif isinstance(msg, pr.Ready):
                 child.ready = msg
                 pending.discard(id(child))
+                if not pending:
+                    load_s = max(c.ready.load_ns for c in children if c.ready is not None) / 1e9
+                    logger.info("copies ready", config=config.config_id, copies=len(children),
+                                start_method=config.start_method, load_s=round(load_s, 3))  # fmt: skip
             else:
                 raise self._fail(child, config, "load", f"sent {type(msg).__name__} before Ready", type="ProtocolError")
 
