@@ -90,7 +90,7 @@ _COLUMNS: list[tuple[str, Any, str]] = [
     ("workers", "workers_per_model", "d"),
     ("pipeline", "pipeline_size", "d"),
     ("batch", "batch_size", "d"),
-    ("inf/s", "throughput_avg", "rate"),
+    ("throughput/s", "throughput_avg", "rate"),
     ("95% low", "throughput_ci95_low", "rate"),
     ("95% high", "throughput_ci95_high", "rate"),
     ("p50", "latency_ms_p50", "ms"),
