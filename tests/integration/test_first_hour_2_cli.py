@@ -84,8 +84,9 @@ def test_v_and_vv_differ_and_logs_are_plain_text_without_colour(
     assert re.search(r"^\d\d:\d\d:\d\d info +copies ready", info.stderr, re.M), info.stderr
     assert " debug " not in info.stderr
     assert re.search(r"^\d\d:\d\d:\d\d debug +", debug.stderr, re.M), debug.stderr
-    as_json = subprocess.run([sys.executable, "-m", "npf_core", "run", str(spec), "-v"], cwd=tmp_path, text=True,
-                             capture_output=True, timeout=120, env={**os.environ, "NPF_LOG_FORMAT": "json"})  # fmt: skip
+    as_json = subprocess.run([sys.executable, "-m", "npf_core", "run", str(spec), "-v"], cwd=tmp_path,
+                             text=True, capture_output=True, timeout=120,
+                             env={**os.environ, "NPF_LOG_FORMAT": "json"})  # fmt: skip
     docs = [json.loads(line) for line in as_json.stderr.splitlines() if line.strip()]
     assert docs and all({"timestamp", "level", "logger", "event"} <= set(d) for d in docs)
 
