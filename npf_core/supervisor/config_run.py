@@ -246,7 +246,7 @@ class ConfigRunner:
                 elif child.ended_by == "SIGTERM":
                     changes["message"] = f"{info.message}; stopped with SIGTERM"
             info = msgspec.structs.replace(info, **changes)
-        logger.info("configuration failed", config=config.config_id, error=info.message)
+        logger.debug("configuration failed", config=config.config_id, error=info.message)  # the console tells it
         readies = [c.ready for c in children if c.ready is not None]
         extra: dict[str, Any] = {}
         if readies:
