@@ -4,8 +4,9 @@ what has already failed the same way twice.
 - :func:`framework_first`: an unknown framework name is reported before an error
   about a later field (a missing model file for a framework that does not exist).
 - :class:`LoadFailures`: a model that fails to load in the first configuration
-  tried (or on an input, in warm-up) with its own exception is not tried again in
-  the configurations that would fail the same way; they are recorded as failed,
+  tried with an error that cannot depend on the configuration (a missing module,
+  file or name), or fails on an input in warm-up, is not tried again in the
+  configurations that would fail the same way; they are recorded as failed,
   naming the first (``error.same_as``), and the console says so once. A warm-up
   failure gets a hint: the model does not take the spec's inputs.
 """
@@ -83,12 +84,14 @@ def _shown(path: str) -> str:
 class LoadFailures:
     """Remembers how each model's loads and warm-ups failed, over one run's plan.
 
-    - The first configuration tried of a model fails in load (or of an input, in
-      warm-up) with the model's own exception: every other configuration that loads
-      the model (that calls it with the same input and batch size) would fail the
-      same way, so they are not tried; the console says so once.
-    - A load error that does not depend on the configuration (a missing module,
-      file or name) twice the same way, in any configurations: the rest are not tried.
+    - The first configuration tried of a model fails in warm-up (its calls on the
+      spec's input) with the model's own exception, or in load with an error that
+      does not depend on the configuration (a missing module, file or name): every
+      other configuration that calls the model with that input and batch size (that
+      loads the model) would fail the same way, so they are not tried; the console
+      says so once.
+    - Any other load exception of the model's, twice the same way: the rest are not
+      tried (once may depend on the configuration: a device, a copy).
     """
 
     def __init__(self, plan: list[RunConfig], loaded: LoadedSpec | None = None) -> None:
@@ -151,9 +154,12 @@ class LoadFailures:
             self._passed.update(self._group(config, s) for s in REPEATING_STAGES)
             return 0
         group = self._group(config, err.stage)
-        first = group not in self._passed and err.type not in NOT_REPEATABLE and bool(err.traceback)
+        own = err.type not in NOT_REPEATABLE and bool(err.traceback)  # the model's own exception
+        # the first try fails: in warm-up (the same calls on the same input), or in load with an
+        # error that does not depend on the configuration (a missing module, file or name)
+        first = group not in self._passed and own and (err.stage == "warmup" or err.type in SAME_EVERYWHERE)
         twice = False
-        if err.stage == "load" and err.type in SAME_EVERYWHERE:
+        if err.stage == "load" and own:
             # once may depend on the configuration; twice the same way, the rest would fail too
             how = (err.type, err.message.partition(": load: ")[2] or err.message)
             first_id = self._seen.setdefault(config.model_ref, {}).setdefault(how, config.config_id)

@@ -71,10 +71,11 @@ def test_the_users_frames_are_found_and_npf_library_and_python_frames_left_out(t
     assert user_frames("") == [] and user_frames(f'  File "{SITE}/x.py", line 1, in f\n    x\n') == []
 
 
-def failed(config_id: str, message: str, stage: str = "load", same_as: str = "", n: int = 1, **kw: Any) -> Report:
+def failed(config_id: str, message: str, stage: str = "load", same_as: str = "", n: int = 1,
+           etype: str = "ValueError", **kw: Any) -> Report:  # fmt: skip
     return Report(model_name="m", n_models=n, workers_per_model=1, pipeline_size=1, batch_size=1, status="error",
                   config_id=config_id, valid=False,
-                  error=ErrorInfo(type="ValueError", message=message, stage=stage, same_as=same_as, **kw))  # fmt: skip
+                  error=ErrorInfo(type=etype, message=message, stage=stage, same_as=same_as, **kw))  # fmt: skip
 
 
 def test_failures_are_grouped_by_error_whatever_the_copy_or_process() -> None:
@@ -98,11 +99,20 @@ def config(i: int, *, batch: int = 1, input_idx: int = 0) -> RunConfig:
 def test_a_first_load_failure_spares_the_models_other_configurations() -> None:
     plan = [config(i) for i in (1, 2, 3)]
     spare = LoadFailures(plan)
-    first = failed(plan[0].config_id, "copy 0 of 1 (pid 1): load: RuntimeError: no GPU", traceback="tb")
+    first = failed(plan[0].config_id, "copy 0 of 1 (pid 1): load: ModuleNotFoundError: no x", traceback="tb",
+                   etype="ModuleNotFoundError")  # fmt: skip
     assert spare.record(0, plan[0], first) == 2
     skipped = spare.not_tried(plan[1])
     assert skipped is not None and skipped.error is not None
     assert skipped.error.same_as == plan[0].config_id and skipped.error.message.startswith("not tried:")
+    # an exception that may depend on the configuration (a device, a copy): only twice the same way
+    spare = LoadFailures(plan)
+    runtime = failed(plan[0].config_id, "copy 0 of 1 (pid 1): load: RuntimeError: no GPU", traceback="tb",
+                     etype="RuntimeError")  # fmt: skip
+    assert spare.record(0, plan[0], runtime) == 0 and spare.not_tried(plan[1]) is None
+    again = failed(plan[1].config_id, "copy 0 of 1 (pid 2): load: RuntimeError: no GPU", traceback="tb",
+                   etype="RuntimeError")  # fmt: skip
+    assert spare.record(1, plan[1], again) == 1 and spare.not_tried(plan[2]) is not None
     # a crash or a hang may depend on the configuration: not taken as every configuration's
     spare = LoadFailures(plan)
     died = failed(plan[0].config_id, "benchmarker died", traceback="")
@@ -128,7 +138,8 @@ def test_a_warm_up_failure_spares_only_the_configurations_with_that_input_and_a_
     spare = LoadFailures(plan, loaded)
     ok = Report(model_name="m", n_models=1, workers_per_model=1, pipeline_size=1, batch_size=1)
     spare.record(0, plan[0], ok)
-    assert spare.record(1, plan[1], failed(plan[1].config_id, "x: load: ValueError: y", traceback="tb")) == 0
+    later = failed(plan[1].config_id, "x: load: ImportError: y", traceback="tb", etype="ImportError")
+    assert spare.record(1, plan[1], later) == 0
 
 
 def _reporter(verbosity: int = 1) -> tuple[ConsoleReporter, io.StringIO]:
