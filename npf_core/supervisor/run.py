@@ -57,7 +57,7 @@ from npf_core.supervisor.zygote_keeper import ZygoteKeeper
 
 __all__ = ["GO_MARGIN_S", "GROUP_SIGNAL_WAIT_S", "Supervisor", "abenchmark", "benchmark", "prepare"]
 
-logger = get_logger(__name__)  # stdlib logging under 'npf' (docs/embedding.md#logs)
+logger = get_logger(__name__)  # stdlib logging under "npf" (docs/embedding.md#logging)
 
 
 # ---------------------------------------------------------------------------
