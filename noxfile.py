@@ -35,8 +35,9 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The default suite: unit, integration (real processes), plugin package, faults."""
-    _install(session)
+    """The default suite: unit, integration (real processes), plugin package, faults
+    (with pandas, for the reports' .to_pandas())."""
+    _install(session, "test,pandas")
     session.run("pytest", "-m", NOT_OWN_SESSIONS, "--durations=10", *session.posargs)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -52,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a spec file's sweep")
     run.add_argument("spec", help="the run spec (JSON)")
     run.add_argument("--output-dir", help="where results go (overrides output.dir)")
-    run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
+    run.add_argument("--duration-s", type=_duration, metavar="SECONDS|auto",
+                     help='seconds per configuration, or "auto": until its p99 is supported '
+                          '(overrides duration_s)')  # fmt: skip
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
     run.add_argument("--label", metavar="TEXT",
                      help="a label for the run, kept in results.json, shown by 'history' (e.g. a version)")  # fmt: skip
@@ -90,9 +93,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _duration(text: str) -> float | str:
+    """``--duration-s``: seconds, or ``auto`` (the spec's ``duration_s: "auto"``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value):  # (a number out of range is the spec's to reject, naming $.duration_s)
+        raise argparse.ArgumentTypeError(f'{text!r}: give seconds (a number > 0) or "auto"')
+    return value
+
+
 def _verbosity(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: debug)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log lines: -v info, -vv debug (default: warnings and errors)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="only the final table and errors")
+    p.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="log lines as plain text (default) or JSON objects (also NPF_LOG_FORMAT=json)")  # fmt: skip
+
+
+def _configure_logs(args: argparse.Namespace) -> None:
+    """-q errors, default warnings, -v info, -vv debug; text unless JSON is asked for."""
+    from npf_core.log import configure, log_format
+
+    configure(-1 if args.quiet else min(args.verbose, 2), json=log_format(args.log_format) == "json")
 
 
 def _sweep_flags(p: argparse.ArgumentParser) -> None:
@@ -165,11 +191,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from npf_core.log import configure
     from npf_core.supervisor.run import Supervisor
 
-    verbosity = 0 if args.quiet else 1 + args.verbose
-    configure(verbosity)
+    verbosity = 0 if args.quiet else 1 + args.verbose  # the reporters': 0 quiet, 1 normal, 2+ verbose
+    _configure_logs(args)
     overrides: dict[str, Any] = {}
     if args.output_dir:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
@@ -223,14 +248,34 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+#: the extra of npf that installs what a built-in plugin requires
+EXTRAS = {"torch": "torch", "tensorflow": "tensorflow", "mxnet": "mxnet", "ray": "ray"}
+
+
 def _plugins() -> int:
+    """Each kind's plugins in aligned columns: name, the package that provides it, its
+    entry point; a plugin whose required libraries are missing is marked so."""
     from npf_core.plugin.manager import get_plugins
 
     plugins = get_plugins()
-    for kind, items in plugins.describe().items():
+    missing = plugins.missing()
+    rows = {kind: [(name, *_origin_parts(origin)) for name, origin in items]
+            for kind, items in plugins.describe().items()}  # fmt: skip
+    every = [r for rs in rows.values() for r in rs]
+    widths = [max([len(h), *(len(r[i]) for r in every)]) for i, h in enumerate(("name", "package", "entry point"))]
+    print(f"  {'name':<{widths[0]}}  {'package':<{widths[1]}}  {'entry point':<{widths[2]}}  status")
+    for kind, items in rows.items():
         print(f"{kind}s:")
-        for name, origin in items:
-            print(f"  {name:<14} {origin}")
+        for name, package, entry in items:
+            lacking = missing.get((kind, name))
+            status = f"missing {', '.join(lacking)}" if lacking else "ok"
+            print(f"  {name:<{widths[0]}}  {package:<{widths[1]}}  {entry:<{widths[2]}}  {status}")
+    needed = sorted({m for ms in missing.values() for m in ms})
+    if needed:
+        extras = [EXTRAS[m] for m in needed if m in EXTRAS]
+        print(f"missing: not installed here: {', '.join(needed)}")
+        if extras:
+            print(f"  to use those plugins: pip install 'npf[{','.join(extras)}]'")
     return EXIT_OK
 
 
@@ -254,6 +299,15 @@ def _schema() -> int:
     }
     print(json.dumps(json_schema(options), indent=2), flush=True)
     return EXIT_OK
+def _origin_parts(origin: str) -> tuple[str, str]:
+    """``"demo (npf-demo-plugin 0.3.1)"`` -> ``("npf-demo-plugin 0.3.1", "demo")``."""
+    entry, sep, package = origin.partition(" (")
+    if sep and package.endswith(")"):
+        package = package[:-1]
+        if package == "built in":
+            return f"{entry} (built in)", "-"
+        return package, entry
+    return origin, "-"
 
 
 def _report(path: Path, html: str | None = None) -> int:
@@ -405,9 +459,8 @@ def _add_compile_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _compile(args: argparse.Namespace) -> int:
     from npf_core.compilation.compiler import compile_spec
-    from npf_core.log import configure
 
-    configure(0 if args.quiet else args.verbose)  # the progress lines below are the normal output
+    _configure_logs(args)  # the progress lines below are the normal output
     signal.signal(signal.SIGTERM, _raise_interrupt)  # so the running compile process is killed too
     failed = 0
 

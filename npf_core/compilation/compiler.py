@@ -38,17 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 
 import npf_core.compilation.model_index as model_index
 from npf_core.errors import PluginError, SpecError, UserError
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Framework
 from npf_core.spec.schema import OBJECT_PREFIX, CompileSpec, LoadedSpec, as_list
 from npf_core.wire.compile import CompileRequest, CompileResult
 
 __all__ = ["CompileRequest", "CompileResult", "compile", "compile_spec", "plan_requests"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 #: ``compile.artifact`` left out: its ``.pt`` becomes the framework's ``compile_suffix``
 DEFAULT_ARTIFACT = CompileSpec().artifact

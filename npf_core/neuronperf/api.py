@@ -12,14 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from npf_core.errors import SpecError, UserError
+from npf_core.log import get_logger
 from npf_core.neuronperf.reports import neuronperf_report, timers_result
 
 __all__ = ["BENCHMARK_SECS", "benchmark", "benchmark_model", "set_verbosity"]
 
-logger = structlog.get_logger("npf_core.neuronperf")
+logger = get_logger("npf_core.neuronperf")
 
 #: NeuronPerf's default duration of each configuration (seconds)
 BENCHMARK_SECS = 60.0

@@ -10,13 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from npf_core.errors import UserError
+from npf_core.log import get_logger
 
 __all__ = ["compile", "compile_with"]
 
-logger = structlog.get_logger("npf_core.neuronperf")
+logger = get_logger("npf_core.neuronperf")
 
 
 def _batch_sizes_like(x: Any) -> bool:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         UnknownPluginError,
         UserError,
     )
+    from npf_core.log import get_logger
     from npf_core.plugin.events import (
         ConfigFailed,
         ConfigFinished,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     )
     from npf_core.plugin.metrics import BaseEvalMetric, ExactSum, MetricRegistry, TopK, to_numpy
     from npf_core.plugin.references import resolve_reference
+    from npf_core.results.failures import FailureGroup, describe_error, group_failures, user_frames
     from npf_core.results.history import History
     from npf_core.results.report import (
         NEURONPERF_COLUMNS,
@@ -78,6 +80,7 @@ if TYPE_CHECKING:
         read_results,
         write_atomic,
     )
+    from npf_core.results.units import fmt_latency, fmt_rate, latency_unit
     from npf_core.spec.config import RunConfig
     from npf_core.spec.schema import DEFAULT_DURATION_S, DTYPES, decode_options, duration_bounds
     from npf_core.wire.compile import CompileRequest, CompileResult
@@ -87,6 +90,13 @@ if TYPE_CHECKING:
 # the manager, events), and importing any of them runs this file, so it must stay
 # light for a benchmarker's start-up. ``from npf_core.plugin import X`` works as usual.
 _WHERE = {
+    "FailureGroup": "npf_core.results.failures",
+    "describe_error": "npf_core.results.failures",
+    "group_failures": "npf_core.results.failures",
+    "user_frames": "npf_core.results.failures",
+    "fmt_latency": "npf_core.results.units",
+    "fmt_rate": "npf_core.results.units",
+    "latency_unit": "npf_core.results.units",
     "Assignment": "npf_core.plugin.hookspecs",
     "BaseEvalMetric": "npf_core.plugin.metrics",
     "ChildContext": "npf_core.plugin.hookspecs",
@@ -139,6 +149,7 @@ _WHERE = {
     "environment": "npf_core.results.store",
     "error_report": "npf_core.results.report",
     "events": "<module>npf_core.plugin.events",
+    "get_logger": "npf_core.log",
     "hookimpl": "npf_core.plugin.hookspecs",
     "load_file": "npf_core.wire.tensors",
     "make_array": "npf_core.wire.tensors",
@@ -168,6 +179,13 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "FailureGroup",
+    "describe_error",
+    "group_failures",
+    "user_frames",
+    "fmt_latency",
+    "fmt_rate",
+    "latency_unit",
     "DEFAULT_DURATION_S",
     "DTYPES",
     "NEURONPERF_COLUMNS",
@@ -220,6 +238,7 @@ __all__ = [
     "environment",
     "error_report",
     "events",
+    "get_logger",
     "hookimpl",
     "load_file",
     "make_array",

@@ -240,6 +240,20 @@ class Registry(Generic[T]):
     def origin(self, name: str) -> str:
         return self._origins[name]
 
+    def missing(self, name: str) -> list[str]:
+        """The packages a plugin ``requires`` (its class attribute) that are not installed."""
+        import importlib.util
+
+        out = []
+        for module in getattr(self._classes[name], "requires", ()):
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                out.append(module)
+        return out
+
     def __contains__(self, name: object) -> bool:
         return name in self._classes
 
@@ -294,6 +308,9 @@ class Framework:
     framework; those marked *benchmarker* run in the child process.
     """
 
+    #: the Python packages (import names) the plugin cannot work without; ``npf plugins``
+    #: marks it as missing them where one is not installed (any plugin kind may say so)
+    requires: ClassVar[tuple[str, ...]] = ()
     #: the start method ``start_method: "auto"`` resolves to: ``"zygote"`` (copies are
     #: forked from a clean interpreter that imported :attr:`preimport`), ``"fresh"`` (a
     #: new interpreter per copy: for runtimes that must never be forked) or ``"fork"``

@@ -25,17 +25,17 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
-import structlog
 
 import npf_core.plugin.hookspecs as hookspecs
 from npf_core.errors import PluginLoadError
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Dataset, Device, Framework, Launcher, Registry, Reporter
 from npf_core.plugin.metrics import MetricRegistry
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager", "Plugins", "get_plugin_manager", "get_plugins"]
 
 ENTRY_POINT_GROUP = "npf_core.plugins"
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 
 class PluginManager(pluggy.PluginManager):
@@ -158,6 +158,16 @@ class Plugins:
             r.kind: [(n, r.origin(n)) for n in r.names()]
             for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers)
         }
+
+    def missing(self) -> dict[tuple[str, str], list[str]]:
+        """(kind, name) -> the packages it requires that are not installed (only those lacking some)."""
+        out = {}
+        for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers):
+            for n in r.names():
+                lacking = r.missing(n)
+                if lacking:
+                    out[(r.kind, n)] = lacking
+        return out
 
 
 def get_plugins(extra: Iterable[Any] = ()) -> Plugins:

@@ -539,14 +539,61 @@ def render(c: Comparison, fmt: str = "table") -> str:
             lines += [f"- {e}" for e in extra]
         lines.append(f"\n**{c.summary()}**")
     else:
-        widths = [max(len(x) for x in col) for col in zip(_HEAD, *rows, strict=True)]
-        right = {2, 3, 4}
-        for r in (_HEAD, *rows):
-            cells = (x.rjust(w) if i in right else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths, strict=True)))
-            lines.append("  ".join(cells).rstrip())
-        lines += _extras(c)
-        lines.append(c.summary())
+        lines = _table(c)
     return "\n".join(lines)
+
+
+#: the table format's width: a terminal's 80 columns
+WIDTH = 80
+
+
+def _wrap(text: str, indent: str = "  ") -> list[str]:
+    """A line wrapped at :data:`WIDTH` between words (a path or a figure with its
+    unit is never split), continued with ``indent``."""
+    import textwrap
+
+    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False) or [""]
+
+
+def _table(c: Comparison) -> list[str]:
+    """The table format, within 80 columns: each configuration on a line of its own,
+    its metrics under it; every figure with its unit (``1.23 ms``, ``31,133``)."""
+    from npf_core.results.units import fmt_latency, fmt_rate
+
+    head = ("metric", "base", "new", "change", "95% interval", "verdict")
+    rows: list[tuple[str, ...] | str] = []
+    for cc in c.configs:
+        name = cc.config_id if cc.matched_by == "id" else f"{cc.base_config_id} -> {cc.config_id}"
+        rows.append(name)
+        if not cc.metrics:
+            rows.append(("-", "-", "-", "-", "-", "; ".join(cc.notes) or NOT_TESTED))
+        for m in cc.metrics:
+            fmt = fmt_rate if m.unit == "inf/s" else fmt_latency
+            metric = "inf/s" if m.unit == "inf/s" else m.metric  # as the console table heads its column
+            ci = f"[{m.ci_pct[0]:+.1f}%, {m.ci_pct[1]:+.1f}%]" if m.ci_pct else "-"
+            change = f"{m.change_pct:+.1f}%" if math.isfinite(m.change_pct) else "-"
+            rows.append((metric, fmt(m.base), fmt(m.new), change, ci, m.verdict))
+    table = [r for r in rows if isinstance(r, tuple)]
+    widths = [max(len(x) for x in col) for col in zip(head, *table, strict=True)]
+    right = {1, 2, 3}
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = zip(r, widths, strict=False)  # (a row without its verdict: one cell fewer)
+        return "  " + "  ".join(x.rjust(w) if i in right else x.ljust(w) for i, (x, w) in enumerate(cells))
+
+    lines = []
+    for r in (head, *rows):
+        if isinstance(r, str):
+            lines += _wrap(r, "    ")
+        elif len(line(r).rstrip()) > WIDTH:  # a long verdict or note: on lines of its own
+            lines.append(line(r[:-1]).rstrip())
+            lines += _wrap(" " * 4 + r[-1], " " * 6)
+        else:
+            lines.append(line(r).rstrip())
+    for extra in _extras(c):
+        lines += _wrap(extra)
+    lines += _wrap(c.summary())
+    return lines
 
 
 def _extras(c: Comparison) -> list[str]:

@@ -63,6 +63,10 @@ class ErrorInfo(msgspec.Struct, kw_only=True):
     stage: str = ""
     exitcode: int | None = None
     output_tail: str = ""
+    #: not tried: the configuration whose failure this one would repeat
+    same_as: str = ""
+    #: what to do about it, when npf can tell (e.g. the inputs do not fit the model)
+    hint: str = ""
 
 
 class Report(msgspec.Struct, kw_only=True):

@@ -38,6 +38,7 @@ __all__ = [
     "results_file",
     "results_schema",
     "set_latest",
+    "spec_differences",
     "spec_folder",
     "write_atomic",
 ]
@@ -231,6 +232,33 @@ def comparable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec that must match for results to be resumed (where the
     configurations ran, ``launcher``, may differ)."""
     return {k: v for k, v in spec.items() if k not in ("output", "launcher")}
+
+
+#: the command-line flag that sets a spec field, named when a resume finds it changed
+FLAGS = {
+    "duration_s": "--duration-s", "n_models": "--n-models", "workers_per_model": "--workers",
+    "batch_sizes": "--batch-sizes", "inputs": "--batch-sizes", "device": "--device",
+}  # fmt: skip
+
+
+def spec_differences(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> str:
+    """The fields where two specs differ, in words: ``duration_s (2 in the results,
+    "auto" now: --duration-s)``; empty when they are the same."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        flag = f": {FLAGS[key]}" if key in FLAGS else ""
+        out.append(f"{key} ({_short(a)} in the results, {_short(b)} now{flag})")
+    if len(out) > limit:
+        out = [*out[:limit], f"and {len(out) - limit} more"]
+    return "; ".join(out)
+
+
+def _short(value: Any) -> str:
+    text = "not set" if value is None else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load_results(path: Path) -> tuple[dict[str, Any], list[Report]]:

@@ -133,6 +133,7 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
     data.update(overrides)
     new = decode_spec(_restore(data, loaded.objects), loaded.base_dir)
     new.objects = {**loaded.objects, **new.objects}  # tokens the new data kept (e.g. in evaluate)
+    new.source = loaded.source
     return new
 
 

@@ -278,6 +278,8 @@ class LoadedSpec(msgspec.Struct, kw_only=True):
     spec: Spec
     base_dir: Path
     objects: dict[str, Any] = {}
+    #: the spec file it was read from ("" for a dict, JSON text or a Spec)
+    source: str = ""
 
     def resolve(self, path: str) -> Path:
         """A path from the spec, relative to the spec file's folder."""
@@ -435,7 +437,9 @@ def load_spec(path: str | Path) -> LoadedSpec:
         raw = p.read_bytes()
     except OSError as exc:
         raise SpecError("$", f"cannot read spec file {str(p)!r}: {exc.strerror or exc}") from None
-    return decode_spec(raw, p.resolve().parent)
+    loaded = decode_spec(raw, p.resolve().parent)
+    loaded.source = str(p)
+    return loaded
 
 
 def as_list(value: Any) -> list[Any] | None:

@@ -21,13 +21,13 @@ import anyio
 import anyio.lowlevel
 import msgspec
 import psutil
-import structlog
 
 import npf_core.plugin.events as ev
 import npf_core.supervisor.processes as processes
 import npf_core.wire.protocol as pr
 from npf_core.errors import ConfigFailure, MetricError, ProtocolError, ZygoteFailed
 from npf_core.evaluation.runner import apply_evaluation, eval_job
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device
 from npf_core.plugin.manager import Plugins
 from npf_core.results.report import ErrorInfo, Report, build_report, error_report
@@ -41,7 +41,7 @@ from npf_core.wire.transfer import Payload
 
 __all__ = ["GO_MARGIN_S", "GROUP_SIGNAL_WAIT_S", "ConfigRunner"]
 
-logger = structlog.get_logger("npf_core.supervisor.run")
+logger = get_logger("npf_core.supervisor.run")
 GO_MARGIN_S = 0.02
 # Signals a terminal or a service manager sends to many processes at once. A
 # benchmarker killed by one of these that npf did not send may have been hit by the
@@ -77,6 +77,8 @@ class ConfigRunner:
         self._emit = emit
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
+        #: per configuration being measured (by plan index): calls each copy reported so far
+        self._calls: dict[int, dict[int, int]] = {}
 
     def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
         spec = self.spec
@@ -183,6 +185,7 @@ class ConfigRunner:
             receive.close()
             with anyio.CancelScope(shield=True):
                 await self._reap(children)
+        calls = sum(self._calls.pop(index, {}).values())
         if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
             load = spec.load
@@ -209,7 +212,7 @@ class ConfigRunner:
                                                   stage=f"metric {exc.key}"))  # fmt: skip
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
-        return self._failure_report(config, failure, children, timestamps["start_dts"])
+        return self._failure_report(config, failure, children, timestamps["start_dts"], calls)
 
     def _fork_note(self, config: RunConfig, report: Report) -> Report:
         """Copies forked from the caller inherit its state: say so in the report
@@ -223,10 +226,11 @@ class ConfigRunner:
         return msgspec.structs.replace(report, valid=False, validity_reasons=[*report.validity_reasons, note])
 
     def _failure_report(
-        self, config: RunConfig, failure: ConfigFailure, children: list[Child], start_dts: str
+        self, config: RunConfig, failure: ConfigFailure, children: list[Child], start_dts: str, calls: int = 0
     ) -> Report:
         """The error report, completed once the children are reaped: how the child at
-        fault ended (exit code or signal) and the last of its output."""
+        fault ended (exit code or signal), the last of its output, and the calls the
+        copies had completed (as their last progress said) before it failed."""
         info = failure.info
         child = failure.child
         if child is not None:
@@ -242,12 +246,16 @@ class ConfigRunner:
                 elif child.ended_by == "SIGTERM":
                     changes["message"] = f"{info.message}; stopped with SIGTERM"
             info = msgspec.structs.replace(info, **changes)
-        logger.warning("configuration failed", config=config.config_id, error=info.message)
+        logger.debug("configuration failed", config=config.config_id, error=info.message)  # the console tells it
         readies = [c.ready for c in children if c.ready is not None]
         extra: dict[str, Any] = {}
         if readies:
             extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
         extra["instance_type"] = self.instance_type
+        results = [c.result for c in children if c.result is not None]
+        calls = max(calls, sum(r.completed for r in results))
+        if calls:
+            extra.update(total_calls=calls, total_infs=calls * config.batch_size)
         return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
 
     async def _reap(self, children: list[Child]) -> None:
@@ -345,6 +353,10 @@ class ConfigRunner:
             elif isinstance(msg, pr.Ready):
                 child.ready = msg
                 pending.discard(id(child))
+                if not pending:
+                    load_s = max(c.ready.load_ns for c in children if c.ready is not None) / 1e9
+                    logger.info("copies ready", config=config.config_id, copies=len(children),
+                                start_method=config.start_method, load_s=round(load_s, 3))  # fmt: skip
             else:
                 raise self._fail(child, config, "load", f"sent {type(msg).__name__} before Ready", type="ProtocolError")
 
@@ -377,6 +389,7 @@ class ConfigRunner:
         period = min(clock.window_s, 0.5)
         next_sample = clock.mono_go + period
         watch = _Progress(len(children))
+        calls = self._calls[index] = {}  # what a failure report counts, should a copy fail
         pending = {id(c) for c in children}
         while pending:
             item = await self._next(receive, min(clock.result_deadline, next_sample))
@@ -399,6 +412,7 @@ class ConfigRunner:
                 raise await self._died(child, config, "measurement")
             self._check(child, msg, config, "call")
             if isinstance(msg, pr.Progress):
+                calls[id(child)] = msg.completed
                 rate = watch.add(msg, config.batch_size, clock.window_s)
                 if rate is not None:
                     await self._on_window(index, total, config, children, msg.window, watch, rate, clock)

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import structlog
 
 from npf_core.errors import DeviceUnavailable, SpecError
+from npf_core.log import get_logger
 from npf_core.results.identity import id_part, input_signature
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import OBJECT_PREFIX, LoadedSpec, as_list
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Variant", "make_plan"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 
 class Variant(msgspec.Struct, kw_only=True, frozen=True):

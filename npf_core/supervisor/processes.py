@@ -20,15 +20,15 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-import structlog
 
 import npf_core.wire.protocol as pr
 from npf_core.child.process import child_pythonpath, group_members
+from npf_core.log import get_logger
 from npf_core.plugin.manager import Plugins
 
 __all__ = ["PARENT_FDS", "Child", "child_pythonpath", "drain_output", "group_members", "read_wire", "send", "spawn"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 OUTPUT_TAIL = 64 * 1024  # bytes of a child's stdout/stderr kept while it runs
 TAIL_LINES, TAIL_CHARS = 200, 16 * 1024  # what an error report keeps of them
 

@@ -31,7 +31,7 @@ import npf_core.plugin.events as ev
 import npf_core.wire.transfer as transfer
 from npf_core.errors import ResultsError, SpecError
 from npf_core.evaluation.runner import resolve_metrics
-from npf_core.log import library_default
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device, Reporter, ReporterContext
 from npf_core.plugin.manager import Plugins, get_plugins
 from npf_core.results.report import Report
@@ -44,8 +44,10 @@ from npf_core.results.store import (
     load_results,
     run_folder,
     set_latest,
+    spec_differences,
     spec_folder,
 )
+from npf_core.results.table import ReportList, report_list
 from npf_core.spec.config import RunConfig
 from npf_core.spec.overrides import prepare
 from npf_core.spec.schema import spec_to_dict
@@ -57,8 +59,7 @@ from npf_core.supervisor.zygote_keeper import ZygoteKeeper
 
 __all__ = ["GO_MARGIN_S", "GROUP_SIGNAL_WAIT_S", "Supervisor", "abenchmark", "benchmark", "prepare"]
 
-logger = structlog.get_logger(__name__)
-library_default()  # in library use, warnings go to stderr (docs/embedding.md)
+logger = get_logger(__name__)  # stdlib logging under "npf" (docs/embedding.md#logging)
 
 
 # ---------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class Supervisor:
         self._plugins, self._plan, self.device = plugins, plan, device
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)
-        self._load_failures = LoadFailures(plan)
+        self._load_failures = LoadFailures(plan, self.loaded)
         if self.spec.evaluate is not None:
             # metrics registered in this process travel with the run's objects (transfer)
             self._metrics = resolve_metrics(self.loaded, plugins)
@@ -229,10 +230,11 @@ class Supervisor:
         if not path.exists():
             return
         old_spec, reports = load_results(path)
-        if comparable_spec(old_spec) != comparable_spec(spec_to_dict(self.spec)):
+        differ = spec_differences(comparable_spec(old_spec), comparable_spec(spec_to_dict(self.spec)))
+        if differ:
             raise ResultsError(
-                f"{path} holds results of a different spec; resume needs the same spec "
-                "(or use another --output-dir)"
+                f"{path} holds results of a different spec: {differ}; resume needs the same spec and flags "
+                "(run again without --resume, or use another --output-dir)"
             )
         # by id; results written before ids named parameters (``NAME-iINPUT-...``) by the legacy id
         by_id = {c.config_id: c for c in self._plan}
@@ -384,7 +386,11 @@ class Supervisor:
     # -- what a launcher calls (see npf_core.plugin.hookspecs.Launcher) ----------------
 
     def config_started(self, index: int, config: RunConfig) -> None:
-        """A configuration begins (here or on another machine)."""
+        """A configuration begins (here or on another machine). One that will not be
+        tried (it would fail as an earlier one did) does not begin: only its
+        ``ConfigFailed`` is announced."""
+        if self._load_failures.not_tried(config) is not None:
+            return
         self._emit(ev.ConfigStarted(index=index, total=len(self.plan), config=config))
 
     def _load_fields(self) -> dict[str, Any]:
@@ -425,7 +431,14 @@ class Supervisor:
             report = await self._runner.run(index, len(self.plan), config)
         finally:
             structlog.contextvars.unbind_contextvars("config")
-        self._load_failures.record(index, config, report)
+        report = self._load_failures.advise(report)
+        spared = self._load_failures.record(index, config, report)
+        if report.error is not None and "console" not in self.spec.output.reporters:
+            # no console to show it (an embedding application, the NeuronPerf API): the log says it
+            logger.warning("configuration failed", config=config.config_id, error=report.error.message,
+                           **({"hint": report.error.hint} if report.error.hint else {}))  # fmt: skip
+            if spared:
+                logger.warning("configurations that would fail the same way are not tried", not_tried=spared)
         return report
 
     def _reporter_failed(self, reporter: Reporter, exc: Exception) -> None:
@@ -444,18 +457,20 @@ def _legacy_id(c: RunConfig) -> str:
     return f"{c.model_name}-i{c.input_idx}-{sweep}"
 
 
-async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
-    """Run a spec inside an existing event loop; returns the reports. Cancelling the
-    caller stops the run and reaps every child."""
-    return await Supervisor(spec, extra_plugins=extra_plugins, **overrides).run()
+async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> ReportList:
+    """Run a spec inside an existing event loop; returns the reports (a list that a
+    notebook shows as a table, with ``.to_pandas()``). Cancelling the caller stops
+    the run and reaps every child."""
+    return report_list(await Supervisor(spec, extra_plugins=extra_plugins, **overrides).run())
 
 
-def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
+def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> ReportList:
     """Run a spec (a path, JSON text, a dict — which may hold Python objects in place
     of import references — or a Spec) and return its reports.
 
     Keyword overrides replace spec fields (``duration_s=5``, ``n_models=[1]``,
     ``output_dir=...``, ``reporters=[...]``); ``reporters=[]`` prints nothing and
     writes only ``results.json``; add ``results=False`` to write no file at all.
+    The list shows as a table in a notebook and converts with ``.to_pandas()``.
     """
     return anyio.run(lambda: abenchmark(spec, extra_plugins=extra_plugins, **overrides))

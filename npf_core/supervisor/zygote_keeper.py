@@ -22,16 +22,16 @@ from typing import Any
 import anyio
 import msgspec
 import psutil
-import structlog
 
 import npf_core.child.zygote as zg
 from npf_core.child.process import child_pythonpath
 from npf_core.errors import ZygoteFailed
+from npf_core.log import get_logger
 from npf_core.supervisor.processes import _NEW_GROUP, OUTPUT_TAIL, PARENT_FDS, Child
 
 __all__ = ["SPAWN_TIMEOUT_S", "ZYGOTE_START_S", "Zygote", "ZygoteKeeper"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 ZYGOTE_START_S = 60.0  # the least time a zygote gets for its imports (the run's timeouts.load_s if longer)
 SPAWN_TIMEOUT_S = 30.0  # a fork and one reply: anything near this means the zygote is stuck
 

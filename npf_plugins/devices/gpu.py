@@ -35,13 +35,12 @@ import sys
 from typing import Annotated, Any
 
 import msgspec
-import structlog
 
-from npf_core.plugin import Assignment, Device, DeviceUnavailable, Registry, decode_options, hookimpl
+from npf_core.plugin import Assignment, Device, DeviceUnavailable, Registry, decode_options, get_logger, hookimpl
 
 __all__ = ["GpuDevice", "GpuOptions", "gpus_from_nvidia_smi", "parse_cuda_visible_devices"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 CUDA_VISIBLE = "CUDA_VISIBLE_DEVICES"
 PROBE_TIMEOUT_S = 60.0

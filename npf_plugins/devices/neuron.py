@@ -45,13 +45,21 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 
-from npf_core.plugin import Assignment, Device, DeviceUnavailable, Registry, SpecError, decode_options, hookimpl
+from npf_core.plugin import (
+    Assignment,
+    Device,
+    DeviceUnavailable,
+    Registry,
+    SpecError,
+    decode_options,
+    get_logger,
+    hookimpl,
+)
 
 __all__ = ["NeuronDevice", "NeuronOptions", "cores_from_neuron_ls", "format_cores", "parse_cores"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 GROUP_SIZES = "NEURONCORE_GROUP_SIZES"

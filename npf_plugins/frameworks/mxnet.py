@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-import structlog
 
 from npf_core.plugin import (
     ChildContext,
@@ -60,6 +59,7 @@ from npf_core.plugin import (
     Registry,
     SpecError,
     decode_options,
+    get_logger,
     hookimpl,
     resolve_reference,
 )
@@ -68,7 +68,7 @@ from npf_plugins.frameworks.mxnet_checkpoint import find_checkpoint, import_mxne
 
 __all__ = ["WORKER_ENV", "MxnetFramework", "MxnetOptions", "find_checkpoint", "import_mxnet"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 #: set to the worker count before MXNet is imported
 WORKER_ENV = ("MXNET_CPU_TEMP_COPY", "MXNET_EXEC_NUM_TEMP", "MXNET_CPU_WORKER_NTHREADS", "MXNET_MP_WORKER_NTHREADS")
@@ -88,6 +88,7 @@ class MxnetOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class MxnetFramework(Framework):
     """MXNet 1.x: symbol checkpoints, bound once per worker thread."""
 
+    requires = ("mxnet",)
     start_method = "fresh"
     compile_suffix = ""
 

@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-import structlog
 
 from npf_core.plugin import (
     ChildContext,
@@ -61,6 +60,7 @@ from npf_core.plugin import (
     Registry,
     SpecError,
     decode_options,
+    get_logger,
     hookimpl,
     resolve_reference,
 )
@@ -68,7 +68,7 @@ from npf_plugins.frameworks.common import installed
 
 __all__ = ["KERAS_SUFFIXES", "TensorflowFramework", "TensorflowOptions", "is_saved_model", "to_named"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 #: what start_method may not be: TF hangs in a forked child once its parent used it
@@ -109,6 +109,7 @@ def to_named(example: tuple[Any, ...], names: list[str]) -> dict[str, Any]:
 class TensorflowFramework(Framework):
     """TensorFlow 2: SavedModel folders, Keras files and model factories."""
 
+    requires = ("tensorflow",)
     start_method = "fresh"
     compile_suffix = ""
 

@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-import structlog
 
 from npf_core.plugin import (
     ChildContext,
@@ -72,6 +71,7 @@ from npf_core.plugin import (
     SpecError,
     TopK,
     decode_options,
+    get_logger,
     hookimpl,
     resolve_reference,
 )
@@ -85,7 +85,7 @@ from npf_plugins.frameworks.common import (
 
 __all__ = ["EXPORT_SUFFIXES", "SCRIPT_SUFFIXES", "TorchFramework", "TorchOptions", "quiet_torchscript"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 class TorchOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: intra-op CPU threads per copy (default: usable CPUs // n_models)
@@ -131,6 +131,7 @@ def neuron_package_of(path: Path) -> str | None:
 class TorchFramework(Framework):
     """PyTorch: TorchScript, torch.export programs and nn.Module classes."""
 
+    requires = ("torch",)
     start_method = "zygote"
     preimport = ("torch",)  # import only: no thread pool, and CUDA stays uninitialised
 

@@ -136,6 +136,7 @@ class RayLauncher(Launcher):
     """Each configuration as a Ray task on a node of its own (see the module doc)."""
 
     options_type = RayOptions  # its options in `npf schema`
+    requires = ("ray",)
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)

@@ -26,8 +26,14 @@ from npf_core.plugin import (
     Reporter,
     ReporterContext,
     Results,
+    describe_error,
     environment,
+    fmt_latency,
+    fmt_rate,
+    group_failures,
     hookimpl,
+    latency_unit,
+    user_frames,
     write_atomic,
 )
 from npf_core.plugin import events as ev
@@ -85,16 +91,16 @@ _COLUMNS: list[tuple[str, Any, str]] = [
     ("workers", "workers_per_model", "d"),
     ("pipeline", "pipeline_size", "d"),
     ("batch", "batch_size", "d"),
-    ("throughput/s", "throughput_avg", "f1"),
-    ("95% low", "throughput_ci95_low", "f1"),
-    ("95% high", "throughput_ci95_high", "f1"),
-    ("p50 ms", "latency_ms_p50", "f3"),
-    ("p90 ms", "latency_ms_p90", "f3"),
-    ("p99 ms", "latency_ms_p99", "f3"),
-    ("p99.9 ms", "latency_ms_p999", "f3"),
-    ("mean ms", "latency_ms_mean", "f3"),
+    ("throughput/s", "throughput_avg", "rate"),
+    ("95% low", "throughput_ci95_low", "rate"),
+    ("95% high", "throughput_ci95_high", "rate"),
+    ("p50", "latency_ms_p50", "ms"),
+    ("p90", "latency_ms_p90", "ms"),
+    ("p99", "latency_ms_p99", "ms"),
+    ("p99.9", "latency_ms_p999", "ms"),
+    ("mean", "latency_ms_mean", "ms"),
     ("calls", "total_calls", "d"),
-    ("$ / 1M inf", "cost_per_1m_inf", "f4"),
+    ("$ / 1M inf", "cost_per_1m_inf", "g"),
 ]
 
 
@@ -113,7 +119,14 @@ def _cell(r: Report, spec: tuple[str, Any, str]) -> str:
         return f'<td class="l" data-v="{escape(text)}">{escape(text)}</td>'
     if n is None:
         return '<td data-v="">-</td>'
-    text = f"{int(n):,}" if fmt == "d" else f"{n:,.{int(fmt[1:])}f}"
+    if fmt == "d":
+        text = f"{int(n):,}"
+    elif fmt == "rate":
+        text = fmt_rate(n)  # three significant figures, every integer digit, no more
+    elif fmt == "ms":
+        text = fmt_latency(n)  # in ns, µs, ms or s, whichever puts it between 1 and 1000
+    else:
+        text = f"{n:.4g}"
     return f'<td data-v="{n!r}">{text}</td>'
 
 
@@ -165,11 +178,18 @@ def _hists(reports: list[Report]) -> list[tuple[Report, Histogram]]:
     return out
 
 
+def _unit(hists: list[tuple[Report, Histogram]]) -> tuple[float, str]:
+    """The latency unit of a chart: the one that suits the configurations' medians (ns per unit, unit)."""
+    scale_ms, unit = latency_unit(h.percentile(50) / 1e6 for _, h in hists)
+    return scale_ms * 1e6, unit
+
+
 def cdf_chart(reports: list[Report]) -> str | None:
-    """The latency CDF of each configuration: the fraction of calls at or under x ms."""
+    """The latency CDF of each configuration: the fraction of calls at or under x."""
     hists = _hists(reports)
     if not hists:
         return None
+    ns_per, unit = _unit(hists)
     series = []
     for r, h in hists:
         # evenly in probability, and denser in the tail the sample resolves (p99, p99.9, ...)
@@ -179,9 +199,9 @@ def cdf_chart(reports: list[Report]) -> str | None:
         linear = [CDF_TOP * i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
         tail = [100 * (1 - 10 ** (-k)) for k in _frange(2.0, max(top, 2.0), 40)]
         qs = sorted({*linear, *tail})
-        pts = [(h.percentile(q) / 1e6, q / 100) for q in qs]
+        pts = [(h.percentile(q) / ns_per, q / 100) for q in qs]
         series.append(Series(r.config_id, pts, markers=False))
-    return line_chart("chart-cdf", "Latency CDF (per call, to p99.9)", series, x_label="latency, ms (log scale)",
+    return line_chart("chart-cdf", "Latency CDF (per call, to p99.9)", series, x_label=f"latency, {unit} (log scale)",
                       y_label="fraction of calls", x_log=True)  # fmt: skip
 
 
@@ -193,20 +213,30 @@ def _nines(q: float) -> float:
     return -math.log10(max(1 - q / 100, 1e-6))
 
 
+#: the percentile chart's latency axis is logarithmic when its values span more than this ratio
+LOG_RANGE = 20.0
+
+
 def percentile_chart(reports: list[Report]) -> str | None:
-    """Latency against percentile, the percentile axis in "nines" (p50, p90, p99, ...)."""
+    """Latency against percentile, the percentile axis in "nines" (p50, p90, p99, ...);
+    the latency axis in powers of ten when the curves span a wide range (one slow
+    tail would otherwise flatten every other curve)."""
     hists = _hists(reports)
     if not hists:
         return None
+    ns_per, unit = _unit(hists)
     series = []
     for r, h in hists:
         # up to the percentile the sample can resolve (p99.99 needs 10,000 calls)
         top = min(99.99, 100 * (1 - 1 / max(h.n, 2)))
         qs = [100 * (1 - 10 ** (-top_n)) for top_n in _frange(0.0, _nines(top), 60)]
-        series.append(Series(r.config_id, [(_nines(q), h.percentile(q) / 1e6) for q in qs], markers=False))
+        series.append(Series(r.config_id, [(_nines(q), h.percentile(q) / ns_per) for q in qs], markers=False))
+    ys = [y for s in series for _, y in s.points if y > 0]
+    log = bool(ys) and max(ys) / min(ys) > LOG_RANGE
     ticks = {_nines(q): f"p{q:g}" for q in _NINES}
     return line_chart("chart-percentiles", "Latency percentiles (per call)", series, x_label="percentile",
-                      y_label="latency, ms", x_tick_labels=ticks)  # fmt: skip
+                      y_label=f"latency, {unit}" + (" (log scale)" if log else ""), x_tick_labels=ticks,
+                      y_log=log)  # fmt: skip
 
 
 def _frange(a: float, b: float, n: int) -> list[float]:
@@ -238,9 +268,63 @@ def cost_chart(reports: list[Report]) -> str | None:
 def _kv_table(data: dict[str, Any], table_id: str) -> str:
     rows = []
     for k, v in data.items():
-        text = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+        text = json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else "-" if v is None else str(v)
         rows.append(f'<tr><th class="l">{escape(str(k))}</th><td class="l">{escape(text)}</td></tr>')
     return f'<table id="{table_id}">{"".join(rows)}</table>'
+
+
+def environment_table(environment: dict[str, Any]) -> str:
+    """The machine and software, one row each (packages flattened; an unknown EC2
+    instance type said in words, not ``None``)."""
+    env = dict(environment)
+    if not env:
+        return "<p>not recorded</p>"
+    packages = env.pop("packages", None)
+    if isinstance(packages, dict):
+        env.update({f"package {k}": v for k, v in packages.items()})
+    if "instance_type" in env and env["instance_type"] is None:
+        env["instance_type"] = "not known (not an EC2 instance, or its metadata service did not answer)"
+    return _kv_table(env, "environment")
+
+
+def spec_section(spec: dict[str, Any]) -> str:
+    """The spec as run: its comment lines as text, the rest as indented JSON with its
+    own characters (no ``\\u2014`` escapes)."""
+    data = dict(spec)
+    comment = data.pop("_comment", None)
+    out = ""
+    if isinstance(comment, list) and comment:
+        out += '<p class="meta">' + "<br>".join(escape(str(line)) for line in comment) + "</p>"
+    return out + f'<pre id="spec">{escape(json.dumps(data, indent=2, ensure_ascii=False))}</pre>'
+
+
+def errors_section(reports: list[Report]) -> list[str]:
+    """The failed configurations, one entry per error: what failed, where in the
+    user's code, what to do, which configurations; the full traceback folded."""
+    groups = group_failures(reports)
+    if not groups:
+        return []
+    out = ['<h2>Errors</h2><ul id="errors">']
+    for g in groups:
+        first = g.reports[0]
+        who, what = describe_error(g.error)
+        item = f"<li><b>{escape(first.config_id)}</b>: {escape(what)}" + (f" ({escape(who)})" if who else "")
+        frames = user_frames(g.error.traceback)
+        if frames:
+            item += "<br>" + "<br>".join(f"at <code>{escape(f.text())}</code>" for f in frames)
+        if g.error.hint:
+            item += f'<br><span class="note">hint: {escape(g.error.hint)}</span>'
+        if len(g.reports) > 1:
+            item += f"<br>the same error in: {escape(', '.join(r.config_id for r in g.reports[1:]))}"
+        if g.not_tried:
+            item += f"<br>not tried, would fail the same way: {escape(', '.join(r.config_id for r in g.not_tried))}"
+        if g.error.traceback:
+            item += f"<details><summary>traceback</summary><pre>{escape(g.error.traceback)}</pre></details>"
+        if g.error.output_tail:
+            item += f"<details><summary>output</summary><pre>{escape(g.error.output_tail)}</pre></details>"
+        out.append(item + "</li>")
+    out.append("</ul>")
+    return out
 
 
 def render_html(results: Results) -> str:
@@ -279,25 +363,20 @@ def render_html(results: Results) -> str:
                          "</figure>")  # fmt: skip
     parts.append("</div>")
     notes = [(r.config_id, "; ".join(r.validity_reasons)) for r in reports if r.status == "ok" and not r.valid]
-    errors = [(r.config_id, f"{r.error.type}: {r.error.message}" if r.error else "failed")
-              for r in reports if r.status != "ok"]  # fmt: skip
     parts.append("<h2>Validity notes</h2>")
     if notes:
         parts.append("<ul id=\"validity\">" + "".join(
             f"<li><b>ok? {escape(c)}</b>: {escape(n)}</li>" for c, n in notes) + "</ul>")  # fmt: skip
+    elif not _ok(reports):
+        parts.append('<p id="validity">No configuration succeeded, so there are no figures to check: '
+                     "see the errors below.</p>" if reports else '<p id="validity">No configurations.</p>')  # fmt: skip
     else:
         parts.append('<p id="validity">Every successful configuration passed the validity checks.</p>')
-    if errors:
-        parts.append("<h2>Errors</h2><ul>" + "".join(f"<li><b>{escape(c)}</b>: {escape(m)}</li>" for c, m in errors)
-                     + "</ul>")  # fmt: skip
-    env = dict(results.environment)
-    packages = env.pop("packages", None)
-    if isinstance(packages, dict):
-        env.update({f"package {k}": v for k, v in packages.items()})
+    parts += errors_section(reports)
     parts.append("<h2>Environment</h2>")
-    parts.append(_kv_table(env, "environment") if env else "<p>not recorded</p>")
+    parts.append(environment_table(results.environment))
     parts.append("<h2>Spec</h2>")
-    parts.append(f"<pre id=\"spec\">{escape(json.dumps(spec))}</pre>")
+    parts.append(spec_section(spec))
     parts.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(parts)
 

@@ -86,16 +86,21 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 class _Axes:
-    def __init__(self, xs: Sequence[float], ys: Sequence[float], x_log: bool, y_from_zero: bool) -> None:
+    def __init__(self, xs: Sequence[float], ys: Sequence[float], x_log: bool, y_from_zero: bool,
+                 y_log: bool = False) -> None:  # fmt: skip
         self.x_log = x_log
+        self.y_log = y_log
         xs = [x for x in xs if math.isfinite(x) and (x > 0 or not x_log)] or [1.0]
-        ys = [y for y in ys if math.isfinite(y)] or [0.0, 1.0]
+        ys = [y for y in ys if math.isfinite(y) and (y > 0 or not y_log)] or ([1.0] if y_log else [0.0, 1.0])
         if x_log:
             self.xt = log_ticks(min(xs), max(xs) if max(xs) > min(xs) else min(xs) * 10)
         else:
             self.xt = nice_ticks(min(xs), max(xs))
-        ylo = min(0.0, min(ys)) if y_from_zero else min(ys)
-        self.yt = nice_ticks(ylo, max(ys))
+        if y_log:
+            self.yt = log_ticks(min(ys), max(ys) if max(ys) > min(ys) else min(ys) * 10)
+        else:
+            ylo = min(0.0, min(ys)) if y_from_zero else min(ys)
+            self.yt = nice_ticks(ylo, max(ys))
         self.pw, self.ph = W - LEFT - RIGHT, PLOT_H
 
     def x(self, v: float) -> float:
@@ -106,6 +111,8 @@ class _Axes:
 
     def y(self, v: float) -> float:
         a, b = self.yt[0], self.yt[-1]
+        if self.y_log:
+            v, a, b = math.log10(max(v, 1e-300)), math.log10(a), math.log10(b)
         return TOP + self.ph - (v - a) / ((b - a) or 1) * self.ph
 
 
@@ -169,15 +176,17 @@ def line_chart(
     x_label: str,
     y_label: str,
     x_log: bool = False,
+    y_log: bool = False,
     y_from_zero: bool = True,
     x_tick_labels: dict[float, str] | None = None,
 ) -> str:
-    """An SVG line chart, one coloured line (with markers and error bars) per series."""
+    """An SVG line chart, one coloured line (with markers and error bars) per series;
+    ``x_log``/``y_log``: that axis in powers of ten (1-2-5 ticks)."""
     xs = [p[0] for s in series for p in s.points]
     ys = [p[1] for s in series for p in s.points] + [e[i] for s in series for e in s.errors if e for i in (0, 1)]
     if x_tick_labels:
         xs += list(x_tick_labels)
-    ax = _Axes(xs, ys, x_log, y_from_zero)
+    ax = _Axes(xs, ys, x_log, y_from_zero, y_log)
     if x_tick_labels:
         ax.xt = sorted(x_tick_labels)
         pad = 0.5
@@ -189,7 +198,8 @@ def line_chart(
     for i, s in enumerate(series):
         c = PALETTE[i % len(PALETTE)]
         errs = list(s.errors) + [None] * (len(s.points) - len(s.errors))
-        pts = [(x, y, e) for (x, y), e in zip(s.points, errs, strict=True) if math.isfinite(x) and math.isfinite(y)]
+        pts = [(x, y, e) for (x, y), e in zip(s.points, errs, strict=True)
+               if math.isfinite(x) and math.isfinite(y) and (y > 0 or not y_log) and (x > 0 or not x_log)]  # fmt: skip
         if not pts:
             continue
         if len(pts) == 1:  # one point is no line: draw it as a filled dot, so the series is still seen

@@ -12,9 +12,9 @@ from typing import Any
 
 import psutil
 import pytest
-import structlog
 
 from npf_core import cli
+from npf_core.log import unconfigure
 
 from .support import make_spec
 
@@ -41,7 +41,6 @@ class CliResult:
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., CliResult]]:
     """``npf_core.cli.main(argv)`` in this process (no interpreter start-up to pay),
     with the logging configuration it installs put back afterwards."""
-    saved_structlog = structlog.get_config()
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
 
@@ -53,7 +52,7 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., CliRes
         return CliResult(code, captured.out, captured.err, elapsed)
 
     yield run
-    structlog.configure(**saved_structlog)
+    unconfigure()  # the npf logger as it was: no handler of the CLI's
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
 

@@ -273,16 +273,15 @@ def test_timer_and_timestamp_convert() -> None:
 
 
 def test_set_verbosity_2_shows_debug_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    import structlog
+    from npf_core.log import unconfigure
 
-    saved = structlog.get_config()
     try:
         npf.set_verbosity(2)
         npf.cpu.benchmark(Doubler, np.ones(2), n_models=1, workers_per_model=1, duration=SHORT, verbosity=2)
         err = capsys.readouterr().err
         assert "Benchmarking 'Doubler'" in err and "Running model config" in err
     finally:
-        structlog.configure(**saved)
+        unconfigure()
         from npf_core.neuronperf import api
 
         api._state.update(verbosity=1, configured=False)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import structlog
 
 from npf_core.errors import SpecError
 from npf_core.plugin.hookspecs import Framework, Registry, hookimpl
@@ -69,7 +69,9 @@ def test_an_entry_whose_batch_size_no_input_has_is_a_clear_error(tmp_path: Path,
         make_plan(loaded, plugins)
 
 
-def test_entries_that_failed_to_compile_are_skipped_with_a_warning(tmp_path: Path, plugins: Plugins) -> None:
+def test_entries_that_failed_to_compile_are_skipped_with_a_warning(
+    tmp_path: Path, plugins: Plugins, caplog: pytest.LogCaptureFixture
+) -> None:
     index = _index(tmp_path, [
         {"filename": "ok.pt", "input_idx": 0, "batch_size": 1, "status": "finished"},
         {"filename": "bad.pt", "input_idx": 0, "batch_size": 1, "pipeline_size": 2, "status": "error",
@@ -79,8 +81,9 @@ def test_entries_that_failed_to_compile_are_skipped_with_a_warning(tmp_path: Pat
         "model": {"framework": "anyfile", "index": index},
         "inputs": [{"shape": [1, 3]}], "n_models": [1], "workers_per_model": [1],
     }, tmp_path)  # fmt: skip
-    with structlog.testing.capture_logs() as logs:
+    with caplog.at_level(logging.WARNING, logger="npf"):
         plan = make_plan(loaded, plugins)
+    logs = [{**r.npf_event, "log_level": r.levelname.lower()} for r in caplog.records if hasattr(r, "npf_event")]
     assert [Path(c.model_ref).name for c in plan] == ["ok.pt"]
     warned = [e for e in logs if e["log_level"] == "warning" and "did not compile" in e["event"]]
     assert len(warned) == 1 and warned[0]["filename"].endswith("bad.pt")

@@ -73,25 +73,67 @@ def test_sweep_flags_and_duration_auto(
     assert bad.returncode == 2 and bad.stderr.strip().endswith("e.g. 1,2)") and "--workers: 'two'" in bad.stderr
 
 
-def test_a_model_that_fails_to_load_the_same_way_is_tried_twice_then_not_again(
+def test_a_model_that_fails_to_load_names_the_users_line_once_and_stops_the_sweep(
     cli: Any, write_spec: Any, sleepy_spec: dict[str, Any], tmp_path: Path
 ) -> None:
-    (tmp_path / "needs.py").write_text(
-        "class Model:\n    def __init__(self):\n        import npf_no_such_module  # noqa: F401\n"
+    (tmp_path / "models.py").write_text(
+        "def helper():\n    import npf_no_such_module  # noqa: F401\n\n\n"
+        "class Model:\n    def __init__(self):\n        helper()\n"
     )
-    spec = {**sleepy_spec, "model": {"target": "needs.py:Model"}, "n_models": [1, 2], "workers_per_model": [1, 2]}
+    spec = {**sleepy_spec, "model": {"target": "models.py:Model"}, "n_models": [1, 2], "workers_per_model": [1, 2],
+            "output": {"dir": "out", "reporters": ["console", "json"]}}  # fmt: skip
     proc = cli("run", str(write_spec(spec)), cwd=tmp_path)
     assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    # where, in the user's own file, once; the error once; one line for the rest
+    assert out.count("models.py:2 in helper: import npf_no_such_module") == 1, out
+    assert out.count("models.py:7 in __init__: helper()") == 1, out
+    assert out.count("No module named 'npf_no_such_module'") == 1, out
+    assert out.count("not tried") == 1 and "3 more configurations, which would fail as [1/4] did" in out
+    assert "configuration failed" not in out and "Traceback" not in out  # no log line repeating it
     reports = json.loads(resolve_results(tmp_path / "out").read_text())["reports"]
     assert [r["status"] for r in reports] == ["error"] * 4
     assert all(r["error"]["type"] == "ModuleNotFoundError" for r in reports)
-    tried = [r for r in reports if not r["error"]["message"].startswith("not tried")]
-    assert len(tried) == 2
-    for r in reports[2:]:
-        first = reports[0]["config_id"]
-        assert r["error"]["message"].startswith(f"not tried: the model failed to load the same way in {first}")
-        assert "npf_no_such_module" in r["error"]["message"]
-    assert proc.stderr.count("its other configurations are not tried") == 1
+    first = reports[0]["config_id"]
+    assert all(r["error"]["same_as"] == first and r["error"]["message"].startswith("not tried") for r in reports[1:])
+    # npf report says why, with the line
+    shown = cli("report", "out", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "No module named 'npf_no_such_module'" in shown.stdout and "models.py:2 in helper" in shown.stdout
+    assert "not tried: 3 more configurations" in shown.stdout
+
+
+def test_a_failure_that_depends_on_the_configuration_does_not_stop_the_sweep(
+    cli: Any, write_spec: Any, sleepy_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "two.py").write_text(
+        "import os\n\n\nclass Model:\n    def __init__(self):\n"
+        "        if os.environ['NPF_COPY_INDEX'] == '1':\n            raise RuntimeError('copy 1 refuses')\n\n"
+        "    def __call__(self, x):\n        return x\n"
+    )
+    spec = {**sleepy_spec, "model": {"target": "two.py:Model"}, "n_models": [1, 2], "workers_per_model": [1, 2],
+            "output": {"dir": "out", "reporters": ["console", "json"]}}  # fmt: skip
+    proc = cli("run", str(write_spec(spec)), cwd=tmp_path)
+    assert proc.returncode == 1
+    reports = json.loads(resolve_results(tmp_path / "out").read_text())["reports"]
+    assert [r["status"] for r in reports] == ["ok", "ok", "error", "error"]
+    assert proc.stdout.count("RuntimeError: copy 1 refuses") == 1, proc.stdout  # grouped: once
+    assert "the same error as [3/4]" in proc.stdout and proc.stdout.count("two.py:7 in __init__") == 1
+
+
+def test_init_then_run_with_the_placeholder_input_says_to_edit_the_inputs(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(
+        "import numpy as np\n\n\nclass Net:\n    def __init__(self):\n        self.w = np.ones((256, 4), np.float32)"
+        "\n\n    def __call__(self, x):\n        return x @ self.w\n"
+    )
+    assert cli("init", "m.py", cwd=tmp_path).returncode == 0
+    ran = cli("run", "spec.json", "--duration-s", "1", cwd=tmp_path)
+    assert ran.returncode == 1
+    out = ran.stdout
+    assert out.count("error in warmup") == 1 and "m.py:9 in __call__: return x @ self.w" in out, out
+    assert 'edit "inputs"' in out and "spec.json" in out
+    assert out.count("not tried") == 1 and "which would fail as [1/4] did" in out
+    assert "[2/4]" not in out and "[4/4]" not in out  # the rest was not run: no line each
 
 
 def test_init_then_run(cli: Any, tmp_path: Path) -> None:

@@ -28,21 +28,26 @@ def demo_version() -> str:
 def test_plugins_command_lists_the_package_with_its_origin(cli: Any, tmp_path: Path, demo_version: str) -> None:
     proc = cli("plugins", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    sections: dict[str, dict[str, str]] = {}
+    sections: dict[str, dict[str, list[str]]] = {}
     current = ""
-    for line in proc.stdout.splitlines():
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["name", "package", "entry", "point", "status"]
+    for line in lines[1:]:
+        if line.startswith("missing:"):
+            break
         if not line.startswith(" "):
             current = line.rstrip(":")
             sections[current] = {}
         elif line.strip():
-            name, origin = line.split(maxsplit=1)
-            sections[current][name] = origin
+            name, *rest = re.split(r"\s{2,}", line.strip())  # columns are two spaces apart at least
+            sections[current][name] = rest
     assert set(sections) == {"frameworks", "devices", "datasets", "reporters", "launchers"}
-    assert sections["launchers"]["local"] == "npf_core (built in)"
-    origin = re.compile(rf"demo \(npf[-_]demo[-_]plugin {re.escape(demo_version)}\)")
-    assert origin.fullmatch(sections["frameworks"]["demo"]), sections["frameworks"]
-    assert origin.fullmatch(sections["reporters"]["demo-report"]), sections["reporters"]
-    assert sections["frameworks"]["python"].startswith("python (npf ")
+    assert sections["launchers"]["local"] == ["npf_core (built in)", "-", "ok"]
+    package = re.compile(rf"npf[-_]demo[-_]plugin {re.escape(demo_version)}")
+    for kind, name in (("frameworks", "demo"), ("reporters", "demo-report")):
+        got = sections[kind][name]
+        assert package.fullmatch(got[0]) and got[1:] == ["demo", "ok"], got
+    assert sections["frameworks"]["python"][0].startswith("npf ") and sections["frameworks"]["python"][1] == "python"
     assert {"console", "json", "csv"} <= set(sections["reporters"])
 
 

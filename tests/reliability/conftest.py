@@ -17,7 +17,8 @@ from typing import Any
 
 import psutil
 import pytest
-import structlog
+
+from npf_core.log import unconfigure
 
 MODELS = Path(__file__).resolve().parents[1] / "faults" / "models.py"
 
@@ -47,7 +48,6 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., tuple[
     with the logging configuration it installs put back afterwards."""
     from npf_core import cli
 
-    saved_structlog = structlog.get_config()
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
 
@@ -57,7 +57,7 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., tuple[
         return code, captured.out, captured.err
 
     yield run
-    structlog.configure(**saved_structlog)
+    unconfigure()  # the npf logger as it was: no handler of the CLI's
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
 

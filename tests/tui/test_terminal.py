@@ -2,10 +2,12 @@
 160 columns, the screen captured while it runs and at the end.
 
 Checked: the live display appears (configuration, time left in it and in the sweep,
-live throughput); a log line written while it is up (a configuration that fails)
-stands on lines of its own, never torn into the display; the final table keeps
-throughput, p50, p99 and status whole; no fork-with-threads warning reaches the
-screen. Needs tmux (the nox session ``tui`` installs it with apt-get).
+live throughput); lines written while it is up (log lines at -v, a configuration
+that fails) stand on lines of their own, never torn into the display; a failure
+names the user's file and line once, and the same failure in another configuration
+refers to the first; the final table keeps throughput, p50, p99 and status whole;
+no fork-with-threads warning reaches the screen. Needs tmux (the nox session ``tui``
+installs it with apt-get).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ pytestmark = pytest.mark.tui
 ROOT = Path(__file__).resolve().parents[2]
 BAR = "━"
 
-# a model that fails to start in every second copy: the supervisor logs a warning
-# ("configuration failed") while the live display is up
+# a model that fails to start in every second copy (models.py line 9): the console
+# says so while the live display is up
 MODELS = '''
 import os
 import time
@@ -74,7 +76,7 @@ def _run_in_tmux(tmp_path: Path, width: int) -> tuple[list[str], str]:
     session = f"npf-tui-{uuid.uuid4().hex[:8]}"
     done = tmp_path / "done"
     # as in a terminal: the width comes from the terminal, not from a COLUMNS the test runner set
-    run = f"env -u COLUMNS -u LINES {sys.executable} -m npf_core run spec.json"
+    run = f"env -u COLUMNS -u LINES {sys.executable} -m npf_core run spec.json -v"  # -v: info log lines too
     cmd = f"cd {tmp_path} && {run}; echo $? > {done}; sleep 60"
     _tmux("new-session", "-d", "-s", session, "-x", str(width), "-y", "50", cmd)
     screens: list[str] = []
@@ -113,13 +115,20 @@ def test_live_display_and_final_table_in_a_real_terminal(tmux: str, tmp_path: Pa
     assert not any("sweep: 0 more" in line for line in live)
     assert any(re.search(r"\[\d/4\] tui-b8-p1-n\d-w\d", s) for s in screens)
 
-    # every log line stands alone: nothing of the display on it, and it starts at column 0
+    # every line written while the display is up stands alone: nothing of the display
+    # on it, and it starts at column 0 (log lines with their time, failures with their head)
     seen = "\n".join([*screens, final]).splitlines()
-    logs = [line for line in seen if "configuration failed" in line]
-    assert logs, "the failing configurations' log line was never on screen"
-    for line in logs:
+    logs = [line for line in seen if "copies ready" in line]
+    assert logs, "no log line (-v: 'copies ready') was ever on screen"
+    failures = [line for line in seen if re.search(r"tui-(?:i0-)?b8-p1-n2-w\d: error", line)]
+    assert failures, "the failing configurations' lines were never on screen"
+    for line in logs + failures:
         assert BAR not in line and "sweep:" not in line and "inf/s" not in line, line
-        assert re.match(r"^(\d{4}-\d\d-\d\dT|\{)", line), f"torn log line: {line!r}"
+        assert re.match(r"^(\d\d:\d\d:\d\d info|\[\d/4\] tui-)", line), f"torn line: {line!r}"
+    # the failure is told once, with the user's file and line; the other refers to it
+    assert final.count("RuntimeError: copy 1 refuses to load") == 1, final
+    assert final.count("at models.py:9 in __init__") == 1, final
+    assert re.search(r"\[4/4\] tui-(?:i0-)?b8-p1-n2-w2: error in load: the same error as \[3/4\]", final), final
     assert not any("forking benchmarkers" in line or "fork() may lead" in line for line in seen)
 
     # the final table: four rows, figures whole, at this width

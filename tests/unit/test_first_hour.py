@@ -221,20 +221,63 @@ def test_the_live_view_shows_the_configuration_time_left_and_throughput() -> Non
     import io
     import time
 
-    from npf_plugins.reporters.console import LiveView
+    from npf_plugins.reporters.console import LiveView, Running
 
     v = LiveView()
-    v.head = "[2/4] tiny-model-b8-p1-n1-w2"
-    v.duration_s, v.remaining_configs, v.per_config_s = 10.0, 2, 12.0
+    run = v.running[1] = Running("[2/4] tiny-model-b8-p1-n1-w2", 10.0)
+    v.remaining_configs, v.per_config_s = 2, 12.0
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(v)
     text = console.export_text()
     assert "[2/4] tiny-model-b8-p1-n1-w2" in text and "loading" in text
     assert "sweep: 2 more configurations, about 34 s left" in text  # 10 s here + 2 x 12 s
-    v.measuring_since, v.elapsed_s, v.throughput = time.monotonic(), 4.0, 31133.3
+    run.measuring_since, run.elapsed_s, run.throughput = time.monotonic(), 4.0, 31133.3
     console.print(v)
     text = console.export_text()
     assert "31,133 inf/s  6 s left" in text and "about 30 s left" in text
     v.remaining_configs = 0
     console.print(v)
     assert "sweep: the last configuration, about 6 s left" in console.export_text()
+
+
+def _event(kind: str, index: int, **kw: object) -> object:
+    import npf_core.plugin.events as ev
+    from npf_core.spec.config import RunConfig
+
+    config = RunConfig(config_id=f"m-n1-w{index + 1}", model_name="m", model_ref="m.py:M", model_kind="target",
+                       model_filename="m.py:M", device_type="cpu",
+                       framework="python", input_idx=0, batch_size=1, n_models=1, workers_per_model=index + 1,
+                       pipeline_size=1, start_method="fork")  # fmt: skip
+    return getattr(ev, kind)(index=index, total=4, config=config, **kw)
+
+
+def test_the_live_view_shows_every_configuration_running_at_once() -> None:
+    """The ray launcher runs several configurations at once: each has its lines on the
+    live display (not only the newest), and each leaves it when it ends."""
+    import io
+
+    import npf_core.plugin.events as ev
+    from npf_core.plugin.hookspecs import ReporterContext
+    from npf_plugins.reporters.console import ConsoleReporter
+
+    console = Console(width=100, file=io.StringIO(), force_terminal=True)
+    rep = ConsoleReporter(ReporterContext(output_dir=Path("."), spec=None, verbosity=1, console=console))
+    rep.on_event(ev.RunStarted(run_id="r", configs=[], output_dir="/nonexistent", spec={"duration_s": 5}))
+    for i in range(3):
+        rep.on_event(_event("ConfigStarted", i))
+    rep.on_event(_event("Progress", 1, elapsed_s=1.0, duration_s=5.0, completed=10, throughput=1234.0))
+
+    def drawn() -> str:
+        out = Console(width=100, record=True, file=io.StringIO())
+        out.print(rep.view)
+        return out.export_text()
+
+    text = drawn()
+    for head in ("[1/4] m-n1-w1", "[2/4] m-n1-w2", "[3/4] m-n1-w3"):
+        assert head in text, text
+    assert "1,234 inf/s" in text and "sweep: 1 more configuration," in text
+    done = Report(model_name="m", n_models=1, workers_per_model=2, pipeline_size=1, batch_size=1, config_id="m-n1-w2")
+    rep.on_event(_event("ConfigFinished", 1, report=done))
+    text = drawn()
+    assert "[2/4] m-n1-w2" not in text and "[1/4] m-n1-w1" in text and "[3/4] m-n1-w3" in text
+    rep.close()

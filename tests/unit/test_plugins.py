@@ -3,6 +3,7 @@ tests/integration/test_plugin_package.py)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from importlib.metadata import distribution
 
@@ -180,9 +181,7 @@ def test_observers_run_in_pluggys_order_the_last_registered_first() -> None:
     assert order == ["first", "b", "a"]
 
 
-def test_trace_plugins_logs_every_hook_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    import structlog.testing
-
+def test_trace_plugins_logs_every_hook_call(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("NPF_TRACE_PLUGINS", "1")
 
     class Observer:
@@ -190,9 +189,10 @@ def test_trace_plugins_logs_every_hook_call(monkeypatch: pytest.MonkeyPatch) -> 
         def npf_config_started(self, event: object) -> None:
             pass
 
-    with structlog.testing.capture_logs() as logs:
+    with caplog.at_level(logging.DEBUG, logger="npf"):
         plugins = get_plugins(extra=[Observer()])
         plugins.notify("npf_config_started", "cfg-7")
+    logs = [r.npf_event for r in caplog.records if r.name == "npf.plugin.manager"]  # type: ignore[attr-defined]
     traces = [e["message"] for e in logs if e["event"] == "plugin trace"]
     assert any("npf_register_frameworks" in t for t in traces)
     assert any("npf_config_started" in t and "cfg-7" in t for t in traces)
