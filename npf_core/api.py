@@ -25,20 +25,29 @@ RUN_MODULE = "npf_core.supervisor.run"
 async def import_off_loop(name: str) -> ModuleType:
     """Import module ``name`` in a worker thread when it is not loaded yet, so the
     first call from an embedding application does not stall its event loop (the
-    supervisor, psutil and structlog take over 100 ms to import). Works under
-    asyncio and trio without importing anything on the loop's thread."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
+    supervisor, psutil and structlog take over 100 ms to import). anyio's backend
+    for the running loop, which anyio imports on its first use, comes along. Works
+    under asyncio and trio without importing anything on the loop's thread."""
     try:
         import asyncio
 
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio: trio (anyio's other backend)
+        loop = None
+    names = (name, "anyio._backends._asyncio" if loop is not None else "anyio._backends._trio")
+    if all(n in sys.modules for n in names):
+        return sys.modules[name]
+
+    def load() -> ModuleType:
+        for n in names[1:]:
+            importlib.import_module(n)
+        return importlib.import_module(name)
+
+    if loop is None:
         import trio
 
-        return await trio.to_thread.run_sync(importlib.import_module, name)
-    return await loop.run_in_executor(None, importlib.import_module, name)
+        return await trio.to_thread.run_sync(load)
+    return await loop.run_in_executor(None, load)
 
 
 async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:

@@ -295,11 +295,17 @@ async def test_the_first_abenchmark_does_its_imports_off_the_event_loop(tmp_path
 
     script = tmp_path / "first_call.py"
     script.write_text(FIRST_CALL)
-    out = await anyio.to_thread.run_sync(lambda: subprocess.run(
-        [sys.executable, str(script), f"{MODELS}:Sleepy"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-        stdin=subprocess.DEVNULL))  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen["loaded"] is False  # the import really happened during the call
-    assert seen["status"] == ["ok"]
-    assert seen["max_gap_ms"] < 50, seen
+    seen: list[dict[str, Any]] = []
+    # best of three fresh processes: an import on the loop stalls every run by 100 ms or
+    # more, while a busy machine's scheduling noise hits one run, not three
+    for _ in range(3):
+        out = await anyio.to_thread.run_sync(lambda: subprocess.run(
+            [sys.executable, str(script), f"{MODELS}:Sleepy"], capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, stdin=subprocess.DEVNULL))  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        seen.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        assert seen[-1]["loaded"] is False  # the import really happened during the call
+        assert seen[-1]["status"] == ["ok"]
+        if seen[-1]["max_gap_ms"] < 50:
+            break
+    assert min(s["max_gap_ms"] for s in seen) < 50, seen
