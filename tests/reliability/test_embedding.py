@@ -297,7 +297,9 @@ async def test_the_first_abenchmark_does_its_imports_off_the_event_loop(tmp_path
     script.write_text(FIRST_CALL)
     seen: list[dict[str, Any]] = []
     # best of three fresh processes: an import on the loop stalls every run by 100 ms or
-    # more, while a busy machine's scheduling noise hits one run, not three
+    # more (367 ms here before), while a busy machine's scheduling noise hits one run, not
+    # three; on a quiet 2-core machine the largest gap is 10-40 ms, the goal 50 ms, and the
+    # bound below leaves room for a loaded CI machine
     for _ in range(3):
         out = await anyio.to_thread.run_sync(lambda: subprocess.run(
             [sys.executable, str(script), f"{MODELS}:Sleepy"], capture_output=True, text=True, timeout=120,
@@ -308,4 +310,4 @@ async def test_the_first_abenchmark_does_its_imports_off_the_event_loop(tmp_path
         assert seen[-1]["status"] == ["ok"]
         if seen[-1]["max_gap_ms"] < 50:
             break
-    assert min(s["max_gap_ms"] for s in seen) < 50, seen
+    assert min(s["max_gap_ms"] for s in seen) < 75, seen
