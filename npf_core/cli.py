@@ -211,7 +211,7 @@ def _plugins() -> int:
 
     plugins = get_plugins()
     for kind, items in plugins.describe().items():
-        print(f"{kind}s:")
+        print(f"{kind}:" if kind == "telemetry" else f"{kind}s:")
         for name, origin in items:
             print(f"  {name:<14} {origin}")
     return EXIT_OK

@@ -199,8 +199,9 @@ def environment() -> dict[str, Any]:
 
 def comparable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec that must match for results to be resumed (where the
-    configurations ran, ``launcher``, may differ)."""
-    return {k: v for k, v in spec.items() if k not in ("output", "launcher")}
+    configurations ran, ``launcher``, and what sampled the devices, ``telemetry``, may
+    differ)."""
+    return {k: v for k, v in spec.items() if k not in ("output", "launcher", "telemetry")}
 
 
 def load_results(path: Path) -> tuple[dict[str, Any], list[Report]]:
@@ -232,6 +233,13 @@ class ResultsFile:
     def start(self, run_id: str, spec: dict[str, Any]) -> None:
         self.run_id, self.spec = run_id, spec
         self.env = environment()
+
+    def extend_environment(self, facts: dict[str, Any]) -> None:
+        """Add facts to the ``environment`` (e.g. what the telemetry sources found:
+        driver versions, device counts); written with the next record."""
+        if self.env is None:
+            self.env = environment()
+        self.env.update(facts)
 
     def record(self, index: int, report: Report) -> None:
         self.by_index[index] = report
