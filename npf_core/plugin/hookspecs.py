@@ -1,4 +1,4 @@
-"""The whole plugin contract of npf: every hook, and the four plugin kinds.
+"""The whole plugin contract of npf: every hook, and the plugin kinds.
 
 A plugin is a module (or object) with functions marked ``@npf_core.hookimpl``,
 published under the entry-point group ``npf_core.plugins``::
