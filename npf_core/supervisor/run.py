@@ -166,7 +166,7 @@ class Supervisor:
         # device telemetry: the sources for this device, probed now (one the spec names
         # that cannot sample here is a user error, before anything starts)
         telemetry = TelemetryHub(self.loaded, plugins, device, self._runner.window_s())
-        telemetry.probe()
+        telemetry.probe(strict=self.loaded.launcher.plugin == "local")
         self.telemetry = self._runner.telemetry = telemetry
         if self._resume:
             self._load_resume()

@@ -102,17 +102,19 @@ class TelemetryHub:
                 seen.add(name)
                 self._chosen.append((where, name, cls(options), named))
 
-    def probe(self) -> None:
+    def probe(self, strict: bool = True) -> None:
         """Ask each chosen source whether it can sample here (blocking: call it off
         the event loop). Raises :class:`TelemetryUnavailable` for a source the spec
-        named that cannot."""
+        named that cannot, when ``strict`` (the configurations run on this machine;
+        a driver that sends them elsewhere, as the ``ray`` launcher does, only notes
+        it: each node's supervisor samples its own devices)."""
         for path, name, source, named in self._chosen:
             try:
                 why = source.probe(self.device, self.window_s)
             except Exception as exc:  # a broken source is not a broken run
                 why = f"its probe failed: {type(exc).__name__}: {exc}"
             if why:
-                if named:
+                if named and strict:
                     raise TelemetryUnavailable(path, name, why)
                 logger.debug("telemetry source not available", source=name, why=why)
                 self.unavailable[name] = why

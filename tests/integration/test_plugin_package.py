@@ -37,7 +37,8 @@ def test_plugins_command_lists_the_package_with_its_origin(cli: Any, tmp_path: P
         elif line.strip():
             name, origin = line.split(maxsplit=1)
             sections[current][name] = origin
-    assert set(sections) == {"frameworks", "devices", "datasets", "reporters", "launchers"}
+    assert set(sections) == {"frameworks", "devices", "datasets", "reporters", "launchers", "telemetry"}
+    assert {"neuron-monitor", "nvml", "host"} <= set(sections["telemetry"])
     assert sections["launchers"]["local"] == "npf_core (built in)"
     origin = re.compile(rf"demo \(npf[-_]demo[-_]plugin {re.escape(demo_version)}\)")
     assert origin.fullmatch(sections["frameworks"]["demo"]), sections["frameworks"]
