@@ -22,8 +22,9 @@ bare loop: ``telemetry: "off"``; ``"auto"`` (the default; on ``cpu``: the ``host
 source, the copies' CPU cores and memory); and device ``neuron`` with the
 ``neuron-monitor`` source, whose monitor is tests/fakes/bin/neuron-monitor streaming
 a JSON report every window (NEURON_RT_VISIBLE_CORES=0-1 gives the pool; the no-op
-model runs on the CPU whatever the device). Goal: telemetry costs the copies nothing,
-the median per-repetition npf/bare ratio with telemetry within 3% of the one without.
+model runs on the CPU whatever the device). Goal: telemetry costs the copies nothing:
+the median per-repetition npf/bare ratio with telemetry at least 0.97 times the one
+without (a faster run is noise, not a cost).
 
 When ``NEURONPERF_SRC`` names a NeuronPerf source tree (the folder holding the
 ``neuronperf`` package, or its parent with ``src/neuronperf``), NeuronPerf's
@@ -39,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -58,7 +60,7 @@ from _common import (
 )
 
 GOALS = {1: 0.9, 2: 0.5}
-TELEMETRY_GOAL = 0.03  # telemetry's ratio within 3% of the ratio without it
+TELEMETRY_GOAL = 0.03  # telemetry's ratio no more than 3% below the ratio without it
 FAKE_MONITOR = HERE.parent / "tests" / "fakes" / "bin" / "neuron-monitor"
 #: npf variant -> (spec fields, environment) for --telemetry
 TELEMETRY_VARIANTS: dict[str, tuple[dict[str, object], dict[str, str]]] = {
@@ -128,12 +130,16 @@ class _Env:
 
 
 def run_telemetry_variant(kind: str, workers: int, duration_s: float) -> tuple[float, float, dict[str, object]]:
-    """(calls/s, p50 ns, telemetry fields) of npf with one of TELEMETRY_VARIANTS."""
+    """(calls/s, p50 ns, what it sampled) of npf with one of TELEMETRY_VARIANTS; the
+    supervisor runs in this process, so this process's CPU time over the run is the
+    supervisor's (the copies and the monitor are processes of their own)."""
     fields, env = TELEMETRY_VARIANTS[kind]
     with _Env(env):
+        t0 = time.process_time()
         r = run_npf("Noop", duration_s=duration_s, workers=workers, **fields)
+        t1 = time.process_time()
     seen = {"sources": sorted(set(r.telemetry_sources.values())), "windows": len(r.telemetry_windows.get("t_s", [])),
-            "device_util": r.device_util_avg_percent}  # fmt: skip
+            "device_util": r.device_util_avg_percent, "supervisor_cpu_s": t1 - t0}
     return r.throughput_avg, r.latency_ms_p50 * 1e6, seen
 
 
@@ -146,6 +152,8 @@ def telemetry_main(args: object) -> None:
     p50: dict[tuple[str, int], list[float]] = defaultdict(list)
     cpu: dict[tuple[str, int], list[float]] = defaultdict(list)
     seen: dict[str, dict[str, object]] = {}
+    sup_cpu: dict[tuple[str, int], list[float]] = defaultdict(list)
+    run_telemetry_variant("npf+neuron-monitor", 1, 0.5)  # imports and first-use costs, not counted
     for rep in range(reps):
         order = variants if rep % 2 == 0 else variants[::-1]
         for kind, w in order:
@@ -158,6 +166,7 @@ def telemetry_main(args: object) -> None:
                     r, p, seen[kind] = run_telemetry_variant(kind, w, duration)
                     rate[kind, w].append(r)
                     p50[kind, w].append(p)
+                    sup_cpu[kind, w].append(float(seen[kind]["supervisor_cpu_s"]))  # type: ignore[arg-type]
             cpu[kind, w].append(busy.other_percent)
             progress(f"rep {rep + 1}/{reps} {kind} w{w}: {rate[kind, w][-1]:,.0f} calls/s")
     print("\nper repetition (calls/s), and the CPU other processes used (% of the machine):")
@@ -185,13 +194,20 @@ def telemetry_main(args: object) -> None:
     headers = ["workers", "bare calls/s", "off calls/s", "off/bare", "host calls/s", "host/bare", "host vs off",
                "nm calls/s", "nm/bare", "nm vs off"]  # fmt: skip
     print(table(headers, rows))
+    print("\nthe supervisor's CPU time per run (median s; the run measures "
+          f"{duration:g} s, and also starts the zygote and the copies):")
+    print(table(["workers", *(f"{k} s" for k in TELEMETRY_VARIANTS), "host - off", "nm - off"],
+                [[w, *(f"{median(sup_cpu[k, w]):.3f}" for k in TELEMETRY_VARIANTS),
+                  f"{median(sup_cpu['npf+host', w]) - median(sup_cpu['npf', w]):+.3f}",
+                  f"{median(sup_cpu['npf+neuron-monitor', w]) - median(sup_cpu['npf', w]):+.3f}"]
+                 for w in (1, 2)]))  # fmt: skip
     print()
     for w in (1, 2):
         for kind in ("npf+host", "npf+neuron-monitor"):
             m = moved[kind, w]
-            verdict(f"telemetry-free-{kind.split('+')[1]}-{w}w", abs(m - 1) <= TELEMETRY_GOAL,
+            verdict(f"telemetry-free-{kind.split('+')[1]}-{w}w", m >= 1 - TELEMETRY_GOAL,
                     f"npf/bare {ratio[kind, w]:.3f} with {kind.split('+')[1]} vs {ratio['npf', w]:.3f} off "
-                    f"(x{m:.3f}; goal within {TELEMETRY_GOAL:.0%})")  # fmt: skip
+                    f"(x{m:.3f}; goal: no slower than {1 - TELEMETRY_GOAL:.2f}x)")  # fmt: skip
 
 
 def main() -> None:

@@ -136,15 +136,23 @@ class TelemetryHub:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The sources' background tasks for the whole run; then every source closed."""
+        """The sources' background tasks for the whole run; then every source closed.
+        An exception from the body propagates as it is, not wrapped in a group."""
+        error: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
                 for name, source in self.active:
                     tg.start_soon(self._serve, name, source)
                 try:
                     yield
+                except anyio.get_cancelled_exc_class():
+                    raise  # the task group passes a cancellation through unwrapped
+                except BaseException as exc:  # re-raised below, outside the task group
+                    error = exc
                 finally:
                     tg.cancel_scope.cancel()
+            if error is not None:
+                raise error
         finally:
             for name, source in self._probed:
                 try:

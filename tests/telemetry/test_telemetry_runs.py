@@ -50,7 +50,8 @@ def run(tmp: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Complete
     full = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "NEURON_RT_VISIBLE_CORES")}
     full.update(env)
     proc = subprocess.Popen([sys.executable, "-m", "npf_core", "run", "spec.json", *args], cwd=tmp, env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)  # fmt: skip
     out, err = proc.communicate(timeout=TIMEOUT_S)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
 
@@ -174,7 +175,9 @@ def test_a_cpu_run_without_any_source_exits_0_with_null_fields(tmp_path: Path) -
     doc, table = results(tmp_path)
     (r,) = doc["reports"]
     assert r["status"] == "ok" and all(r[f] is None for f in NULL_FIELDS)
-    assert r["telemetry_note"] == "null: utilisation, device memory, power (no device telemetry source for device 'cpu')"
+    assert r["telemetry_note"] == (
+        "null: utilisation, device memory, power (no device telemetry source for device 'cpu')"
+    )
     assert r["copy_cores_util_avg_percent"] is not None and r["copy_rss_peak_mb"][0] > 1
     row = dict(zip(table[0], table[1], strict=True))
     assert [row[c] for c in TELEMETRY_COLUMNS] == ["", "", "", ""]
@@ -233,3 +236,31 @@ def test_a_third_party_source_gives_power_and_its_own_metric(tmp_path: Path) -> 
     assert r.inf_per_joule == pytest.approx(r.throughput_avg / 120.0)
     assert r.telemetry_avg == {"temperature_c": 45.0} and r.telemetry_sources["power_w"] == "steady-meter"
     assert r.device_util_avg_percent is None  # nobody measured utilisation
+
+
+class BrokenLauncher:
+    """A launcher that fails: its error reaches the caller as it is, not wrapped in an
+    exception group by the telemetry's task group around the run."""
+
+    from npf_core.plugin import Launcher
+
+    class Failing(Launcher):
+        async def run(self, run: Any, todo: Any) -> None:
+            from npf_core.plugin import SpecError
+
+            raise SpecError("launcher.options", "no such cluster", "give a reachable address")
+
+    @staticmethod
+    @hookimpl
+    def npf_register_launchers(registry: Any) -> None:
+        registry.add("failing", BrokenLauncher.Failing)
+
+
+def test_an_error_of_the_run_is_not_wrapped_by_the_telemetry_around_it(tmp_path: Path) -> None:
+    import npf_core
+    from npf_core.plugin import SpecError
+
+    s = json.loads(spec(tmp_path, n_models=[1]).read_text())
+    with pytest.raises(SpecError, match="no such cluster"):
+        npf_core.benchmark(s, extra_plugins=(BrokenLauncher(),), launcher="failing", output_dir=str(tmp_path / "o"),
+                           reporters=[])  # fmt: skip
