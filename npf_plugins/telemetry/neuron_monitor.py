@@ -8,9 +8,9 @@ streams a JSON report every period; a background task reads the stream (reports 
 one line each, or pretty-printed over several) without blocking the supervisor.
 
 At each window's end the reports that arrived during that window (when none did,
-the latest one, if it is younger than two windows or HOLD_MIN_S: a monitor a little
-slower than the window still gives every window a value) are reduced to the
-configuration's own NeuronCores (the cores the device plugin gave its copies, i.e.
+the latest one of this measurement, if it is younger than two windows or HOLD_MIN_S:
+a monitor a little slower than the window still gives every window a value) are
+reduced to the configuration's own NeuronCores (the cores the device plugin gave its copies, i.e.
 their ``NEURON_RT_VISIBLE_CORES``; neuron-monitor numbers cores the same way, across
 the whole instance):
 
@@ -205,6 +205,7 @@ class NeuronMonitorTelemetry(Telemetry):
         self._pending: list[dict[str, Any]] | None = None  # reports of the current window, while measuring
         self._latest: tuple[float, dict[str, Any]] | None = None  # (monotonic time, report)
         self._hold_s = HOLD_MIN_S
+        self._since = 0.0  # when the configuration's measurement began (monotonic)
         self.reports = 0  # reports read so far (all of them)
 
     def probe(self, device: Device, window_s: float) -> str | None:
@@ -293,13 +294,17 @@ class NeuronMonitorTelemetry(Telemetry):
         self._pids = set(target.pids)
         self._pending = []
         self._hold_s = max(HOLD_MIN_S, 2 * target.window_s)
+        self._since = time.monotonic()
 
     def sample(self) -> dict[str, Any]:
         if self._pending is None:
             return {}
         docs, self._pending = self._pending, []
-        if not docs and self._latest is not None and time.monotonic() - self._latest[0] <= self._hold_s:
-            docs = [self._latest[1]]
+        latest = self._latest
+        if not docs and latest is not None:
+            since = max(self._since, time.monotonic() - self._hold_s)
+            if latest[0] >= since:  # a monitor slower than the window: its last report of this measurement
+                docs = [latest[1]]
         utils, mems = [], []
         for doc in docs:
             util, mem = reduce_report(doc, self._cores, self._pids)

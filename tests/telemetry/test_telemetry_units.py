@@ -370,3 +370,28 @@ def test_the_html_report_charts_utilisation_over_time() -> None:
     plain = render_html(Results(path=Path("r.json"), reports=[report()]))
     assert "chart-utilisation" not in plain and "device %" not in plain
     assert "no device utilisation in these results" in plain
+
+
+def test_a_window_without_a_report_holds_the_last_one_of_this_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    import npf_plugins.telemetry.neuron_monitor as nm
+
+    now = [100.0]
+    monkeypatch.setattr(nm.time, "monotonic", lambda: now[0])
+    src = nm.NeuronMonitorTelemetry({})
+    doc = {"neuron_runtime_data": [runtime(11, {"0": 40.0, "1": 80.0}, 512 * MIB)]}
+    src._take(doc)  # arrived before GO (while the copies loaded): never used for this configuration
+    now[0] = 101.0
+    src.begin(TelemetryTarget(config_id="c", device_type="neuron", window_s=0.5,
+                              copies=[{"index": 0, "pid": None, "devices": ["0", "1"], "cpus": None, "env": {}}]))  # fmt: skip
+    now[0] = 101.5
+    assert src.sample() == {}
+    src._take(doc)
+    now[0] = 102.0
+    assert src.sample() == {"device_util_percent": 60.0, "device_mem_used_mb": 512.0}
+    now[0] = 102.5  # no new report: the last one (1 s old) holds
+    assert src.sample()["device_util_percent"] == 60.0
+    now[0] = 103.6  # 2.1 s old: older than two windows and 1.5 s, dropped
+    assert src.sample() == {}
+    src.end()
+    src._take(doc)
+    assert src.sample() == {}  # not measuring
