@@ -381,8 +381,8 @@ def test_a_window_without_a_report_holds_the_last_one_of_this_measurement(monkey
     doc = {"neuron_runtime_data": [runtime(11, {"0": 40.0, "1": 80.0}, 512 * MIB)]}
     src._take(doc)  # arrived before GO (while the copies loaded): never used for this configuration
     now[0] = 101.0
-    src.begin(TelemetryTarget(config_id="c", device_type="neuron", window_s=0.5,
-                              copies=[{"index": 0, "pid": None, "devices": ["0", "1"], "cpus": None, "env": {}}]))  # fmt: skip
+    copies = [{"index": 0, "pid": None, "devices": ["0", "1"], "cpus": None, "env": {}}]
+    src.begin(TelemetryTarget(config_id="c", device_type="neuron", window_s=0.5, copies=copies))
     now[0] = 101.5
     assert src.sample() == {}
     src._take(doc)
