@@ -1,6 +1,6 @@
 """Overhead: npf's reported call rate for a no-op model vs the bare timed loop.
 
-    python benchmarks/overhead.py [--quick] [--reps N] [--duration S]
+    python benchmarks/overhead.py [--quick] [--reps N] [--duration S] [--telemetry]
 
 The model is ``def __call__(self, x): return x`` (python framework). The bare loop
 is issue 3's, in one thread::
@@ -17,6 +17,15 @@ the median of the per-repetition ratios npf / bare.
 
 Goals (issue 3): ratio >= 0.9 with one worker, >= 0.5 with two.
 
+``--telemetry`` (issue 22) runs npf three ways side by side, each against the same
+bare loop: ``telemetry: "off"``; ``"auto"`` (the default; on ``cpu``: the ``host``
+source, the copies' CPU cores and memory); and device ``neuron`` with the
+``neuron-monitor`` source, whose monitor is tests/fakes/bin/neuron-monitor streaming
+a JSON report every window (NEURON_RT_VISIBLE_CORES=0-1 gives the pool; the no-op
+model runs on the CPU whatever the device). Goal: telemetry costs the copies nothing:
+the median per-repetition npf/bare ratio with telemetry at least 0.97 times the one
+without (a faster run is noise, not a cost).
+
 When ``NEURONPERF_SRC`` names a NeuronPerf source tree (the folder holding the
 ``neuronperf`` package, or its parent with ``src/neuronperf``), NeuronPerf's
 ``cpu.benchmark`` of the same model runs side by side (in its own interpreter) and
@@ -31,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -50,6 +60,17 @@ from _common import (
 )
 
 GOALS = {1: 0.9, 2: 0.5}
+TELEMETRY_GOAL = 0.03  # telemetry's ratio no more than 3% below the ratio without it
+FAKE_MONITOR = HERE.parent / "tests" / "fakes" / "bin" / "neuron-monitor"
+#: npf variant -> (spec fields, environment) for --telemetry
+TELEMETRY_VARIANTS: dict[str, tuple[dict[str, object], dict[str, str]]] = {
+    "npf": ({"telemetry": "off"}, {}),
+    "npf+host": ({"telemetry": "auto"}, {}),
+    "npf+neuron-monitor": (
+        {"device": "neuron", "telemetry": ["neuron-monitor", "host"]},
+        {"NPF_NEURON_MONITOR": str(FAKE_MONITOR), "NEURON_RT_VISIBLE_CORES": "0-1"},
+    ),
+}
 NEURONPERF_GOAL = 3.0
 NEURONPERF_MIN_S = 5.0  # NeuronPerf's throughput_avg drops the first and last 1 s buckets
 
@@ -88,7 +109,114 @@ def neuronperf_child(workers: int, duration_s: float) -> None:
     print(json.dumps({"throughput_avg": float(reports[0]["throughput_avg"])}))
 
 
+class _Env:
+    """Environment variables set for a ``with`` block (the supervisor runs in-process)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.old: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        for k, v in self.env.items():
+            self.old[k] = os.environ.get(k)
+            os.environ[k] = v
+
+    def __exit__(self, *exc: object) -> None:
+        for k, v in self.old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_telemetry_variant(kind: str, workers: int, duration_s: float) -> tuple[float, float, dict[str, object]]:
+    """(calls/s, p50 ns, what it sampled) of npf with one of TELEMETRY_VARIANTS; the
+    supervisor runs in this process, so this process's CPU time over the run is the
+    supervisor's (the copies and the monitor are processes of their own)."""
+    fields, env = TELEMETRY_VARIANTS[kind]
+    with _Env(env):
+        t0 = time.process_time()
+        r = run_npf("Noop", duration_s=duration_s, workers=workers, **fields)
+        t1 = time.process_time()
+    seen = {"sources": sorted(set(r.telemetry_sources.values())), "windows": len(r.telemetry_windows.get("t_s", [])),
+            "device_util": r.device_util_avg_percent, "supervisor_cpu_s": t1 - t0}
+    return r.throughput_avg, r.latency_ms_p50 * 1e6, seen
+
+
+def telemetry_main(args: object) -> None:
+    """--telemetry: npf without telemetry, with the host source, and with neuron-monitor, vs the bare loop."""
+    reps, duration = args.reps, args.duration  # type: ignore[attr-defined]
+    kinds = ["bare", *TELEMETRY_VARIANTS]
+    variants = [(k, w) for w in (1, 2) for k in kinds]
+    rate: dict[tuple[str, int], list[float]] = defaultdict(list)
+    p50: dict[tuple[str, int], list[float]] = defaultdict(list)
+    cpu: dict[tuple[str, int], list[float]] = defaultdict(list)
+    seen: dict[str, dict[str, object]] = {}
+    sup_cpu: dict[tuple[str, int], list[float]] = defaultdict(list)
+    run_telemetry_variant("npf+neuron-monitor", 1, 0.5)  # imports and first-use costs, not counted
+    for rep in range(reps):
+        order = variants if rep % 2 == 0 else variants[::-1]
+        for kind, w in order:
+            with SystemCpu() as busy:
+                if kind == "bare":
+                    b = run_bare("Noop", threads=w, duration_s=duration)
+                    rate[kind, w].append(b["rate"])
+                    p50[kind, w].append(b["p50_ns"])
+                else:
+                    r, p, seen[kind] = run_telemetry_variant(kind, w, duration)
+                    rate[kind, w].append(r)
+                    p50[kind, w].append(p)
+                    sup_cpu[kind, w].append(float(seen[kind]["supervisor_cpu_s"]))  # type: ignore[arg-type]
+            cpu[kind, w].append(busy.other_percent)
+            progress(f"rep {rep + 1}/{reps} {kind} w{w}: {rate[kind, w][-1]:,.0f} calls/s")
+    print("\nper repetition (calls/s), and the CPU other processes used (% of the machine):")
+    print(table(["variant", *(f"rep {i + 1}" for i in range(reps)), "other load %"],
+                [[f"{k} w{w}", *(fmt_num(v) for v in rate[k, w]), spread(cpu[k, w], "{:.0f}")]
+                 for k, w in variants]))  # fmt: skip
+    print("\nwhat each variant sampled (last repetition):")
+    for kind, info in seen.items():
+        print(f"   {kind:<20} sources {info['sources']}, {info['windows']} windows, device_util {info['device_util']}")
+    print("\nmedians (ratio: median of per-repetition npf/bare; vs off: median of per-repetition ratio / off's):")
+    rows = []
+    ratio: dict[tuple[str, int], float] = {}
+    moved: dict[tuple[str, int], float] = {}
+    for w in (1, 2):
+        row: list[object] = [w, fmt_num(median(rate["bare", w]))]
+        per_rep_off = [n / b for n, b in zip(rate["npf", w], rate["bare", w], strict=True)]
+        for kind in TELEMETRY_VARIANTS:
+            per_rep = [n / b for n, b in zip(rate[kind, w], rate["bare", w], strict=True)]
+            ratio[kind, w] = median(per_rep)
+            moved[kind, w] = median([x / o for x, o in zip(per_rep, per_rep_off, strict=True)])
+            row += [fmt_num(median(rate[kind, w])), f"{ratio[kind, w]:.3f}"]
+            if kind != "npf":
+                row.append(f"{moved[kind, w]:.3f}")
+        rows.append(row)
+    headers = ["workers", "bare calls/s", "off calls/s", "off/bare", "host calls/s", "host/bare", "host vs off",
+               "nm calls/s", "nm/bare", "nm vs off"]  # fmt: skip
+    print(table(headers, rows))
+    print("\nthe supervisor's CPU time per run (median s; the run measures "
+          f"{duration:g} s, and also starts the zygote and the copies):")
+    print(table(["workers", *(f"{k} s" for k in TELEMETRY_VARIANTS), "host - off", "nm - off"],
+                [[w, *(f"{median(sup_cpu[k, w]):.3f}" for k in TELEMETRY_VARIANTS),
+                  f"{median(sup_cpu['npf+host', w]) - median(sup_cpu['npf', w]):+.3f}",
+                  f"{median(sup_cpu['npf+neuron-monitor', w]) - median(sup_cpu['npf', w]):+.3f}"]
+                 for w in (1, 2)]))  # fmt: skip
+    print()
+    for w in (1, 2):
+        for kind in ("npf+host", "npf+neuron-monitor"):
+            m = moved[kind, w]
+            verdict(f"telemetry-free-{kind.split('+')[1]}-{w}w", m >= 1 - TELEMETRY_GOAL,
+                    f"npf/bare {ratio[kind, w]:.3f} with {kind.split('+')[1]} vs {ratio['npf', w]:.3f} off "
+                    f"(x{m:.3f}; goal: no slower than {1 - TELEMETRY_GOAL:.2f}x)")  # fmt: skip
+
+
 def main() -> None:
+    if "--telemetry" in sys.argv:
+        sys.argv.remove("--telemetry")
+        args = parse_args(__doc__, reps=(5, 2), duration=(4.0, 1.5))
+        banner("overhead with device telemetry: npf (telemetry off, host, neuron-monitor) vs the bare loop", args)
+        telemetry_main(args)
+        return
     args = parse_args(__doc__, reps=(5, 2), duration=(4.0, 1.5))
     banner("overhead: npf vs the bare timed loop, no-op model", args)
     np_src = os.environ.get("NEURONPERF_SRC")

@@ -249,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 #: the extra of npf that installs what a built-in plugin requires
-EXTRAS = {"torch": "torch", "tensorflow": "tensorflow", "mxnet": "mxnet", "ray": "ray"}
+EXTRAS = {"torch": "torch", "tensorflow": "tensorflow", "mxnet": "mxnet", "ray": "ray", "pynvml": "gpu"}
 
 
 def _plugins() -> int:
@@ -265,7 +265,7 @@ def _plugins() -> int:
     widths = [max([len(h), *(len(r[i]) for r in every)]) for i, h in enumerate(("name", "package", "entry point"))]
     print(f"  {'name':<{widths[0]}}  {'package':<{widths[1]}}  {'entry point':<{widths[2]}}  status")
     for kind, items in rows.items():
-        print(f"{kind}s:")
+        print(f"{kind}:" if kind == "telemetry" else f"{kind}s:")
         for name, package, entry in items:
             lacking = missing.get((kind, name))
             status = f"missing {', '.join(lacking)}" if lacking else "ok"

@@ -26,6 +26,7 @@ __all__ = [
     "ResultsError",
     "SpecError",
     "StageError",
+    "TelemetryUnavailable",
     "UnknownPluginError",
     "UserError",
     "ZygoteFailed",
@@ -107,6 +108,19 @@ class PluginLoadError(PluginError):
 
 class DeviceUnavailable(UserError):
     """The spec asks for a device this machine does not have (or not enough of it)."""
+
+
+class TelemetryUnavailable(UserError):
+    """A telemetry source the spec names cannot sample on this machine."""
+
+    def __init__(self, path: str, name: str, why: str) -> None:
+        self.path = path
+        self.name = name
+        self.why = why
+        super().__init__(
+            f"spec $.{path}: telemetry source {name!r} cannot sample here: {why} "
+            '(remove it from telemetry, or use "auto" to sample with what is available)'
+        )
 
 
 class ModelIndexError(UserError):

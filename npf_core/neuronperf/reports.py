@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from npf_core.neuronperf.timing import StageTimer
-from npf_core.results.report import NEURONPERF_COLUMNS, NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, Report
+from npf_core.results.report import (
+    NEURONPERF_COLUMNS,
+    NEURONPERF_CSV_COLUMNS,
+    PRINT_COLUMNS,
+    TELEMETRY_COLUMNS,
+    Report,
+)
 
 __all__ = ["CSV_COLS", "REPORT_COLS", "SUMMARY_COLS", "get_reports", "print_reports", "write_csv", "write_json"]
 
@@ -240,8 +246,12 @@ def write_csv(
     reports: Sequence[Mapping[str, Any]], filename: str | None = None, cols: Sequence[str] = CSV_COLS
 ) -> str:
     """Write the reports' ``cols`` to a CSV file (``N/A`` where a value is missing);
-    returns the filename (generated from the model name and the time when not given)."""
+    returns the filename (generated from the model name and the time when not given).
+    With the default columns, reports that carry device telemetry add its columns
+    (``TELEMETRY_COLUMNS``) after NeuronPerf's 26, which keep their positions."""
     filename = filename or _filename(reports, "csv")
+    if cols is CSV_COLS and any(_clean(r.get(c)) is not None for r in reports for c in TELEMETRY_COLUMNS):
+        cols = [*CSV_COLS, *TELEMETRY_COLUMNS]
     with open(filename, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)

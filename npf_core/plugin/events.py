@@ -34,6 +34,9 @@ class RunStarted(Event, kw_only=True):
     configs: list[RunConfig]
     output_dir: str
     spec: dict = {}
+    #: what the telemetry sources found (driver versions, device counts, which sources
+    #: sample), to add to the machine's environment record
+    environment: dict = {}
 
 
 class ConfigStarted(Event, kw_only=True):

@@ -1,4 +1,4 @@
-"""The whole plugin contract of npf: every hook, and the four plugin kinds.
+"""The whole plugin contract of npf: every hook, and the plugin kinds.
 
 A plugin is a module (or object) with functions marked ``@npf_core.hookimpl``,
 published under the entry-point group ``npf_core.plugins``::
@@ -59,6 +59,8 @@ __all__ = [
     "Registry",
     "Reporter",
     "ReporterContext",
+    "Telemetry",
+    "TelemetryTarget",
     "hookimpl",
     "hookspec",
 ]
@@ -145,6 +147,19 @@ def npf_register_launchers(registry: Registry[Launcher]) -> None:
     nodes of a Ray cluster. The spec names it under ``launcher.plugin``.
 
     :param registry: the launcher registry; names must be unique.
+    """
+
+
+@hookspec
+def npf_register_telemetry(registry: Registry[Telemetry]) -> None:
+    """Add telemetry sources: ``registry.add("name", TelemetrySubclass)``.
+
+    A telemetry source samples a device (utilisation, memory, power, ...) in the
+    supervisor process, once per measurement window of every configuration, never
+    in a model copy; the spec's ``telemetry`` field chooses the sources (``"auto"``:
+    those whose :attr:`Telemetry.devices` name the run's device).
+
+    :param registry: the telemetry registry; names must be unique.
     """
 
 
@@ -537,3 +552,106 @@ class Launcher:
         one through ``run``. Cancellation (Ctrl-C, the embedding task cancelled)
         must stop whatever this launcher started before it propagates."""
         raise NotImplementedError
+
+
+class TelemetryTarget:
+    """One configuration as a telemetry source sees it: which copies run, as what
+    processes, on which devices. Plain data, built by the supervisor at GO."""
+
+    def __init__(self, *, config_id: str, device_type: str, window_s: float, copies: list[dict[str, Any]]) -> None:
+        #: the configuration's id (as in its report)
+        self.config_id = config_id
+        #: the run's device plugin name (``"neuron"``, ``"gpu"``, ``"cpu"``, ...)
+        self.device_type = device_type
+        #: the measurement window: :meth:`Telemetry.sample` is called once per window
+        self.window_s = window_s
+        #: one dict per model copy: ``index``, ``pid`` (None for an inline copy),
+        #: ``devices`` (the device plugin's ids: NeuronCore ids, GPU indices or UUIDs,
+        #: pinned CPUs), ``cpus`` (the CPU affinity the device set, or None) and ``env``
+        #: (what the device put in the copy's environment, e.g. NEURON_RT_VISIBLE_CORES)
+        self.copies = copies
+
+    @property
+    def devices(self) -> list[str]:
+        """Every copy's devices, each once, in copy order."""
+        return list(dict.fromkeys(d for c in self.copies for d in c.get("devices") or []))
+
+    @property
+    def pids(self) -> list[int]:
+        """The copies' process ids (inline copies have none)."""
+        return [c["pid"] for c in self.copies if c.get("pid") is not None]
+
+
+class Telemetry:
+    """Base class of telemetry sources (``neuron-monitor``, ``nvml``, ``host``, ...).
+
+    A source runs in the supervisor only. Per run: :meth:`probe` (in a worker thread,
+    may block), then :meth:`run` as a background task for the whole run; per
+    configuration: :meth:`begin` at GO, :meth:`sample` at the end of every
+    measurement window, :meth:`end` when the copies have sent their results; finally
+    :meth:`close`. A source that raises is dropped for the rest of the run (logged,
+    noted in the reports); the run goes on.
+
+    :meth:`sample` returns metric name -> value for the window that just ended. The
+    names npf summarises into report fields (a source gives those it can):
+
+    - ``device_util_percent``: how busy the configuration's devices were, averaged
+      over them (%) -> ``device_util_avg_percent``, ``device_util_peak_percent``
+    - ``device_mem_used_mb``: device memory the configuration uses, summed over its
+      devices (MiB) -> ``device_mem_used_peak_mb``
+    - ``power_w``: the power its devices draw, summed (W) -> ``power_avg_w``,
+      ``power_peak_w``, ``inf_per_joule``
+    - ``sm_clock_mhz``: the devices' clock, averaged (MHz) -> ``device_clock_avg_mhz``
+    - ``cpu_util_percent``: utilisation of the CPU cores the copies run on (%)
+      -> ``copy_cores_util_avg_percent``
+    - ``copy_rss_mb``: a list, each copy's resident memory (MiB) -> ``copy_rss_peak_mb``
+
+    Any other numeric metric is kept per window and averaged into ``telemetry_avg``.
+    When two sources give the same metric, the one listed first in the spec's
+    ``telemetry`` (under ``"auto"``: the built-in sources, then the others by name)
+    wins.
+    """
+
+    #: the device types (device plugin names or ``type_name``) this source samples
+    #: under ``telemetry: "auto"``; ``None``: every device; ``()``: only when the spec
+    #: names the source
+    devices: ClassVar[tuple[str, ...] | None] = ()
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        """*supervisor*: ``options`` from the spec's ``{"plugin": NAME, "options": {...}}``
+        form (``{}`` otherwise); raise :class:`~npf_core.errors.SpecError` for a bad one."""
+        self.options = options
+
+    def probe(self, device: Device, window_s: float) -> str | None:
+        """*supervisor*, once per run before anything starts, in a worker thread (it
+        may block: run a tool, load a library): ``None`` when this source can sample
+        here, else why not, in a few words (``"pynvml is not installed"``); that
+        becomes the reports' ``telemetry_note``, or an error when the spec named the
+        source."""
+        return None
+
+    def environment(self) -> dict[str, Any]:
+        """*supervisor*, after a successful :meth:`probe` and again as the run goes:
+        facts for ``results.json``'s ``environment`` (driver versions, device counts),
+        under a key of the source's own (``{"gpu": {...}}``)."""
+        return {}
+
+    async def run(self, window_s: float) -> None:
+        """*supervisor*: a background task for the whole run (e.g. start a monitor
+        process once and read its stream). Cancelled when the run ends; clean up in a
+        ``finally`` (shielded if it awaits). The default does nothing."""
+
+    def begin(self, target: TelemetryTarget) -> None:
+        """*supervisor*, at GO of each configuration: what to sample until :meth:`end`."""
+
+    def sample(self) -> dict[str, Any]:
+        """*supervisor*, at the end of every measurement window: metric name -> value
+        for that window (empty when nothing new was seen). Must not block: the event
+        loop that watches the copies calls it."""
+        return {}
+
+    def end(self) -> None:
+        """*supervisor*: the configuration's copies have sent their results."""
+
+    def close(self) -> None:
+        """*supervisor*: the run is over (also after an interruption)."""

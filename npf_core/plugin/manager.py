@@ -29,7 +29,7 @@ import pluggy
 import npf_core.plugin.hookspecs as hookspecs
 from npf_core.errors import PluginLoadError
 from npf_core.log import get_logger
-from npf_core.plugin.hookspecs import Dataset, Device, Framework, Launcher, Registry, Reporter
+from npf_core.plugin.hookspecs import Dataset, Device, Framework, Launcher, Registry, Reporter, Telemetry
 from npf_core.plugin.metrics import MetricRegistry
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager", "Plugins", "get_plugin_manager", "get_plugins"]
@@ -107,6 +107,7 @@ class Plugins:
         self.datasets: Registry[Dataset] = Registry("dataset", Dataset)
         self.reporters: Registry[Reporter] = Registry("reporter", Reporter)
         self.launchers: Registry[Launcher] = Registry("launcher", Launcher)
+        self.telemetry: Registry[Telemetry] = Registry("telemetry", Telemetry)
         from npf_core.plugin.launch import LocalLauncher
 
         self.launchers._current_origin = "npf_core (built in)"
@@ -117,6 +118,7 @@ class Plugins:
             (self.datasets, "npf_register_datasets"),
             (self.reporters, "npf_register_reporters"),
             (self.launchers, "npf_register_launchers"),
+            (self.telemetry, "npf_register_telemetry"),
         ):
             self._register(registry, hook_name)
         self.metrics = MetricRegistry()
@@ -156,13 +158,13 @@ class Plugins:
         """kind -> [(name, origin)], for ``python -m npf_core plugins``."""
         return {
             r.kind: [(n, r.origin(n)) for n in r.names()]
-            for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers)
+            for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers, self.telemetry)
         }
 
     def missing(self) -> dict[tuple[str, str], list[str]]:
         """(kind, name) -> the packages it requires that are not installed (only those lacking some)."""
         out = {}
-        for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers):
+        for r in (self.frameworks, self.devices, self.datasets, self.reporters, self.launchers, self.telemetry):
             for n in r.names():
                 lacking = r.missing(n)
                 if lacking:

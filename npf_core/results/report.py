@@ -17,7 +17,15 @@ from npf_core.results.stats import Histogram, StoredHistogram, coefficient_of_va
 from npf_core.spec.config import RunConfig
 from npf_core.wire.protocol import Ready, Result
 
-__all__ = ["NEURONPERF_COLUMNS", "NEURONPERF_CSV_COLUMNS", "PRINT_COLUMNS", "Report", "build_report", "error_report"]
+__all__ = [
+    "NEURONPERF_COLUMNS",
+    "NEURONPERF_CSV_COLUMNS",
+    "PRINT_COLUMNS",
+    "TELEMETRY_COLUMNS",
+    "Report",
+    "build_report",
+    "error_report",
+]
 
 #: NeuronPerf's report fields, in its order: the first CSV columns.
 NEURONPERF_COLUMNS = (
@@ -43,6 +51,10 @@ NEURONPERF_CSV_COLUMNS = (
     "total_infs", "total_s",
     "performance_level", "model_filename", "device_type", "instance_type", "cost_per_1m_inf",
 )  # fmt: skip
+
+#: The device telemetry figures: the CSV columns right after NeuronPerf's (null where
+#: no source sampled the device; see npf_core.results.telemetry).
+TELEMETRY_COLUMNS = ("device_util_avg_percent", "device_mem_used_peak_mb", "power_avg_w", "inf_per_joule")
 
 #: NeuronPerf's default printed columns.
 PRINT_COLUMNS = (
@@ -156,6 +168,30 @@ class Report(msgspec.Struct, kw_only=True):
     mem_percents: list[float] = []
     node_host: str = ""
     node_id: str = ""
+    #: device telemetry, sampled in the supervisor once per window (npf_core.results.telemetry):
+    #: the devices' mean busy share (%), averaged over the windows, and its highest window
+    device_util_avg_percent: float | None = None
+    device_util_peak_percent: float | None = None
+    #: the device memory the configuration used, its highest window (MiB)
+    device_mem_used_peak_mb: float | None = None
+    #: the devices' power draw (W): mean and highest window; inferences per joule
+    #: (throughput_avg / power_avg_w)
+    power_avg_w: float | None = None
+    power_peak_w: float | None = None
+    inf_per_joule: float | None = None
+    device_clock_avg_mhz: float | None = None
+    #: utilisation of the CPU cores the copies ran on (%), and each copy's peak RSS (MiB)
+    copy_cores_util_avg_percent: float | None = None
+    copy_rss_peak_mb: list[float | None] = []
+    #: other numeric metrics of third-party sources: their mean over the windows
+    telemetry_avg: dict[str, float] = {}
+    #: metric -> the source that gave it
+    telemetry_sources: dict[str, str] = {}
+    #: why device figures are null (no source for the device, a source unavailable, ...)
+    telemetry_note: str = ""
+    #: per window: ``t_s`` (seconds from GO to the sample) and one list per metric
+    #: (null where a source had nothing new for that window)
+    telemetry_windows: dict[str, list[Any]] = {}
 
     def __getitem__(self, key: str) -> Any:
         try:

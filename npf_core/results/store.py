@@ -230,8 +230,9 @@ def git_commit(folder: Path) -> tuple[str, bool] | None:
 
 def comparable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec that must match for results to be resumed (where the
-    configurations ran, ``launcher``, may differ)."""
-    return {k: v for k, v in spec.items() if k not in ("output", "launcher")}
+    configurations ran, ``launcher``, and what sampled the devices, ``telemetry``, may
+    differ)."""
+    return {k: v for k, v in spec.items() if k not in ("output", "launcher", "telemetry")}
 
 
 #: the command-line flag that sets a spec field, named when a resume finds it changed
@@ -298,6 +299,13 @@ class ResultsFile:
         self.run_id, self.spec, self.plan = run_id, spec, plan
         self.started_at = time.time()
         self.env = environment()
+
+    def extend_environment(self, facts: dict[str, Any]) -> None:
+        """Add facts to the ``environment`` (e.g. what the telemetry sources found:
+        driver versions, device counts); written with the next record."""
+        if self.env is None:
+            self.env = environment()
+        self.env.update(facts)
 
     def record(self, index: int, report: Report) -> None:
         self.by_index[index] = report

@@ -39,6 +39,7 @@ __all__ = [
     "ReferenceSpec",
     "Spec",
     "Stability",
+    "TelemetrySourceSpec",
     "Timeouts",
     "Warmup",
     "decode_options",
@@ -125,6 +126,18 @@ class LauncherSpec(SpecBase, frozen=True):
 
     plugin: str = "local"
     options: dict[str, Any] = {}
+
+
+class TelemetrySourceSpec(SpecBase, frozen=True):
+    """A telemetry source plugin by name, with its options."""
+
+    plugin: str
+    options: dict[str, Any] = {}
+
+
+#: ``"auto"`` (the sources for the run's device), ``"off"``, or a list of sources
+#: (names or objects; ``"auto"`` in the list stands for the automatic ones)
+TelemetrySetting = Union[Literal["auto", "off"], list[Union[str, TelemetrySourceSpec]]]
 
 
 class Timeouts(SpecBase, frozen=True):
@@ -257,6 +270,7 @@ class Spec(SpecBase, frozen=True):
     evaluate: EvaluateSpec | None = None
     launcher: str | LauncherSpec = "local"
     latency_budget_ms: PositiveFloat | None = None
+    telemetry: TelemetrySetting = "auto"
     comment: str | list[str] | None = msgspec.field(default=None, name="_comment")
 
     @property

@@ -32,10 +32,12 @@ from npf_core.plugin.hookspecs import Device
 from npf_core.plugin.manager import Plugins
 from npf_core.results.report import ErrorInfo, Report, build_report, error_report
 from npf_core.results.stats import windows_stable
+from npf_core.results.telemetry import TelemetryResult, apply_telemetry
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import LoadedSpec, duration_bounds
 from npf_core.supervisor.processes import Child
 from npf_core.supervisor.resources import ps_processes, sample_resources
+from npf_core.supervisor.telemetry import TelemetryHub
 from npf_core.supervisor.zygote_keeper import ZygoteKeeper
 from npf_core.wire.transfer import Payload
 
@@ -54,7 +56,8 @@ class ConfigRunner:
     """Runs one configuration at a time for a run. The supervisor owns the run
     (setup, the plan, events, results) and hands this what a configuration needs:
     the prepared spec, the probed device, the plugins, the zygote keeper, the payload
-    of objects for fresh and zygote copies, the resolved metrics, and where events go."""
+    of objects for fresh and zygote copies, the resolved metrics, where events go, and
+    the run's telemetry sources (sampled once per window while a configuration measures)."""
 
     def __init__(
         self,
@@ -66,6 +69,7 @@ class ConfigRunner:
         payload: Payload | None,
         metrics: dict[str, Any],
         emit: Callable[[ev.Event], None],
+        telemetry: TelemetryHub | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -75,6 +79,7 @@ class ConfigRunner:
         self._payload = payload
         self._metrics = metrics
         self._emit = emit
+        self.telemetry = telemetry
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
         #: per configuration being measured (by plan index): calls each copy reported so far
@@ -120,6 +125,10 @@ class ConfigRunner:
             evaluate=eval_job(self.loaded),
         )
 
+    def window_s(self) -> float:
+        """The measurement window of every configuration of the run."""
+        return self._window_s()
+
     def _window_s(self) -> float:
         """The measurement window: the spec's, but at least five per configuration."""
         return max(0.01, min(self.spec.window_s, self._bounds()[0] / 5))
@@ -146,6 +155,7 @@ class ConfigRunner:
         send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
         failure: ConfigFailure | None = None
         results: list[pr.Result] = []
+        sampled: TelemetryResult | None = None
         try:
             async with anyio.create_task_group() as tg:
                 try:
@@ -181,6 +191,8 @@ class ConfigRunner:
                     failure = _internal_failure(exc, "supervisor")
                 tg.cancel_scope.cancel()
         finally:
+            if self.telemetry is not None:
+                sampled = self.telemetry.end()
             send.close()
             receive.close()
             with anyio.CancelScope(shield=True):
@@ -206,6 +218,7 @@ class ConfigRunner:
                 )
                 if spec.evaluate is not None:
                     report = apply_evaluation(report, results, self.loaded, self._metrics)
+                report = apply_telemetry(report, sampled)
                 return self._fork_note(config, report)
             except MetricError as exc:
                 failure = ConfigFailure(ErrorInfo(type="MetricError", message=str(exc), traceback=exc.tb,
@@ -388,14 +401,32 @@ class ConfigRunner:
         procs = ps_processes(children)
         period = min(clock.window_s, 0.5)
         next_sample = clock.mono_go + period
+        hub = self.telemetry
+        if hub is not None:
+            hub.begin(config, children, clock.mono_go)
+        # device telemetry: once per measurement window, at the copies' window ends, up
+        # to the deadline (or an early stop): not while waiting for late results
+        next_tick = clock.mono_go + clock.window_s if hub is not None else math.inf
+        last_tick = clock.mono_go + clock.max_s + clock.window_s / 2
         watch = _Progress(len(children))
         calls = self._calls[index] = {}  # what a failure report counts, should a copy fail
         pending = {id(c) for c in children}
         while pending:
-            item = await self._next(receive, min(clock.result_deadline, next_sample))
-            if time.monotonic() >= next_sample:
+            item = await self._next(receive, min(clock.result_deadline, next_sample, next_tick))
+            now = time.monotonic()
+            if now >= next_sample:
                 sample_resources(procs, resources)
                 next_sample += period
+            if watch.stopped:
+                last_tick = min(last_tick, now + clock.window_s / 2)
+            if now >= next_tick:
+                assert hub is not None
+                if now <= last_tick:
+                    hub.tick(now)
+                # a late loop skips the windows it missed rather than sampling them at once
+                next_tick += clock.window_s * max(1, math.floor((now - next_tick) / clock.window_s) + 1)
+                if next_tick > last_tick:
+                    next_tick = math.inf
             if item is None:
                 if time.monotonic() < clock.result_deadline:
                     continue
@@ -419,6 +450,8 @@ class ConfigRunner:
             elif isinstance(msg, pr.Result):
                 child.result = msg
                 pending.discard(id(child))
+                if not pending and hub is not None and hub.windows_sampled == 0:
+                    hub.tick(time.monotonic())  # a measurement shorter than a window: one sample still
             else:
                 raise self._fail(
                     child, config, "call", f"sent {type(msg).__name__} while measuring", type="ProtocolError"

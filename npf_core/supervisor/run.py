@@ -55,6 +55,7 @@ from npf_core.supervisor.config_run import GO_MARGIN_S, GROUP_SIGNAL_WAIT_S, Con
 from npf_core.supervisor.plan import make_plan
 from npf_core.supervisor.sparing import LoadFailures, framework_first
 from npf_core.supervisor.stream import EventStream
+from npf_core.supervisor.telemetry import TelemetryHub
 from npf_core.supervisor.zygote_keeper import ZygoteKeeper
 
 __all__ = ["GO_MARGIN_S", "GROUP_SIGNAL_WAIT_S", "Supervisor", "abenchmark", "benchmark", "prepare"]
@@ -132,6 +133,7 @@ class Supervisor:
         self._payload: Any = None
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, None)
         self._runner: ConfigRunner | None = None  # made by setup(), with the device and plugins
+        self.telemetry: TelemetryHub | None = None  # made and probed by setup()
         self.instance_type: str | None = None
         self._events = EventStream()
         self._tg: Any = None
@@ -167,6 +169,11 @@ class Supervisor:
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, self._payload)
         self._runner = ConfigRunner(self.loaded, device, plugins, zygotes=self._zygotes, payload=self._payload,
                                     metrics=self._metrics, emit=self._emit)  # fmt: skip
+        # device telemetry: the sources for this device, probed now (one the spec names
+        # that cannot sample here is a user error, before anything starts)
+        telemetry = TelemetryHub(self.loaded, plugins, device, self._runner.window_s())
+        telemetry.probe(strict=self.loaded.launcher.plugin == "local")
+        self.telemetry = self._runner.telemetry = telemetry
         if self._resume:
             self._load_resume()
         if self.spec.output.results or set(self.spec.output.reporters) - {"console"}:
@@ -291,7 +298,9 @@ class Supervisor:
                 if self._cancel_requested:
                     scope.cancel()
                 await self._asetup()
-                await self._run()
+                assert self.telemetry is not None
+                async with self.telemetry.running():  # the sources' background tasks, for the run
+                    await self._run()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._zygotes.close(self.spec.timeouts.grace_s)
@@ -335,7 +344,8 @@ class Supervisor:
         total = len(self.plan)
         self._emit(
             ev.RunStarted(
-                run_id=self.run_id, configs=self.plan, output_dir=str(self.output_dir), spec=spec_to_dict(self.spec)
+                run_id=self.run_id, configs=self.plan, output_dir=str(self.output_dir), spec=spec_to_dict(self.spec),
+                environment=self.telemetry.environment() if self.telemetry is not None else {},
             )
         )
         interrupted = True
@@ -375,7 +385,10 @@ class Supervisor:
         try:
             if isinstance(event, ev.RunStarted):
                 self._results.start(event.run_id, event.spec, [self._plan_entry(c) for c in event.configs])
+                self._results.extend_environment(event.environment)
             elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
+                if self.telemetry is not None:  # a source may learn more as the run goes (hardware info)
+                    self._results.extend_environment(self.telemetry.environment())
                 self._results.record(event.index, event.report)
         except OSError as exc:
             first = not any(e.startswith("results file: ") for e in self.reporter_errors)

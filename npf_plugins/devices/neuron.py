@@ -57,7 +57,14 @@ from npf_core.plugin import (
     hookimpl,
 )
 
-__all__ = ["NeuronDevice", "NeuronOptions", "cores_from_neuron_ls", "format_cores", "parse_cores"]
+__all__ = [
+    "NeuronDevice",
+    "NeuronOptions",
+    "cores_from_neuron_ls",
+    "format_cores",
+    "neuron_ls_devices",
+    "parse_cores",
+]
 
 logger = get_logger(__name__)
 
@@ -145,6 +152,29 @@ def cores_from_neuron_ls(text: str) -> list[int]:
     if len(set(cores)) != len(cores):
         raise ValueError("neuron-ls lists a core twice")
     return sorted(cores)
+
+
+def neuron_ls_devices() -> list[dict[str, Any]] | None:
+    """The device objects ``neuron-ls`` prints as JSON (``--json-output``, or
+    ``--output-format json`` from Neuron 2.34), or None when it is not on PATH, fails
+    or prints no device list. For the run's environment record (telemetry)."""
+    exe = shutil.which("neuron-ls")
+    if exe is None:
+        return None
+    for args in (["--json-output"], ["--output-format", "json"]):
+        try:
+            proc = subprocess.run(
+                [exe, *args], capture_output=True, text=True, timeout=NEURON_LS_TIMEOUT_S, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode != 0:
+            continue
+        try:
+            return _device_entries(json.loads(proc.stdout))
+        except (ValueError, TypeError):
+            return None
+    return None
 
 
 def _run_neuron_ls() -> list[int] | None:

@@ -45,6 +45,8 @@ from npf_core.plugin import events as ev
 from npf_core.plugin import fmt_rate as _fmt_rate
 
 P99_CALLS = 1000  # the calls a supported p99 needs (the validity rule's)
+#: below this device utilisation the best configuration's device was not saturated
+SATURATED_PERCENT = 80.0
 
 #: (report field, header, formatter) in NeuronPerf's printed order, then status
 COLUMNS = (
@@ -256,6 +258,9 @@ def best_lines(reports: list[Report], latency_budget_ms: float | None = None) ->
         top, sorted(_ties(top, ok, _throughput), key=lambda r: -r.throughput_avg),
         lambda r: f"{fmt_rate(r.throughput_avg)} inf/s",
     )  # fmt: skip
+    note = saturation_note(top)
+    if note:
+        lines.append(note)
     timed = [r for r in ok if not _missing(r.latency_ms_p50)]
     if timed:
         fast = min(timed, key=lambda r: r.latency_ms_p50)
@@ -325,6 +330,13 @@ def failure_block(groups: list[FailureGroup], labels: dict[str, str]) -> list[st
             n = len(g.not_tried)
             lines.append(f"    not tried: {n} more configuration{'s' * (n != 1)}, which would fail the same way")
     return lines
+def saturation_note(r: Report) -> str | None:
+    """``device at 38 %: more copies or a larger batch may help`` when telemetry saw
+    the configuration's device busy less than SATURATED_PERCENT of the time."""
+    util = r.device_util_avg_percent
+    if util is None or _missing(util) or util >= SATURATED_PERCENT:
+        return None
+    return f"device at {util:.0f} %: more copies or a larger batch may help"
 
 
 def print_summary(
@@ -600,7 +612,12 @@ def result_line(r: Report) -> str:
     ci = f" ±{100 * half / r.throughput_avg:.1f}%" if r.throughput_avg and not _missing(half) else ""
     metrics = "".join(f", {k} {fmt_metric(v)}" for k, v in r.metrics.items())  # evaluate mode
     p50, p99 = fmt_ms(r.latency_ms_p50), fmt_ms(r.latency_ms_p99)
-    return f"{fmt_rate(r.throughput_avg)} inf/s{ci}, p50 {p50}, p99 {p99}{metrics}"
+    device = ""  # device telemetry, when a source sampled the device
+    if r.device_util_avg_percent is not None:
+        device += f", device {r.device_util_avg_percent:.0f} %"
+    if r.power_avg_w is not None:
+        device += f", {r.power_avg_w:.0f} W"
+    return f"{fmt_rate(r.throughput_avg)} inf/s{ci}, p50 {p50}, p99 {p99}{metrics}{device}"
 
 
 def event_spec_budget(spec: Any) -> float | None:

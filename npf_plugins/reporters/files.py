@@ -15,6 +15,7 @@ import msgspec
 from npf_core.plugin import (
     NEURONPERF_COLUMNS,
     NEURONPERF_CSV_COLUMNS,
+    TELEMETRY_COLUMNS,
     Registry,
     Report,
     Reporter,
@@ -24,13 +25,15 @@ from npf_core.plugin import (
 )
 from npf_core.plugin import events as ev
 
-# NeuronPerf's CSV columns first, in its order; then its other report fields; then ours.
-# Not columns: the histogram (thousands of numbers, results.json only) and evaluate
+# NeuronPerf's CSV columns first, in its order; then the device telemetry figures;
+# then its other report fields; then ours. Not columns: the histogram (thousands of
+# numbers, results.json only), the per-window telemetry (results.json), and evaluate
 # mode's metrics (they follow, one column per metric name).
-_NOT_IN_CSV = ("latency_histogram", "metrics")
+_NOT_IN_CSV = ("latency_histogram", "metrics", "telemetry_windows", "telemetry_sources", "telemetry_avg")
 CSV_COLUMNS = tuple(
     dict.fromkeys(
         NEURONPERF_CSV_COLUMNS
+        + TELEMETRY_COLUMNS
         + tuple(f for f in NEURONPERF_COLUMNS + Report.__struct_fields__ if f not in _NOT_IN_CSV)
     )
 )
@@ -65,7 +68,7 @@ def csv_value(value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, list):
-        return ";".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in value)
+        return ";".join(f"{v:.6g}" if isinstance(v, float) else "" if v is None else str(v) for v in value)
     if isinstance(value, msgspec.Struct):
         return f"{getattr(value, 'type', '')}: {getattr(value, 'message', '')}"
     return value

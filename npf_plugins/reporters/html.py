@@ -5,8 +5,10 @@ fetched, so it opens offline and can be mailed or archived as is).
 It holds the summary table (click a heading to sort), throughput scaling over model
 copies x workers x batch size, the latency CDF and percentile curves of every
 configuration (from the stored histograms), the throughput of every window over
-time, the cost per million inferences when ``cost_per_hour`` is known, the validity
-notes, the errors, the environment and the spec. ``npf report RESULTS --html FILE``
+time, the device's utilisation over time and its telemetry columns (utilisation,
+memory, power, inferences per joule) when a telemetry source sampled it, the cost per
+million inferences when ``cost_per_hour`` is known, the validity notes, the errors,
+the environment and the spec. ``npf report RESULTS --html FILE``
 writes the same page for an existing results file.
 """
 
@@ -102,6 +104,13 @@ _COLUMNS: list[tuple[str, Any, str]] = [
     ("calls", "total_calls", "d"),
     ("$ / 1M inf", "cost_per_1m_inf", "g"),
 ]
+#: shown when some configuration has device telemetry
+_TELEMETRY_COLUMNS: list[tuple[str, Any, str]] = [
+    ("device %", "device_util_avg_percent", "f1"),
+    ("device MiB", "device_mem_used_peak_mb", "f0"),
+    ("power W", "power_avg_w", "f1"),
+    ("inf / J", "inf_per_joule", "f2"),
+]
 
 
 def _num(v: Any) -> float | None:
@@ -130,12 +139,17 @@ def _cell(r: Report, spec: tuple[str, Any, str]) -> str:
     return f'<td data-v="{n!r}">{text}</td>'
 
 
+def _has_device_telemetry(reports: list[Report]) -> bool:
+    return any(getattr(r, f) is not None for r in reports for _, f, _ in _TELEMETRY_COLUMNS)
+
+
 def summary_table(reports: list[Report]) -> str:
-    head = "".join(f'<th class="{"l" if f == "s" else ""}">{escape(h)}</th>' for h, _, f in _COLUMNS)
+    columns = _COLUMNS + (_TELEMETRY_COLUMNS if _has_device_telemetry(reports) else [])
+    head = "".join(f'<th class="{"l" if f == "s" else ""}">{escape(h)}</th>' for h, _, f in columns)
     rows = []
     for r in reports:
         cls = "error" if r.status != "ok" else "" if r.valid else "warn"
-        rows.append(f'<tr class="{cls}">' + "".join(_cell(r, c) for c in _COLUMNS) + "</tr>")
+        rows.append(f'<tr class="{cls}">' + "".join(_cell(r, c) for c in columns) + "</tr>")
     return f'<table class="sortable" id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -257,6 +271,28 @@ def windows_chart(reports: list[Report]) -> str | None:
                       x_label="seconds into the measurement", y_label="inferences / s")  # fmt: skip
 
 
+def utilisation_chart(reports: list[Report]) -> str | None:
+    """The device's busy share in each measurement window, per configuration (from
+    the telemetry sampled in the supervisor)."""
+    series = []
+    for r in _ok(reports):
+        times = r.telemetry_windows.get("t_s") or []
+        util = r.telemetry_windows.get("device_util_percent") or []
+        pts = [(t, u) for t, u in zip(times, util, strict=False) if _num(t) is not None and _num(u) is not None]
+        if pts:
+            series.append(Series(r.config_id, pts, markers=len(pts) <= 60))
+    if not series:
+        return None
+    return line_chart("chart-utilisation", "Device utilisation over time (per window)", series,
+                      x_label="seconds into the measurement", y_label="device busy, %")  # fmt: skip
+
+
+def _no_utilisation(reports: list[Report]) -> str:
+    notes = list(dict.fromkeys(r.telemetry_note for r in _ok(reports) if r.telemetry_note))
+    why = f": {notes[0]}" if len(notes) == 1 else ""
+    return f"no device utilisation in these results{why}"
+
+
 def cost_chart(reports: list[Report]) -> str | None:
     bars = [(r.config_id, r.cost_per_1m_inf) for r in _ok(reports) if r.cost_per_1m_inf is not None]
     bars = [(name, cost) for name, cost in bars if math.isfinite(cost)]
@@ -351,6 +387,7 @@ def render_html(results: Results) -> str:
         ("Latency CDF", cdf_chart(reports), _NO_HISTOGRAMS),
         ("Latency percentiles", percentile_chart(reports), "no latency histograms to draw percentile curves from"),
         ("Throughput over time", windows_chart(reports), "no window throughputs recorded"),
+        ("Device utilisation", utilisation_chart(reports), _no_utilisation(reports)),
         ("Cost", cost_chart(reports), "cost unknown: set cost_per_hour in the spec to see the cost per 1M inferences"),
     ]
     parts.append("<h2>Charts</h2>")
@@ -393,6 +430,7 @@ class HtmlReporter(Reporter):
     def on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
             self.started = event
+            self.env = {**self.env, **event.environment}  # what the telemetry sources found
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
             self.by_index[event.index] = event.report
             self.write()

@@ -41,7 +41,8 @@ def test_plugins_command_lists_the_package_with_its_origin(cli: Any, tmp_path: P
         elif line.strip():
             name, *rest = re.split(r"\s{2,}", line.strip())  # columns are two spaces apart at least
             sections[current][name] = rest
-    assert set(sections) == {"frameworks", "devices", "datasets", "reporters", "launchers"}
+    assert set(sections) == {"frameworks", "devices", "datasets", "reporters", "launchers", "telemetry"}
+    assert {"neuron-monitor", "nvml", "host"} <= set(sections["telemetry"])
     assert sections["launchers"]["local"] == ["npf_core (built in)", "-", "ok"]
     package = re.compile(rf"npf[-_]demo[-_]plugin {re.escape(demo_version)}")
     for kind, name in (("frameworks", "demo"), ("reporters", "demo-report")):

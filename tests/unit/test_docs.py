@@ -156,7 +156,8 @@ def test_the_plugin_guide_names_no_hook_that_does_not_exist() -> None:
     assert mentioned <= known, f"docs/plugins.md shows hooks that hookspecs.py lacks: {sorted(mentioned - known)}"
 
 
-BASES = [hookspecs.Framework, hookspecs.Device, hookspecs.Dataset, hookspecs.Reporter, hookspecs.Launcher]
+BASES = [hookspecs.Framework, hookspecs.Device, hookspecs.Dataset, hookspecs.Reporter, hookspecs.Launcher,
+         hookspecs.Telemetry]
 
 
 def members(cls: type) -> list[tuple[str, Any]]:
