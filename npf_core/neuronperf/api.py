@@ -16,6 +16,7 @@ import structlog
 
 from npf_core.errors import SpecError, UserError
 from npf_core.neuronperf.reports import neuronperf_report, timers_result
+from npf_core.wire.transfer import being_imported
 
 __all__ = ["BENCHMARK_SECS", "benchmark", "benchmark_model", "set_verbosity"]
 
@@ -185,8 +186,8 @@ def reference_of(obj: Any) -> Any:
         return obj
     qualname = getattr(obj, "__qualname__", "")
     module = sys.modules.get(getattr(obj, "__module__", ""))
-    if "<" in qualname or module is None or module.__name__ == "__main__":
-        return obj  # the script itself would run again on import
+    if "<" in qualname or module is None or module.__name__ == "__main__" or being_imported(module):
+        return obj  # the script (or the module still being imported) would run again on import
     path = getattr(module, "__file__", None)
     if not path or not path.endswith(".py"):
         return obj
@@ -360,9 +361,8 @@ def _fix_name(item: tuple[dict[str, Any], dict[str, Any]], shown: str) -> tuple[
 
 
 def _run(data: dict[str, Any], objects: dict[str, Any], verbosity: int, display: str) -> list[Any]:
-    import anyio
-
     from npf_core.spec.schema import decode_spec
+    from npf_core.supervisor.blocking import run_blocking
     from npf_core.supervisor.run import Supervisor
 
     loaded = decode_spec(data, Path.cwd())
@@ -372,7 +372,7 @@ def _run(data: dict[str, Any], objects: dict[str, Any], verbosity: int, display:
     logger.info(f"Benchmarking {display!r}, ~{total:g} seconds remaining.", configs=len(sup.plan))
     for config in sup.plan:
         logger.debug("Running model config", **{k: getattr(config, k) for k in config.__struct_fields__})
-    return anyio.run(sup.run)
+    return run_blocking(sup.run)
 
 
 def benchmark(*args: Any, **kwargs: Any) -> Any:

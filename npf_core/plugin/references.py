@@ -31,7 +31,11 @@ def resolve_reference(ref: str, base_dir: Path, objects: dict[str, Any]) -> Any:
         with _FILE_IMPORT_LOCK:
             module = _import_file(unique, path)
     else:
-        module = importlib.import_module(module_name)
+        module = sys.modules.get(module_name)
+        if module is None or not _has_path(module, qualname) or not _being_imported(module):
+            module = importlib.import_module(module_name)
+        # else: still being imported, by a module that runs a benchmark when imported:
+        # importing it here, in another thread, would wait for that import forever
     obj: Any = module
     for part in qualname.split("."):
         try:
@@ -39,6 +43,19 @@ def resolve_reference(ref: str, base_dir: Path, objects: dict[str, Any]) -> Any:
         except AttributeError:
             raise AttributeError(f"{module_name!r} has no attribute {qualname!r}") from None
     return obj
+
+
+def _being_imported(module: Any) -> bool:
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _has_path(module: Any, qualname: str) -> bool:
+    obj = module
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
 
 
 def _import_file(unique: str, path: Path) -> Any:

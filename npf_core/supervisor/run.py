@@ -28,7 +28,7 @@ import structlog
 
 import npf_core.plugin.events as ev
 import npf_core.wire.transfer as transfer
-from npf_core.errors import ResultsError, SpecError
+from npf_core.errors import ResultsError, SpecError, UserError
 from npf_core.evaluation.runner import resolve_metrics
 from npf_core.log import library_default
 from npf_core.plugin.hookspecs import Device, Reporter, ReporterContext
@@ -47,6 +47,7 @@ from npf_core.results.store import (
 from npf_core.spec.config import RunConfig
 from npf_core.spec.overrides import prepare
 from npf_core.spec.schema import spec_to_dict
+from npf_core.supervisor.blocking import run_blocking
 from npf_core.supervisor.config_run import GO_MARGIN_S, GROUP_SIGNAL_WAIT_S, ConfigRunner
 from npf_core.supervisor.plan import make_plan
 from npf_core.supervisor.sparing import LoadFailures, framework_first
@@ -89,6 +90,7 @@ class Supervisor:
         console: Any = None,
         **overrides: Any,
     ) -> None:
+        _refuse_inside_a_copy()
         try:
             self.loaded = prepare(spec, **overrides)  # decoding only: a bad spec raises here
         except SpecError:
@@ -410,6 +412,18 @@ class Supervisor:
             self.reporter_errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
 
+def _refuse_inside_a_copy() -> None:
+    """A benchmark started by a model copy (its module runs one when imported, and a
+    copy imported it) would start copies of its own, and so on: say so instead."""
+    config = os.environ.get("NPF_CONFIG_ID")
+    if config:
+        raise UserError(
+            f"a benchmark was started inside a model copy (configuration {config}): the module that "
+            "defines the model starts a benchmark when it is imported, and the copy imported it; put "
+            "that call under `if __name__ == \"__main__\":` or in a function"
+        )
+
+
 async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
     """Run a spec inside an existing event loop; returns the reports. Cancelling the
     caller stops the run and reaps every child."""
@@ -418,10 +432,16 @@ async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overri
 
 def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> list[Report]:
     """Run a spec (a path, JSON text, a dict — which may hold Python objects in place
-    of import references — or a Spec) and return its reports.
+    of import references — or a Spec) and return its reports. Works from a thread
+    whose event loop is running (a Jupyter cell): the run then has a thread of its own.
 
     Keyword overrides replace spec fields (``duration_s=5``, ``n_models=[1]``,
     ``output_dir=...``, ``reporters=[...]``); ``reporters=[]`` prints nothing and
     writes only ``results.json``; add ``results=False`` to write no file at all.
     """
-    return anyio.run(lambda: abenchmark(spec, extra_plugins=extra_plugins, **overrides))
+    sup = Supervisor(spec, extra_plugins=extra_plugins, **overrides)
+    # Set up in the calling thread: it may be inside an import (a module that runs a
+    # benchmark when imported), and a helper thread that touched that module would
+    # wait for its import lock forever.
+    sup.setup()
+    return run_blocking(sup.run)
