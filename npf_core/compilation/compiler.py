@@ -255,7 +255,7 @@ def compile_spec(
         logger.debug("compiling", variant=f"{i + 1}/{len(variants)}", artifact=str(v.artifact))
         result = _compile_one(v, limit, plugin_modules)
         entry: dict[str, Any] = {
-            "filename": str(v.artifact),
+            "filename": model_index.relative_path(v.artifact, index_path.parent),
             "input_idx": v.request.input_idx,
             "batch_size": v.request.batch_size,
             "pipeline_size": v.request.pipeline_size,

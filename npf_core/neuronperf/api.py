@@ -216,7 +216,7 @@ def _filtered_index(path: Path, performance_levels: Any, cast_modes: Any, tmp: P
         return str(path.absolute())
     import npf_core.compilation.model_index as model_index
 
-    index = model_index.load(path)
+    index = model_index.rebased(model_index.load(path), path, tmp / path.name)
     if performance_levels is not None:
         index = model_index.filter(index, performance_level=_as_list(performance_levels))
     if cast_modes is not None:
@@ -440,6 +440,9 @@ def _benchmark_index_with(load_fn: Callable[..., Any], path: Path, inputs: Any, 
             raise SpecError("inputs", f"index entry {e['filename']} uses input {idx}; {len(examples)} inputs given")
         example = examples[idx]
         entry_kwargs = {**kwargs, "pipeline_sizes": [e.get("pipeline_size", 1)]}
-        out += benchmark_model("python", LoadFn(load_fn, e["filename"]), [example], [e["batch_size"]], *args,
+        f = e["filename"]
+        if not os.path.exists(f):  # NeuronPerf hands load_fn the name as stored, relative to the cwd
+            f = model_index.resolve_filename(f, path)
+        out += benchmark_model("python", LoadFn(load_fn, f), [example], [e["batch_size"]], *args,
                                **entry_kwargs)  # fmt: skip
     return out

@@ -311,11 +311,12 @@ def test_generic_compile_then_benchmark_the_index_with_load_fn(in_tmp: Path, rec
     inputs = [np.ones((1, 3)), np.ones((4, 3))]
     index_file = npf.compile(_compile_fn, Doubler, inputs, batch_sizes=[1, 4], pipeline_sizes=[1, 2],
                              compiler_args={"opt": 3}, filename="doubler.json")  # fmt: skip
-    assert index_file == str(in_tmp / "doubler.json")
+    assert index_file == "doubler.json"  # as NeuronPerf: the name as given
     index = npf.model_index.load(index_file)
     got = sorted((c["batch_size"], c["pipeline_size"], c["status"]) for c in index["model_configs"])
     assert got == [(1, 1, "finished"), (1, 2, "error"), (4, 1, "finished"), (4, 2, "error")]
-    artifact = json.loads(Path(index["model_configs"][0]["filename"]).read_text())
+    first = npf.model_index.resolve_filename(index["model_configs"][0]["filename"], index_file)
+    artifact = json.loads(Path(first).read_text())
     assert artifact["opt"] == 3 and artifact["model"] == "Doubler"
 
     def load_fn(filename, device_id=0):

@@ -189,7 +189,9 @@ def test_the_index_a_compile_writes_is_what_run_benchmarks(tmp_path: Path, fakec
     assert [(e["batch_size"], e["status"], e.get("cast_mode")) for e in index["model_configs"]] == [
         (1, "finished", "matmult"), (3, "error", "matmult"), (4, "finished", "matmult")
     ]  # fmt: skip
-    assert Path(index["model_configs"][0]["filename"]) == tmp_path / "out" / "models" / "Model_i0_b1_p1_matmult.pt"
+    first = model_index.resolve_filename(index["model_configs"][0]["filename"], path)
+    assert index["model_configs"][0]["filename"] == "out/models/Model_i0_b1_p1_matmult.pt"  # relative to the index
+    assert Path(first) == tmp_path / "out" / "models" / "Model_i0_b1_p1_matmult.pt"
     run_spec = {
         "model": {"framework": "fakecc", "index": path},
         "inputs": [{"shape": [1, 2]}, {"shape": [3, 2]}, {"shape": [4, 2]}],
@@ -234,7 +236,8 @@ def test_neuronperf_shaped_call_with_arrays_and_a_class(tmp_path: Path, fakecc: 
     index = model_index.load(path)
     got = [(e["input_idx"], e["batch_size"], e["pipeline_size"], e["status"]) for e in index["model_configs"]]
     assert got == [(0, 1, 1, "finished"), (0, 1, 2, "finished"), (1, 2, 1, "finished"), (1, 2, 2, "finished")]
-    assert all(Path(e["filename"]).parent == tmp_path / "m" for e in index["model_configs"])
+    assert all(Path(model_index.resolve_filename(e["filename"], path)).parent == tmp_path / "m"
+               for e in index["model_configs"])  # fmt: skip
     seen = records(log)
     assert [e["pipeline_size"] for e in seen] == [1, 2, 1, 2]
     assert {tuple(e["compiler_args"]) for e in seen} == {("--optlevel", "1", "--verbose")}
