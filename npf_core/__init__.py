@@ -53,13 +53,26 @@ _LAZY = {
 # ``npf_core.torch`` is a namespace object, and real torch is never imported by it.
 _LAZY.update(
     dict.fromkeys(
-        ("torch", "cpu", "tensorflow", "mxnet", "get_reports", "print_reports", "write_csv", "write_json",
-         "Timer", "timestamp_convert", "DummyModel", "set_verbosity", "CSV_COLS", "SUMMARY_COLS", "REPORT_COLS",
+        ("get_reports", "print_reports", "write_csv", "write_json",
+         "Timer", "timestamp_convert", "DummyModel", "set_verbosity", "CSV_COLS", "PRINT_COLS", "SUMMARY_COLS",
+         "REPORT_COLS",
          "BENCHMARK_SECS"),
         "npf_core.neuronperf",
     )
 )
-_LAZY_MODULES = {"model_index": "npf_core.compilation.model_index", "neuronperf": "npf_core.neuronperf"}
+_LAZY_MODULES = {
+    "model_index": "npf_core.compilation.model_index",
+    "neuronperf": "npf_core.neuronperf",
+    # NeuronPerf's framework modules (``import npf_core.torch`` works too) and submodules
+    "torch": "npf_core.torch",
+    "cpu": "npf_core.cpu",
+    "tensorflow": "npf_core.tensorflow",
+    "mxnet": "npf_core.mxnet",
+    "benchmarking": "npf_core.neuronperf.benchmarking",
+    "reporting": "npf_core.neuronperf.reports",
+    "timing": "npf_core.neuronperf.timing",
+    "compile_constants": "npf_core.neuronperf.compiling",
+}
 
 
 def __getattr__(name: str) -> Any:

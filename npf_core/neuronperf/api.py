@@ -24,6 +24,8 @@ logger = structlog.get_logger("npf_core.neuronperf")
 
 #: NeuronPerf's default duration of each configuration (seconds)
 BENCHMARK_SECS = 60.0
+#: ``return_timers=True`` keeps each call's start and end, up to this many calls per copy
+KEEP_CALLS = 100_000
 DEVICE_TYPES = {"neuron": "neuron", "inf": "neuron", "trn": "neuron", "gpu": "gpu", "cuda": "gpu", "cpu": "cpu"}
 _state = {"verbosity": 1, "configured": False}
 #: arguments NeuronPerf documents as internal; accepted and ignored
@@ -134,10 +136,12 @@ def _save(x: Any, path: Path) -> dict[str, Any]:
     return {"file": str(f)}
 
 
-def input_block(inputs: Any, tmp: Path, objects: dict[str, Any], *, loader: Any, loop: bool) -> dict[str, Any]:
+def input_block(
+    inputs: Any, tmp: Path, objects: dict[str, Any], *, loader: Any, loop: bool, dataset: bool = False
+) -> dict[str, Any]:
     """The spec's ``inputs`` (arrays and tensors, saved as files) or ``dataset``
     (Python objects, by token), and how many inputs there are."""
-    if is_dataset(inputs):
+    if dataset or is_dataset(inputs):
         options = {"dataset": "<object:dataset>"}
         objects["<object:dataset>"] = inputs
         if loader is not None:
@@ -256,6 +260,7 @@ def benchmark_model(
     model_name: str | None = None,
     verbosity: int | None = None,
     loop_dataset: bool = False,
+    dataset_inputs: bool = False,
     **kwargs: Any,
 ) -> list[Any]:
     """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md)."""
@@ -278,7 +283,8 @@ def benchmark_model(
     with tempfile.TemporaryDirectory(prefix="npf-neuronperf-") as tmpdir:
         tmp = Path(tmpdir)
         objects: dict[str, Any] = {}
-        block = input_block(inputs, tmp, objects, loader=dataset_loader_fn, loop=loop_dataset)
+        block = input_block(inputs, tmp, objects, loader=dataset_loader_fn, loop=loop_dataset,
+                            dataset=dataset_inputs)  # fmt: skip
         n_inputs = block.pop("n_inputs")
         data: dict[str, Any] = {
             "model": model_block(framework, model, performance_levels=performance_levels, cast_modes=cast_modes,
@@ -327,17 +333,19 @@ def benchmark_model(
             data["start_method"] = "fresh"
         elif not multiprocess:
             data["start_method"] = "inline"
-        reports = _run(data, objects, level, display=_display_name(model))
+        if return_timers:
+            data["keep_calls"] = KEEP_CALLS
+        reports, kept = _run(data, objects, level, display=_display_name(model))
     shown = _display_name(model)
     if return_timers:
         return [
-            _fix_name(timers_result(r, duration=float(duration), stats_interval=float(stats_interval),
-                                    cost_per_hour=cost_per_hour), shown)  # fmt: skip
+            _fix_name(timers_result(r, kept.get(r.config_id), duration=float(duration),
+                                    stats_interval=float(stats_interval), cost_per_hour=cost_per_hour), shown)
             for r in reports
-        ]
+        ]  # fmt: skip
     out = []
     for r in reports:
-        d = neuronperf_report(r, float(stats_interval))
+        d = neuronperf_report(r, float(stats_interval), float(duration))
         if str(d.get("model_filename", "")).startswith("<object:"):
             d["model_filename"] = shown
         out.append(d)
@@ -360,7 +368,10 @@ def _fix_name(item: tuple[dict[str, Any], dict[str, Any]], shown: str) -> tuple[
     return config, results
 
 
-def _run(data: dict[str, Any], objects: dict[str, Any], verbosity: int, display: str) -> list[Any]:
+def _run(
+    data: dict[str, Any], objects: dict[str, Any], verbosity: int, display: str
+) -> tuple[list[Any], dict[str, Any]]:
+    """Run the spec; the reports, and the calls the copies kept (``keep_calls``)."""
     from npf_core.spec.schema import decode_spec
     from npf_core.supervisor.blocking import run_blocking
     from npf_core.supervisor.run import Supervisor
@@ -372,7 +383,7 @@ def _run(data: dict[str, Any], objects: dict[str, Any], verbosity: int, display:
     logger.info(f"Benchmarking {display!r}, ~{total:g} seconds remaining.", configs=len(sup.plan))
     for config in sup.plan:
         logger.debug("Running model config", **{k: getattr(config, k) for k in config.__struct_fields__})
-    return run_blocking(sup.run)
+    return run_blocking(sup.run), sup.kept_calls
 
 
 def benchmark(*args: Any, **kwargs: Any) -> Any:

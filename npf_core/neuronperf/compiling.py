@@ -14,9 +14,15 @@ import structlog
 
 from npf_core.errors import UserError
 
-__all__ = ["compile", "compile_with"]
+__all__ = ["FAST_MATH", "FAST_MATH_OPTIONS", "NEURONCORE_PIPELINE_CORES", "compile", "compile_with"]
 
 logger = structlog.get_logger("npf_core.neuronperf")
+
+# NeuronPerf's compile_constants (``npf.compile_constants``): the neuron-cc flags of
+# pipeline size and performance level, and each level's --fast-math value
+NEURONCORE_PIPELINE_CORES = "--neuroncore-pipeline-cores"
+FAST_MATH = "--fast-math"
+FAST_MATH_OPTIONS = {0: "none", 1: "fp32-cast-matmult no-fast-relayout", 2: "fp32-cast-matmult", 3: "all"}
 
 
 def _batch_sizes_like(x: Any) -> bool:

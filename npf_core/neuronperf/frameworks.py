@@ -26,10 +26,13 @@ class FrameworkAPI:
     def framework_for(self, model: Any) -> str:
         return self.framework
 
-    def benchmark(self, model_filename: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    def benchmark(self, model_filename: Any, inputs: Any, *args: Any, dataset_inputs: bool = False,
+                  **kwargs: Any) -> list[Any]:  # fmt: skip
         """NeuronPerf's ``benchmark(model_filename, inputs, batch_sizes=None, duration=60, ...)``:
-        a compiled model file, a model index (JSON) or (CPU/GPU) a model class."""
+        a compiled model file, a model index (JSON) or (CPU/GPU) a model class;
+        ``dataset_inputs``: ``inputs`` is a dataset (a torch ``Dataset`` is one anyway)."""
         kwargs.setdefault("device_type", self.default_device)
+        kwargs["dataset_inputs"] = dataset_inputs
         return benchmark_model(self.framework_for(model_filename), model_filename, inputs, *args, **kwargs)
 
     def compile(self, model: Any, inputs: Any, *args: Any, verbosity: int = 1, **kwargs: Any) -> str:

@@ -257,6 +257,7 @@ class Spec(SpecBase, frozen=True):
     evaluate: EvaluateSpec | None = None
     launcher: str | LauncherSpec = "local"
     latency_budget_ms: PositiveFloat | None = None
+    keep_calls: Annotated[int, msgspec.Meta(ge=0)] = 0
     comment: str | list[str] | None = msgspec.field(default=None, name="_comment")
 
     @property

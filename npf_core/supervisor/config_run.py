@@ -77,6 +77,9 @@ class ConfigRunner:
         self._emit = emit
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
+        #: with ``keep_calls``: config_id -> (each copy's Ready, each copy's Result), the
+        #: kept calls' stamps in them (NeuronPerf's return_timers reads these)
+        self.kept: dict[str, tuple[list[pr.Ready], list[pr.Result]]] = {}
 
     def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
         spec = self.spec
@@ -116,6 +119,7 @@ class ConfigRunner:
             window_ns=int(self._window_s() * 1e9),
             seed=zlib.crc32(config.config_id.encode()),
             evaluate=eval_job(self.loaded),
+            keep_calls=spec.keep_calls,
         )
 
     def _window_s(self) -> float:
@@ -185,6 +189,8 @@ class ConfigRunner:
                 await self._reap(children)
         if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
+            if spec.keep_calls:
+                self.kept[config.config_id] = (readies, list(results))
             load = spec.load
             try:
                 report = build_report(

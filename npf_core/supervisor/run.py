@@ -186,6 +186,12 @@ class Supervisor:
             await anyio.to_thread.run_sync(self.setup, abandon_on_cancel=True)
 
     @property
+    def kept_calls(self) -> dict[str, tuple[list[Any], list[Any]]]:
+        """With the spec's ``keep_calls``: config_id -> (each copy's READY, each copy's
+        RESULT), which hold the kept calls' stamps (:class:`~npf_core.wire.protocol.CallStamps`)."""
+        return self._runner.kept if self._runner is not None else {}
+
+    @property
     def plugins(self) -> Plugins:
         if self._plugins is None:
             self.setup()

@@ -90,7 +90,7 @@ def test_neuronperf_call_in_a_running_loop(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
 
     async def cell() -> list[dict[str, Any]]:
-        return npf.cpu.benchmark(npf.DummyModel, [np.zeros((1, 4), dtype=np.float32)], duration=0.5,
+        return npf.cpu.benchmark(npf.DummyModel, [np.array([[1, 2, 3, 4]])], duration=0.5,
                                  n_models=1, workers_per_model=1)  # fmt: skip
 
     reports = asyncio.run(cell())

@@ -14,7 +14,7 @@ import npf_core
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("npf_core", "npf_plugins")
 #: modules allowed at the top of npf_core, outside the wings
-TOP = {"__init__", "__main__", "api", "cli", "errors", "log", "version"}
+TOP = {"__init__", "__main__", "api", "cli", "errors", "log", "version", "cpu", "mxnet", "tensorflow", "torch"}
 
 
 def modules(packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
