@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,32 @@ def input_block(
     return {"dataset": {"plugin": "objects", "options": {"examples": tokens}, "loop": True}, "n_inputs": len(tokens)}
 
 
+class IterOf:
+    """A zero-argument factory over a live iterable (for the ``iterable`` dataset):
+    each call iterates it afresh; list rows (a DataLoader's) become tuples."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __call__(self) -> Iterator[Any]:
+        for e in self.data:
+            yield tuple(e) if isinstance(e, (list, tuple)) else e
+
+
+def eval_block(
+    dataset: Any, objects: dict[str, Any], metrics: Any, target_col: int | None, reference: Any, duration: float
+) -> dict[str, Any]:
+    """Evaluate mode's ``dataset`` (rows of ``(*inputs, target)``, by token) and
+    ``evaluate`` block."""
+    token = "<object:dataset>"
+    objects[token] = IterOf(dataset)
+    block: dict[str, Any] = {"metrics": metrics if metrics is not None else [], "target_col": target_col}
+    if reference is not None:
+        block["reference"] = reference
+    return {"dataset": {"plugin": "iterable", "options": {"target": token}, "loop": duration > 0},
+            "evaluate": block, "n_inputs": 1}  # fmt: skip
+
+
 def _as_list(value: Any) -> list[Any] | None:
     if value is None:
         return None
@@ -261,9 +287,18 @@ def benchmark_model(
     verbosity: int | None = None,
     loop_dataset: bool = False,
     dataset_inputs: bool = False,
+    eval_metrics: Any = None,
+    eval_target_col: int | None = -1,
+    eval_reference: Any = None,
     **kwargs: Any,
 ) -> list[Any]:
-    """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md)."""
+    """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md).
+
+    With ``eval_metrics`` (or ``eval_reference``) it evaluates (NeuronPerf's
+    ``evaluate`` is this call): ``inputs`` is then a dataset of ``(*inputs, target)``
+    rows, the target in column ``eval_target_col``; ``duration`` defaults to 0, the
+    dataset once. Each metric is in the report under its name (docs/evaluate.md)."""
+    evaluating = eval_metrics is not None or eval_reference is not None
     for key in _INTERNAL:
         kwargs.pop(key, None)
     if kwargs:
@@ -272,7 +307,7 @@ def benchmark_model(
     if dev is None:
         raise SpecError("device_type", f"unknown device type {device_type!r}", "use 'neuron', 'gpu' ('cuda') or 'cpu'")
     level = _state["verbosity"] if verbosity is None else int(verbosity)
-    duration = BENCHMARK_SECS if duration is None else duration
+    duration = (0.0 if evaluating else BENCHMARK_SECS) if duration is None else duration
     if not _state["configured"]:
         import structlog as _s
 
@@ -283,8 +318,11 @@ def benchmark_model(
     with tempfile.TemporaryDirectory(prefix="npf-neuronperf-") as tmpdir:
         tmp = Path(tmpdir)
         objects: dict[str, Any] = {}
-        block = input_block(inputs, tmp, objects, loader=dataset_loader_fn, loop=loop_dataset,
-                            dataset=dataset_inputs)  # fmt: skip
+        if evaluating:
+            block = eval_block(inputs, objects, eval_metrics, eval_target_col, eval_reference, float(duration))
+        else:
+            block = input_block(inputs, tmp, objects, loader=dataset_loader_fn, loop=loop_dataset,
+                                dataset=dataset_inputs)  # fmt: skip
         n_inputs = block.pop("n_inputs")
         data: dict[str, Any] = {
             "model": model_block(framework, model, performance_levels=performance_levels, cast_modes=cast_modes,
@@ -348,6 +386,8 @@ def benchmark_model(
         d = neuronperf_report(r, float(stats_interval), float(duration))
         if str(d.get("model_filename", "")).startswith("<object:"):
             d["model_filename"] = shown
+        for key, value in r.metrics.items():  # evaluate: each metric under its name
+            d.setdefault(key, value)
         out.append(d)
     return out
 
