@@ -248,6 +248,9 @@ class ConfigRunner:
                 elif child.ended_by == "SIGTERM":
                     changes["message"] = f"{info.message}; stopped with SIGTERM"
             info = msgspec.structs.replace(info, **changes)
+        hint = self.device.failure_hint(f"{info.message}\n{info.output_tail}")
+        if hint and hint not in info.message:
+            info = msgspec.structs.replace(info, message=f"{info.message} ({hint})")
         logger.warning("configuration failed", config=config.config_id, error=info.message)
         readies = [c.ready for c in children if c.ready is not None]
         extra: dict[str, Any] = {}
