@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from npf_core.errors import SpecError, UserError
+from npf_core.errors import ArgumentError, SpecError, UserError
 from npf_core.neuronperf.reports import neuronperf_report, timers_result
 from npf_core.wire.transfer import being_imported
 
@@ -150,7 +150,7 @@ def input_block(
         return {"dataset": {"plugin": "objects-dataset", "options": options, "loop": loop}, "n_inputs": 1}
     examples = examples_of(inputs)
     if not examples:
-        raise SpecError("inputs", "must hold at least one input")
+        raise ArgumentError("inputs", "must hold at least one input")
     if all(_is_array(x) for ex in examples for x in ex):
         entries = [[_save(x, tmp / f"input{i}_{j}") for j, x in enumerate(ex)] for i, ex in enumerate(examples)]
         return {"inputs": entries, "n_inputs": len(entries)}
@@ -230,12 +230,22 @@ def model_block(framework: str, model: Any, *, performance_levels: Any, cast_mod
         text = os.fspath(model)
         p = Path(text).expanduser()
         if p.suffix.lower() == ".json":
+            if not p.exists():
+                raise ArgumentError("model_filename", f"model index not found: {text!r} (in {os.getcwd()})",
+                                    "give the file neuronperf.compile() returned")  # fmt: skip
             return {"framework": framework, "index": _filtered_index(p, performance_levels, cast_modes, tmp)}
-        if p.exists() or ":" not in text:
+        symbols = Path(f"{p}-symbol.json")
+        if framework == "mxnet" and not p.exists() and symbols.exists():
+            # NeuronPerf: the prefix given to mx.model.save_checkpoint(prefix, 0, ...), epoch 0
+            return {"framework": framework, "path": str(symbols.absolute()), "options": {"epoch": 0}}
+        if p.exists():
             return {"framework": framework, "path": str(p.absolute())}
-        return {"framework": framework, "target": text}
+        if ":" in text:  # an import reference, "module:attr" or "file.py:attr"
+            return {"framework": framework, "target": text}
+        raise ArgumentError("model_filename", f"file not found: {text!r} (in {os.getcwd()})",
+                            "give the path of a saved model, or a model index from compile()")  # fmt: skip
     if model is None:
-        raise SpecError("model_filename", "required: a model file, a model index, or (CPU/GPU) a model class")
+        raise ArgumentError("model_filename", "required: a model file, a model index, or (CPU/GPU) a model class")
     return {"framework": framework, "target": model}
 
 
@@ -305,7 +315,8 @@ def benchmark_model(
         raise TypeError(f"benchmark() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
     dev = DEVICE_TYPES.get(str(device_type).lower())
     if dev is None:
-        raise SpecError("device_type", f"unknown device type {device_type!r}", "use 'neuron', 'gpu' ('cuda') or 'cpu'")
+        raise ArgumentError("device_type", f"unknown device type {device_type!r}",
+                            "use 'neuron', 'gpu' ('cuda') or 'cpu'")  # fmt: skip
     level = _state["verbosity"] if verbosity is None else int(verbosity)
     duration = (0.0 if evaluating else BENCHMARK_SECS) if duration is None else duration
     if not _state["configured"]:
@@ -342,8 +353,8 @@ def benchmark_model(
             elif len(bs) == 1 and n_inputs > 1:
                 bs = bs * n_inputs
             if len(bs) != n_inputs:
-                raise SpecError("batch_sizes", f"{len(bs)} batch sizes for {n_inputs} inputs",
-                                "give one batch size per input, matched by position")  # fmt: skip
+                raise ArgumentError("batch_sizes", f"{len(bs)} batch sizes for {n_inputs} inputs",
+                                    "give one batch size per input, matched by position")  # fmt: skip
         for key, value in (("batch_sizes", bs), ("n_models", _as_list(n_models)),
                            ("workers_per_model", _as_list(workers_per_model)),
                            ("pipeline_sizes", _as_list(pipeline_sizes))):  # fmt: skip
@@ -416,14 +427,35 @@ def _run(
     from npf_core.supervisor.blocking import run_blocking
     from npf_core.supervisor.run import Supervisor
 
-    loaded = decode_spec(data, Path.cwd())
-    loaded.objects.update(objects)
-    sup = Supervisor(loaded, verbosity=verbosity)
+    try:
+        loaded = decode_spec(data, Path.cwd())
+        loaded.objects.update(objects)
+        sup = Supervisor(loaded, verbosity=verbosity)
+    except SpecError as exc:  # the user wrote no spec: name the argument
+        argument = _argument_of(exc.path)
+        if type(exc) is not SpecError or argument is None:
+            raise
+        raise ArgumentError(argument, exc.problem, exc.hint) from None
     total = len(sup.plan) * loaded.spec.max_duration_s
     logger.info(f"Benchmarking {display!r}, ~{total:g} seconds remaining.", configs=len(sup.plan))
     for config in sup.plan:
         logger.debug("Running model config", **{k: getattr(config, k) for k in config.__struct_fields__})
     return run_blocking(sup.run), sup.kept_calls
+
+
+#: spec fields -> the benchmark() argument that filled them
+_ARGUMENTS = {
+    "model": "model_filename", "inputs": "inputs", "dataset": "inputs", "batch_sizes": "batch_sizes",
+    "n_models": "n_models", "workers_per_model": "workers_per_model", "pipeline_sizes": "pipeline_sizes",
+    "duration_s": "duration", "window_s": "stats_interval", "device": "device_type", "name": "model_name",
+    "cost_per_hour": "cost_per_hour", "preprocess": "preprocess_fn", "postprocess": "postprocess_fn",
+    "setup": "setup_fn", "env_setup": "env_setup_fn", "evaluate": "eval_metrics",
+}  # fmt: skip
+
+
+def _argument_of(path: str) -> str | None:
+    head = path.removeprefix("$.").split(".")[0].split("[")[0]
+    return _ARGUMENTS.get(head)
 
 
 def benchmark(*args: Any, **kwargs: Any) -> Any:
@@ -449,7 +481,7 @@ def _benchmark_load_fn(
     if not callable(load_fn):
         raise UserError(f"benchmark(): load_fn must be callable, got {type(load_fn).__name__}")
     if inputs is None:
-        raise SpecError("inputs", "required: the example inputs (a list of inputs, or one input)")
+        raise ArgumentError("inputs", "required: the example inputs (a list of inputs, or one input)")
     kwargs.setdefault("device_type", default_device())
     if isinstance(model_filename, (str, os.PathLike)) and Path(model_filename).suffix.lower() == ".json":
         return _benchmark_index_with(load_fn, Path(model_filename), inputs, *args, **kwargs)

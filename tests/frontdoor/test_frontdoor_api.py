@@ -380,3 +380,32 @@ def test_npf_compile_keeps_its_own_form(in_tmp: Path) -> None:
     assert _batch_sizes_like([1, 2]) and _batch_sizes_like(4) and not _batch_sizes_like([np.ones(1)])
     with pytest.raises(UserError, match="instance"):
         npf.compile(Doubler(), [np.ones(1)], [1])
+
+
+def test_a_missing_model_file_names_the_argument_and_the_file(in_tmp: Path) -> None:
+    from npf_core.errors import ArgumentError
+
+    with pytest.raises(ArgumentError) as info:
+        npf.torch.benchmark("models/missing.pt", np.ones(2), device_type="cpu")
+    message = str(info.value)
+    assert message.startswith("benchmark() argument model_filename: file not found: 'models/missing.pt'")
+    assert str(in_tmp) in message and "spec $" not in message
+    with pytest.raises(ArgumentError, match=r"argument model_filename: model index not found: 'ix.json'"):
+        npf.torch.benchmark("ix.json", np.ones(2), device_type="cpu")
+    # a value the spec refuses is named by its argument too
+    with pytest.raises(ArgumentError, match=r"^benchmark\(\) argument n_models"):
+        npf.cpu.benchmark(Doubler, np.ones(2), n_models=0, duration=SHORT)
+
+
+def test_an_mxnet_checkpoint_prefix_is_neuronperfs_model_filename(in_tmp: Path) -> None:
+    """``npf.mxnet.benchmark(prefix, ...)`` with the prefix given to
+    ``mx.model.save_checkpoint(prefix, 0, ...)``: the checkpoint at epoch 0, as NeuronPerf
+    loads it (the run itself needs MXNet: tests/mx_plugins)."""
+    from npf_core.neuronperf.api import model_block
+
+    (in_tmp / "models").mkdir()
+    for name in ("net-symbol.json", "net-0000.params", "net-0003.params"):
+        (in_tmp / "models" / name).write_text("{}")
+    block = model_block("mxnet", "models/net", performance_levels=None, cast_modes=None, tmp=in_tmp)
+    assert block == {"framework": "mxnet", "path": str(in_tmp / "models" / "net-symbol.json"),
+                     "options": {"epoch": 0}}  # fmt: skip

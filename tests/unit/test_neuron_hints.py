@@ -9,7 +9,8 @@ from npf_plugins.devices.neuron import NeuronDevice
 
 def test_neuron_failures_get_what_to_do() -> None:
     dev = NeuronDevice({})
-    busy = "load: RuntimeError: x\nERROR  NRT:nrt_allocate_neuron_cores  NeuronCore(s) not available - Requested:1 Available:0"
+    busy = ("load: RuntimeError: x\n"
+            "ERROR  NRT:nrt_allocate_neuron_cores  NeuronCore(s) not available - Requested:1 Available:0")
     assert "another process holds the NeuronCores" in (dev.failure_hint(busy) or "")
     child = "warmup: RuntimeError: nrt_init: Incompatible runtime state: NRT_STATE_CHILD"
     assert "start_method 'fresh'" in (dev.failure_hint(child) or "")
