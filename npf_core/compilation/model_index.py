@@ -278,7 +278,7 @@ def rebased(index: IndexLike, index_file: str | os.PathLike[str], new_file: str 
     return {**data, "model_configs": configs}
 
 
-def save(index: IndexLike, filename: str | os.PathLike[str] | None = None, root_dir: str | None = None) -> str:
+def save(model_index: IndexLike, filename: str | os.PathLike[str] | None = None, root_dir: str | None = None) -> str:
     """Write an index (atomically, model filenames as they are) and return its file
     name as given, with ``.json`` added when it lacks it.
 
@@ -286,7 +286,7 @@ def save(index: IndexLike, filename: str | os.PathLike[str] | None = None, root_
         suffix) in the current directory.
     :param root_dir: the folder a relative ``filename`` is relative to.
     """
-    data = _as_index(index)
+    data = _as_index(model_index)
     if filename is None:
         filename = generate_name(str(data.get("model_name") or "model"))
     name = os.fspath(filename)
@@ -316,14 +316,14 @@ def _config_key(e: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def append(*indexes: IndexLike) -> dict[str, Any]:
+def append(*model_indexes: IndexLike) -> dict[str, Any]:
     """A new index with the entries of all ``indexes`` in order, duplicates removed
     (same model file, input, batch size, pipeline size and compile setting: the first
     one is kept). The model name is the first index's (NeuronPerf), the first one
     set when it has none."""
-    if not indexes:
+    if not model_indexes:
         raise ModelIndexError("", "append() needs at least one index")
-    loaded = [_as_index(i, f"append() argument {n}") for n, i in enumerate(indexes)]
+    loaded = [_as_index(i, f"append() argument {n}") for n, i in enumerate(model_indexes)]
     seen: set[tuple[Any, ...]] = set()
     configs = []
     for index in loaded:
@@ -350,7 +350,7 @@ def filter_configs(configs: Iterable[Mapping[str, Any]], filter_name: str, filte
     return [e for e in configs if filter_name in e and _matches(e, filter_name, values)]
 
 
-def filter(index: IndexLike, **criteria: Any) -> dict[str, Any]:
+def filter(index: IndexLike, **kwargs: Any) -> dict[str, Any]:
     """A new index with the entries that match every criterion.
 
     Each keyword names an entry field (``batch_size``, ``pipeline_size``,
@@ -364,7 +364,7 @@ def filter(index: IndexLike, **criteria: Any) -> dict[str, Any]:
     for e in data["model_configs"]:
         known.update(e)
     wanted: dict[str, list[Any]] = {}
-    for key, value in criteria.items():
+    for key, value in kwargs.items():
         field = _PLURALS.get(key, key)
         if field not in known:
             allowed = sorted(known | set(_PLURALS))

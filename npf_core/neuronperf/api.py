@@ -6,6 +6,7 @@ reports come back as NeuronPerf's dicts (or ``(config, results)`` tuples)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,8 +29,6 @@ BENCHMARK_SECS = 60.0
 KEEP_CALLS = 100_000
 DEVICE_TYPES = {"neuron": "neuron", "inf": "neuron", "trn": "neuron", "gpu": "gpu", "cuda": "gpu", "cpu": "cpu"}
 _state = {"verbosity": 1, "configured": False}
-#: arguments NeuronPerf documents as internal; accepted and ignored
-_INTERNAL = ("model_class_name", "model_class_file")
 
 
 def default_device() -> str:
@@ -41,7 +40,9 @@ def default_device() -> str:
 
 
 def set_verbosity(verbosity: int) -> None:
-    """0 = errors and warnings, 1 = info (default), 2 = debug — for npf's log from now on."""
+    """0 = errors and warnings, 1 = info (default), 2 = debug — for npf's log from now on
+    (each ``benchmark`` and ``compile`` call sets it again from its ``verbosity``, as
+    NeuronPerf's do; ``verbosity=None`` keeps it)."""
     from npf_core.log import configure
 
     _state["verbosity"] = int(verbosity)
@@ -278,10 +279,9 @@ def benchmark_model(
     batch_sizes: int | Sequence[int] | None = None,
     duration: float | None = None,
     n_models: int | Sequence[int] | None = None,
-    workers_per_model: int | Sequence[int] | None = None,
     pipeline_sizes: int | Sequence[int] | None = None,
     performance_levels: Any = None,
-    cast_modes: Any = None,
+    workers_per_model: int | Sequence[int] | None = None,
     env_setup_fn: Callable[..., Any] | None = None,
     setup_fn: Callable[..., Any] | None = None,
     preprocess_fn: Callable[..., Any] | None = None,
@@ -294,7 +294,11 @@ def benchmark_model(
     device_type: str = "neuron",
     cost_per_hour: float | None = None,
     model_name: str | None = None,
-    verbosity: int | None = None,
+    model_class_name: str | None = None,
+    model_class_file: str | None = None,
+    verbosity: int | None = 1,
+    *,
+    cast_modes: Any = None,
     loop_dataset: bool = False,
     dataset_inputs: bool = False,
     eval_metrics: Any = None,
@@ -309,8 +313,6 @@ def benchmark_model(
     rows, the target in column ``eval_target_col``; ``duration`` defaults to 0, the
     dataset once. Each metric is in the report under its name (docs/evaluate.md)."""
     evaluating = eval_metrics is not None or eval_reference is not None
-    for key in _INTERNAL:
-        kwargs.pop(key, None)
     if kwargs:
         raise TypeError(f"benchmark() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
     dev = DEVICE_TYPES.get(str(device_type).lower())
@@ -458,6 +460,36 @@ def _argument_of(path: str) -> str | None:
     return _ARGUMENTS.get(head)
 
 
+def _neuronperf_benchmark(
+    load_fn: Callable[[str, int], Any],
+    model_filename: str,
+    inputs: Any,
+    batch_sizes: int | list[int] | None = None,
+    duration: float = BENCHMARK_SECS,
+    n_models: int | list[int] | None = None,
+    pipeline_sizes: int | list[int] | None = None,
+    performance_levels: int | list[int] | None = None,
+    workers_per_model: int | None = None,
+    env_setup_fn: Callable[[int, dict[str, Any]], None] | None = None,
+    setup_fn: Callable[[int, dict[str, Any], Any], None] | None = None,
+    preprocess_fn: Callable[[Any], Any] | None = None,
+    postprocess_fn: Callable[[Any], Any] | None = None,
+    dataset_loader_fn: Callable[[Any, int], Any] | None = None,
+    multiprocess: bool = True,
+    multiinterpreter: bool = False,
+    return_timers: bool = False,
+    stats_interval: float = 0.5,
+    device_type: str = "neuron",
+    cost_per_hour: float | None = None,
+    model_name: str | None = None,
+    model_class_name: str | None = None,
+    model_class_file: str | None = None,
+    verbosity: int = 1,
+) -> list[dict[str, Any]]:
+    """NeuronPerf's signature of ``benchmark`` (what ``inspect.signature`` shows)."""
+    raise NotImplementedError  # pragma: no cover - a signature only
+
+
 def benchmark(*args: Any, **kwargs: Any) -> Any:
     """Two forms, told apart by the first argument:
 
@@ -473,6 +505,9 @@ def benchmark(*args: Any, **kwargs: Any) -> Any:
     from npf_core.supervisor.run import benchmark as run_spec
 
     return run_spec(*args, **kwargs)
+
+
+benchmark.__signature__ = inspect.signature(_neuronperf_benchmark)  # type: ignore[attr-defined]
 
 
 def _benchmark_load_fn(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 import time
@@ -60,10 +61,10 @@ def compile_with(
     pipeline_sizes: int | Sequence[int] | None = None,
     performance_levels: int | Sequence[int] | None = None,
     models_dir: str | os.PathLike[str] = "models",
+    model_name: str | None = None,
     filename: str | os.PathLike[str] | None = None,
     compiler_args: dict[str, Any] | None = None,
     verbosity: int = 1,
-    model_name: str | None = None,
     **kwargs: Any,
 ) -> str:
     """Call ``compile_fn(model, example, models_dir, name, **compiler_args)`` in this
@@ -113,3 +114,6 @@ def compile_with(
                 ))  # fmt: skip
     index = model_index.append(*indexes)
     return model_index.save(index, filename)
+
+
+compile.__signature__ = inspect.signature(compile_with)  # type: ignore[attr-defined]  # NeuronPerf's
