@@ -34,6 +34,7 @@ from npf_core.results.report import ErrorInfo, Report, build_report, error_repor
 from npf_core.results.stats import windows_stable
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import LoadedSpec, duration_bounds
+from npf_core.supervisor.copy_output import CopyOutput
 from npf_core.supervisor.processes import Child
 from npf_core.supervisor.resources import ps_processes, sample_resources
 from npf_core.supervisor.zygote_keeper import ZygoteKeeper
@@ -66,6 +67,7 @@ class ConfigRunner:
         payload: Payload | None,
         metrics: dict[str, Any],
         emit: Callable[[ev.Event], None],
+        copy_output: CopyOutput | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -75,6 +77,8 @@ class ConfigRunner:
         self._payload = payload
         self._metrics = metrics
         self._emit = emit
+        #: what copies print: shown and kept in the run folder
+        self.copy_output = copy_output
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
         #: with ``keep_calls``: config_id -> (each copy's Ready, each copy's Result), the
@@ -173,6 +177,8 @@ class ConfigRunner:
                             ) from exc
                         children.append(child)  # tracked at once: reaped whatever happens next
                         child.job = self._job(config, i, assignment)
+                        if self.copy_output is not None:
+                            child.on_output = _relay(self.copy_output, config.config_id, i)
                         tg.start_soon(processes.read_wire, child, send)
                         if child.out is not None:
                             tg.start_soon(processes.drain_output, child)
@@ -187,6 +193,9 @@ class ConfigRunner:
             receive.close()
             with anyio.CancelScope(shield=True):
                 await self._reap(children)
+            if self.copy_output is not None:
+                for c in children:
+                    self.copy_output.end(config.config_id, c.copy_index)
         if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
             if spec.keep_calls:
@@ -504,3 +513,10 @@ def _zygote_error(exc: ZygoteFailed) -> ErrorInfo:
     """A zygote that could not start or died: the configuration's error, at start-up."""
     return ErrorInfo(type=exc.type, message=exc.message, stage="start-up", traceback=exc.traceback,
                      output_tail=exc.output_tail, exitcode=exc.exitcode)  # fmt: skip
+
+
+def _relay(out: CopyOutput, config_id: str, copy_index: int) -> Callable[[bytes], None]:
+    def feed(chunk: bytes) -> None:
+        out.feed(config_id, copy_index, chunk)
+
+    return feed

@@ -49,6 +49,7 @@ from npf_core.spec.overrides import prepare
 from npf_core.spec.schema import spec_to_dict
 from npf_core.supervisor.blocking import run_blocking
 from npf_core.supervisor.config_run import GO_MARGIN_S, GROUP_SIGNAL_WAIT_S, ConfigRunner
+from npf_core.supervisor.copy_output import CopyOutput
 from npf_core.supervisor.plan import make_plan
 from npf_core.supervisor.sparing import LoadFailures, framework_first
 from npf_core.supervisor.stream import EventStream
@@ -128,6 +129,7 @@ class Supervisor:
         self._payload: Any = None
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, None)
         self._runner: ConfigRunner | None = None  # made by setup(), with the device and plugins
+        self._copy_output: CopyOutput | None = None  # what copies print (setup() knows the folder)
         self.instance_type: str | None = None
         self._events = EventStream()
         self._tg: Any = None
@@ -161,11 +163,14 @@ class Supervisor:
             method = "zygote" if "zygote" in methods else "fresh"
             self._payload = transfer.pack(self.loaded.objects, plugins.programmatic(), method)
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, self._payload)
+        keeps_folder = bool(self.spec.output.results or set(self.spec.output.reporters) - {"console"})
+        self._copy_output = CopyOutput(self.output_dir if keeps_folder else None)
         self._runner = ConfigRunner(self.loaded, device, plugins, zygotes=self._zygotes, payload=self._payload,
-                                    metrics=self._metrics, emit=self._emit)  # fmt: skip
+                                    metrics=self._metrics, emit=self._emit,
+                                    copy_output=self._copy_output)  # fmt: skip
         if self._resume:
             self._load_resume()
-        if self.spec.output.results or set(self.spec.output.reporters) - {"console"}:
+        if keeps_folder:
             self._check_output_dir()
             self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.spec.output.results:
@@ -291,6 +296,8 @@ class Supervisor:
                 await self._zygotes.close(self.spec.timeouts.grace_s)
             if self._payload is not None:
                 self._payload.close()
+            if self._copy_output is not None:
+                self._copy_output.close()
             self._events.end()
         if scope.cancelled_caught:
             self.interrupted = True
