@@ -14,15 +14,25 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["resolve_reference"]
+__all__ = ["resolve_reference", "share_objects"]
 
 _FILE_IMPORT_LOCK = threading.RLock()
+#: API objects of this process for every resolution (a compile worker's, from its payload)
+_SHARED: dict[str, Any] = {}
+
+
+def share_objects(objects: dict[str, Any]) -> None:
+    """Make API objects (token -> object) resolvable in this process whatever
+    ``objects`` a caller passes (a compile worker: the model given as a live object)."""
+    _SHARED.update(objects)
 
 
 def resolve_reference(ref: str, base_dir: Path, objects: dict[str, Any]) -> Any:
     """An object from ``package.module:attr``, ``path/file.py:attr`` or an API token."""
     if ref in objects:
         return objects[ref]
+    if ref in _SHARED:
+        return _SHARED[ref]
     module_name, _, qualname = ref.rpartition(":")
     if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
         path = Path(module_name).expanduser()
