@@ -3,8 +3,9 @@ plugins against the fakes; CI runs it), ``tensorflow`` and ``mxnet`` (each frame
 its own environment; CI runs them), ``browser`` (the HTML report in headless Chromium,
 installed from Debian's packages; CI runs it), ``tui`` (npf in a real terminal under
 tmux; CI runs it), ``ray`` (the ray launcher on a local two-node Ray cluster;
-CI runs it), ``lint``, ``typecheck`` (mypy; CI runs it), ``docs``, and the heavy ones
-CI does not run: ``slow`` (long load tests)."""
+CI runs it), ``notebook`` (NeuronPerf's guide in a Jupyter notebook, executed in a
+real kernel with nbclient and ipykernel; CI runs it), ``lint``, ``typecheck`` (mypy;
+CI runs it), ``docs``, and the heavy ones CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ nox.options.error_on_missing_interpreters = False
 PLUGIN_PKG = "tests/plugin_pkg"
 #: tests marked with these run in their own sessions (own environment or system
 #: packages); the default ``tests`` session leaves them out
-OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "ray", "browser", "tui")
+OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "ray", "browser", "tui", "notebook")
 NOT_OWN_SESSIONS = " and ".join(f"not {m}" for m in OWN_SESSIONS)
 
 
@@ -77,6 +78,15 @@ def ray(session: nox.Session) -> None:
     """The ray launcher on a real local Ray cluster of two nodes (ray.cluster_utils)."""
     _install(session, "test,ray")
     session.run("pytest", "-m", "ray", "--durations=10", *session.posargs)
+
+
+@nox.session
+def notebook(session: nox.Session) -> None:
+    """tests/notebook/neuronperf_guide.ipynb executed in a Jupyter kernel (nbclient,
+    ipykernel): NeuronPerf's guide calls, as written, on the Neuron fakes."""
+    _install(session, "test,torch")
+    session.install("nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29")
+    session.run("pytest", "-m", "notebook", "--durations=10", *session.posargs)
 
 
 @nox.session(default=False)

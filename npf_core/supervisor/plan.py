@@ -83,6 +83,8 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
         for i, e in enumerate(entries):
             idx = e.get("input_idx")
             idx = _input_for_batch(loaded, int(e.get("batch_size", 1)), i, e) if idx is None else int(idx)
+            if spec.inputs is None:
+                idx = 0  # a dataset feeds every entry (evaluate over an index)
             if idx >= n_inputs:
                 raise SpecError(
                     "inputs",
