@@ -378,8 +378,11 @@ def test_npf_compile_keeps_its_own_form(in_tmp: Path) -> None:
     from npf_core.neuronperf.compiling import _batch_sizes_like
 
     assert _batch_sizes_like([1, 2]) and _batch_sizes_like(4) and not _batch_sizes_like([np.ones(1)])
-    with pytest.raises(UserError, match="instance"):
-        npf.compile(Doubler(), [np.ones(1)], [1])
+    # npf's compile (the torch plugin, in a compile process; an instance travels there):
+    # here without torch-neuronx, so the variant fails with that reason
+    index = npf.model_index.load(npf.compile(Doubler(), [np.ones(1)], [1]))
+    (entry,) = index["model_configs"]
+    assert entry["status"] == "error" and "torch-neuronx" in entry["error"]
 
 
 def test_a_missing_model_file_names_the_argument_and_the_file(in_tmp: Path) -> None:
