@@ -4,7 +4,9 @@ its own environment; CI runs them), ``browser`` (the HTML report and history in 
 installed from Debian's packages; CI runs it), ``tui`` (npf in a real terminal under
 tmux; CI runs it), ``ray`` (the ray launcher on a local two-node Ray cluster;
 CI runs it), ``onnxruntime`` (the third-party plugin package in examples/npf-onnxruntime,
-installed from its folder, and its own tests; CI runs it), ``lint``, ``typecheck`` (mypy;
+installed from its folder, and its own tests; CI runs it), ``notebook`` (NeuronPerf's
+guide in a Jupyter notebook, executed in a real kernel with nbclient and ipykernel; CI
+runs it), ``lint``, ``typecheck`` (mypy;
 CI runs it), ``docs``, and the heavy ones CI does not run: ``slow`` (long load tests)."""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ PLUGIN_PKG = "tests/plugin_pkg"
 ONNX_PKG = "examples/npf-onnxruntime"
 #: tests marked with these run in their own sessions (own environment or system
 #: packages); the default ``tests`` session leaves them out
-OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "ray", "browser", "tui")
+OWN_SESSIONS = ("slow", "torch", "tensorflow", "mxnet", "ray", "browser", "tui", "notebook")
 NOT_OWN_SESSIONS = " and ".join(f"not {m}" for m in OWN_SESSIONS)
 
 
@@ -95,6 +97,15 @@ def onnxruntime(session: nox.Session) -> None:
     session.install(f"./{ONNX_PKG}[test]")
     session.chdir(ONNX_PKG)
     session.run("pytest", "--durations=10", *session.posargs)
+
+
+@nox.session
+def notebook(session: nox.Session) -> None:
+    """tests/notebook/neuronperf_guide.ipynb executed in a Jupyter kernel (nbclient,
+    ipykernel): NeuronPerf's guide calls, as written, on the Neuron fakes."""
+    _install(session, "test,torch")
+    session.install("nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29")
+    session.run("pytest", "-m", "notebook", "--durations=10", *session.posargs)
 
 
 @nox.session(default=False)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
+import npf_core as npf
 from npf_core.compilation import model_index
-from npf_core.evaluation.runner import evaluate_neuronperf
 
 FEATURES, HIDDEN, CLASSES = 64, 256, 10
 
@@ -84,39 +84,38 @@ def main() -> int:
             entries.append(model_index.create(str(f), model_name="mlp", batch_size=4, performance_level=level))
         index = model_index.save(model_index.append(*entries), str(Path(tmp) / "mlp_index.json"))
         print(f"evaluating {len(entries)} variants on {args.examples} batches of 4 ...", file=sys.stderr)
-        reports = evaluate_neuronperf(
-            "torch", index, data, metrics=["accuracy", "topk"], workers_per_model=1,
-            reference={"target": Mlp, "framework": "torch"},
+        reports = npf.torch.evaluate(
+            index, data, metrics=["accuracy", "topk"], workers_per_model=1, device_type="cpu",
+            eval_reference={"target": Mlp, "framework": "torch"},
         )  # fmt: skip
-        split = evaluate_neuronperf(
-            "torch", index, data, metrics=["accuracy", "topk"], n_models=2, workers_per_model=2,
-            reference={"target": Mlp, "framework": "torch"}, pipeline_sizes=1,
+        split = npf.torch.evaluate(
+            index, data, metrics=["accuracy", "topk"], n_models=2, workers_per_model=2, device_type="cpu",
+            eval_reference={"target": Mlp, "framework": "torch"}, pipeline_sizes=1,
         )  # fmt: skip
     cols = ("level", "inf/s", "p50 ms", "accuracy", "drop", "max|err|", "mean|err|", "cosine", "top1 agr")
     print(" ".join(f"{c:>10}" for c in cols))
-    base = next(r for r in reports if r.performance_level == 0)
-    for r in sorted(reports, key=lambda r: r.performance_level):
-        if r.status != "ok":
-            print(f"{r.performance_level:>10} error: {r.error.message if r.error else ''}")
+    def level(r: dict) -> int:
+        return int(r["performance_level"])
+
+    base = next(r for r in reports if level(r) == 0)
+    for r in sorted(reports, key=level):
+        if r["status"] != "finished":
+            print(f"{level(r):>10} error: {(r.get('error') or {}).get('message', '')}")
             continue
-        m = r.metrics
+        m = r["metrics"]
         row = (
-            r.performance_level, f"{r.throughput_avg:.0f}", f"{r.latency_ms_p50:.3f}", f"{m['accuracy']:.4f}",
-            f"{base.metrics['accuracy'] - m['accuracy']:+.4f}", f"{m['ref_max_abs_error']:.2e}",
+            level(r), f"{r['throughput_avg']:.0f}", f"{r['latency_ms_p50']:.3f}", f"{m['accuracy']:.4f}",
+            f"{base['metrics']['accuracy'] - m['accuracy']:+.4f}", f"{m['ref_max_abs_error']:.2e}",
             f"{m['ref_mean_abs_error']:.2e}", f"{m['ref_cosine_similarity']:.6f}", f"{m['ref_top1_agreement']:.4f}",
         )  # fmt: skip
         print(" ".join(f"{v:>10}" for v in row))
-    exact = base.metrics["ref_max_abs_error"] == 0.0
+    exact = base["metrics"]["ref_max_abs_error"] == 0.0
     same = all(
-        a.metrics == b.metrics
-        for a, b in zip(
-            sorted(reports, key=lambda r: r.performance_level),
-            sorted(split, key=lambda r: r.performance_level),
-            strict=True,
-        )
+        a["metrics"] == b["metrics"]
+        for a, b in zip(sorted(reports, key=level), sorted(split, key=level), strict=True)
     )
     print(f"VERDICT reference-itself-exact: {'MET' if exact else 'MISSED'} - max abs error "
-          f"{base.metrics['ref_max_abs_error']!r}")  # fmt: skip
+          f"{base['metrics']['ref_max_abs_error']!r}")  # fmt: skip
     print(f"VERDICT split-exact: {'MET' if same else 'MISSED'} - 2 copies x 2 workers vs 1 x 1, all metrics equal")
     return 0 if exact and same else 1
 

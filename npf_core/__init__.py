@@ -8,6 +8,8 @@ are plugins (see :mod:`npf_core.plugin.hookspecs`).
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 from typing import TYPE_CHECKING, Any
 
 from npf_core.errors import NpfError, ObjectTransferError, SpecError, UserError
@@ -53,13 +55,58 @@ _LAZY = {
 # ``npf_core.torch`` is a namespace object, and real torch is never imported by it.
 _LAZY.update(
     dict.fromkeys(
-        ("torch", "cpu", "tensorflow", "mxnet", "get_reports", "print_reports", "write_csv", "write_json",
-         "Timer", "timestamp_convert", "DummyModel", "set_verbosity", "CSV_COLS", "SUMMARY_COLS", "REPORT_COLS",
+        ("get_reports", "print_reports", "write_csv", "write_json",
+         "Timer", "timestamp_convert", "DummyModel", "set_verbosity", "CSV_COLS", "PRINT_COLS", "SUMMARY_COLS",
+         "REPORT_COLS",
          "BENCHMARK_SECS"),
         "npf_core.neuronperf",
     )
 )
-_LAZY_MODULES = {"model_index": "npf_core.compilation.model_index", "neuronperf": "npf_core.neuronperf"}
+_LAZY_MODULES = {
+    "model_index": "npf_core.compilation.model_index",
+    "neuronperf": "npf_core.neuronperf",
+    # NeuronPerf's framework modules (``import npf_core.torch`` works too) and submodules
+    "torch": "npf_core.neuronperf.torch",
+    "cpu": "npf_core.neuronperf.cpu",
+    "tensorflow": "npf_core.neuronperf.tensorflow",
+    "mxnet": "npf_core.neuronperf.mxnet",
+    "benchmarking": "npf_core.neuronperf.benchmarking",
+    "reporting": "npf_core.neuronperf.reports",
+    "timing": "npf_core.neuronperf.timing",
+    "compile_constants": "npf_core.neuronperf.compiling",
+}
+
+
+class _SubmoduleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import npf_core.torch`` (as NeuronPerf's guide writes ``import neuronperf.torch``),
+    ``import npf_core.model_index``, ...: each name of ``_LAZY_MODULES`` imports as a
+    submodule of the package, and is the module it names (one object, its own name and
+    spec kept), so the front door's modules live in ``neuronperf/``, not at the top."""
+
+    def __init__(self) -> None:
+        self._specs: dict[int, Any] = {}
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        prefix, _, name = fullname.rpartition(".")
+        if prefix != __name__ or name not in _LAZY_MODULES:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        import importlib
+
+        module = importlib.import_module(_LAZY_MODULES[spec.name.rpartition(".")[2]])
+        self._specs[id(module)] = module.__spec__
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        module.__spec__ = self._specs.pop(id(module), module.__spec__)  # the import set the alias's
+
+
+if not any(isinstance(f, _SubmoduleAliases) for f in sys.meta_path):
+    sys.meta_path.append(_SubmoduleAliases())
 
 
 def __getattr__(name: str) -> Any:

@@ -1,23 +1,19 @@
-"""The Python entry points of the package root: ``abenchmark`` for async code,
-``evaluate`` and NeuronPerf's ``evaluate(model, dataset, metrics, eval_target_col)``
-signature on top of ``benchmark`` (see :mod:`npf_core.evaluation.runner` for the
-engine side of evaluate)."""
+"""The Python entry points of the package root: ``abenchmark`` for async code, and
+``evaluate`` on top of ``benchmark`` (see :mod:`npf_core.evaluation.runner` for the
+engine side of evaluate; NeuronPerf's ``npf.torch.evaluate`` is its ``benchmark``
+with ``eval_metrics``, :mod:`npf_core.neuronperf.frameworks`)."""
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-
-from npf_core.spec.tokens import OBJECT_PREFIX
 
 if TYPE_CHECKING:
     from npf_core.results.report import Report
 
-__all__ = ["IterOf", "abenchmark", "evaluate", "evaluate_neuronperf", "import_off_loop"]
+__all__ = ["abenchmark", "evaluate", "import_off_loop"]
 
 RUN_MODULE = "npf_core.supervisor.run"
 
@@ -91,58 +87,3 @@ def evaluate(
         **extra,
         **overrides,
     )
-
-
-class IterOf:
-    """A zero-argument factory over a live iterable (for the ``iterable`` dataset):
-    each call iterates it afresh; list rows (a DataLoader's) become tuples."""
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-
-    def __call__(self) -> Iterator[Any]:
-        for e in self.data:
-            yield tuple(e) if isinstance(e, (list, tuple)) else e
-
-
-def evaluate_neuronperf(
-    framework: str,
-    model: Any,
-    dataset: Any,
-    metrics: Any = None,
-    eval_target_col: int | None = -1,
-    *,
-    n_models: Any = 1,
-    workers_per_model: Any = EVALUATE_WORKERS,
-    duration: float = 0.0,
-    reference: Any = None,
-    model_name: str | None = None,
-    **overrides: Any,
-) -> list[Any]:
-    """NeuronPerf's ``evaluate(model_index_or_path, dataset, metrics=..., eval_target_col=...)``
-    for any framework plugin: ``model`` is a model index (``.json``), a saved model
-    path, or a Python object (a class or factory); ``dataset`` any iterable of
-    ``(*inputs, target)``. Returns npf Reports (``report.metrics``)."""
-    if isinstance(model, (str, os.PathLike)):
-        key = "index" if str(model).endswith(".json") else "path"
-        model_block: dict[str, Any] = {"framework": framework, key: os.fspath(model)}
-    else:
-        model_block = {"framework": framework, "target": model}
-    token = f"{OBJECT_PREFIX}dataset>"
-    data: dict[str, Any] = {
-        "model": model_block,
-        "dataset": {"plugin": "iterable", "options": {"target": token}, "loop": duration > 0},
-        "duration_s": duration,
-        "evaluate": {"metrics": metrics if metrics is not None else [], "target_col": eval_target_col},
-        "output": {"reporters": []},
-    }
-    if reference is not None:
-        data["evaluate"]["reference"] = reference
-    if model_name is not None:
-        data["name"] = model_name
-    from npf_core.spec.schema import decode_spec
-    from npf_core.supervisor.run import benchmark
-
-    loaded = decode_spec(data)
-    loaded.objects[token] = IterOf(dataset)
-    return benchmark(loaded, n_models=n_models, workers_per_model=workers_per_model, **overrides)

@@ -508,13 +508,16 @@ def _index(args: argparse.Namespace) -> int:
             if not sep or not key:
                 raise UserError(f"index filter: {c!r} is not KEY=VALUE[,VALUE...]")
             criteria[key] = [_parse_value(v) for v in values.split(",")]
-        index = model_index.filter(args.index, **criteria)
+        index = model_index.rebased(model_index.filter(args.index, **criteria), args.index, args.output)
         print(f"{model_index.save(index, args.output)}: {len(index['model_configs'])} entries")
     elif cmd == "append":
-        print(model_index.save(model_index.append(*args.indexes), args.output))
+        parts = [model_index.rebased(model_index.load(i), i, args.output) for i in args.indexes]
+        print(model_index.save(model_index.append(*parts), args.output))
     elif cmd in ("copy", "move"):
         print(getattr(model_index, cmd)(args.index, args.new_index, args.new_dir))
     elif cmd == "delete":
+        if not Path(args.index).exists():
+            raise UserError(f"index delete: no model index {args.index!r}")
         model_index.delete(args.index)
     return EXIT_OK
 

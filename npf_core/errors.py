@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "ArgumentError",
     "ConfigFailure",
     "DeviceUnavailable",
     "FlagError",
@@ -53,6 +54,16 @@ class SpecError(UserError):
         if hint:
             message += f" ({hint})"
         super().__init__(message)
+
+
+class ArgumentError(SpecError):
+    """A bad argument of a call that takes no spec (NeuronPerf's API): the message
+    names the argument, not a spec field."""
+
+    def __init__(self, argument: str, problem: str, hint: str | None = None, call: str = "benchmark") -> None:
+        super().__init__(argument, problem, hint)
+        self.argument = argument
+        self.args = (f"{call}() argument {argument}: {problem}" + (f" ({hint})" if hint else ""),)
 
 
 class ObjectTransferError(SpecError):

@@ -40,6 +40,7 @@ from npf_core.plugin.references import resolve_reference
 from npf_core.results.stats import Histogram
 from npf_core.wire.protocol import (
     PROTOCOL_VERSION,
+    CallStamps,
     Channel,
     ChildExit,
     Failed,
@@ -79,6 +80,7 @@ class Benchmarker:
         self.evaluation: Any = None  # evaluate mode (npf_core.evaluation.runner.Evaluation)
         self._shared: Callable[[], tuple[Any, ...]] | None = None
         self._shared_lock = threading.Lock()
+        self.keep_per_worker = job.keep_calls // max(1, job.workers)
 
     def context_for(self, job: Job, device: Any) -> Any:
         """A plugin context for another model in this copy (evaluate's reference):
@@ -108,15 +110,18 @@ class Benchmarker:
             )
             device.setup_child(self.ctx.assignment)
             env_setup_ns = 0
+            stamps: dict[str, list[int]] = {}
             if job.env_setup:
                 stage = "env_setup"
                 t0 = time.perf_counter_ns()
                 resolve_reference(job.env_setup, base_dir, self.objects)(job.copy_index, job)
                 env_setup_ns = time.perf_counter_ns() - t0
+                stamps["env_setup"] = [t0, t0 + env_setup_ns]
             stage = "load"
             t0 = time.perf_counter_ns()
             model = self.framework.load(job.model_kind, job.model_ref, self.ctx)
             load_ns = time.perf_counter_ns() - t0 + self.objects_ns
+            stamps["load"] = [t0 - self.objects_ns, t0 - self.objects_ns + load_ns]
             stage = "setup"
             t0 = time.perf_counter_ns()
             if job.setup:
@@ -125,6 +130,8 @@ class Benchmarker:
             self.post = resolve_reference(job.postprocess, base_dir, self.objects) if job.postprocess else None
             self.fn = self.framework.callable(model, self.ctx)
             setup_ns = time.perf_counter_ns() - t0
+            if job.setup:
+                stamps["setup"] = [t0, t0 + setup_ns]
             stage = "input"
             if job.evaluate is not None:
                 from npf_core.evaluation.runner import Evaluation
@@ -135,7 +142,8 @@ class Benchmarker:
             self._prepare_inputs()
         except Exception as exc:
             raise StageError(stage, exc) from exc
-        return Ready(load_ns=load_ns, setup_ns=setup_ns, env_setup_ns=env_setup_ns, warmup_ns=0)
+        return Ready(load_ns=load_ns, setup_ns=setup_ns, env_setup_ns=env_setup_ns, warmup_ns=0,
+                     stamps=stamps if job.keep_calls else {})  # fmt: skip
 
     def _prepare_inputs(self) -> None:
         job = self.job
@@ -328,6 +336,8 @@ class Benchmarker:
             raise failed
         ready.warmup_ns = time.perf_counter_ns() - t0
         ready.warmup_calls = sum(w.warmup_calls for w in workers)
+        if self.job.keep_calls:
+            ready.stamps["warmup"] = [t0, t0 + ready.warmup_ns]
         self.channel.send(ready)
         while True:
             msg = self.channel.recv(None)
@@ -402,8 +412,27 @@ class Benchmarker:
                 stopped_by=stopped_by,
                 metric_states=metric_states,
                 eval_examples=sum(w.examples for w in workers),
+                calls=[self._kept(w) for w in workers] if self.job.keep_calls else [],
             )
         )
+
+    def _kept(self, w: Worker) -> CallStamps:
+        """A worker's kept calls for the wire, and where each stage is in a row."""
+        k = self.kept_columns()
+        rows = np.concatenate(w.kept) if w.kept else np.zeros((0, k), dtype=np.int64)
+        stages = dict(self.stage_cols)
+        stages.setdefault("infer", (0, k - 1))  # the lean loop times only the call
+        stages["e2e"] = (0, k - 1)
+        return CallStamps(n=int(rows.shape[0]), k=k, stamps=np.ascontiguousarray(rows, dtype=np.int64).tobytes(),
+                          stages=stages, completed=w.completed, worker=list(w.loop_ns))  # fmt: skip
+
+    def kept_columns(self) -> int:
+        """How many stamps each call has in the loop this copy runs."""
+        if self.evaluation is not None:
+            return 5
+        if self.open_loop:
+            return 3
+        return 2 if self.simple else 5
 
     def _control(self, workers: list[Worker]) -> str:
         """Until the deadline: ask workers to fold at each window boundary, send

@@ -37,6 +37,7 @@ class Copy(Protocol):
     timed_input: bool
     open_loop: bool
     stage_cols: dict[str, tuple[int, int]]
+    keep_per_worker: int
     stopping: bool
     ctl: list[int]
     go_event: threading.Event
@@ -73,6 +74,10 @@ class Worker:
         self.metrics: dict[str, Any] = {}  # evaluate mode: this worker's metric instances
         self.examples = 0  # evaluate mode: examples whose metrics were recorded
         self.warmed = threading.Event()  # its warm-up is over (done or failed)
+        #: each call's stamps, kept while ``keep_left`` allows (Job.keep_calls): (n, k) int64 blocks
+        self.kept: list[np.ndarray] = []
+        self.keep_left = bench.keep_per_worker
+        self.loop_ns = [0, 0]  # the measured loop's start and end (perf_counter_ns)
         self.thread = threading.Thread(target=self._run, name=f"npf-worker-{index}", daemon=True)
 
     # -- folding -------------------------------------------------------------
@@ -83,6 +88,13 @@ class Worker:
             return
         b = self.bench
         cols = [np.frombuffer(m, dtype=np.int64, count=n) for m in marks]
+        if self.keep_left > 0:
+            rows = np.stack(cols, axis=1)
+            if self.bench.ctl[0]:  # calls that end after the stop are not counted: not kept either
+                rows = rows[rows[:, -1] <= self.bench.ctl[0]]
+            rows = rows[: self.keep_left]
+            self.kept.append(rows)
+            self.keep_left -= len(rows)
         start, end = cols[0], cols[-1]
         self.latency.add(end - start)
         for name, (i, j) in b.stage_cols.items():
@@ -114,14 +126,18 @@ class Worker:
                 b.go_event.wait()
                 if self.state[0] == HALT:  # stopped before GO
                     return
-                if b.evaluation is not None:
-                    self._evaluate()
-                elif b.open_loop:
-                    self._open_loop()
-                elif b.simple:
-                    self._closed_simple()
-                else:
-                    self._closed_staged()
+                self.loop_ns[0] = time.perf_counter_ns()
+                try:
+                    if b.evaluation is not None:
+                        self._evaluate()
+                    elif b.open_loop:
+                        self._open_loop()
+                    elif b.simple:
+                        self._closed_simple()
+                    else:
+                        self._closed_staged()
+                finally:
+                    self.loop_ns[1] = time.perf_counter_ns()
         except StageError as exc:
             self.error = exc
             b.on_worker_error()

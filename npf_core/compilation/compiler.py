@@ -40,10 +40,11 @@ from typing import Any
 import msgspec
 
 import npf_core.compilation.model_index as model_index
+import npf_core.wire.transfer as transfer
 from npf_core.errors import PluginError, SpecError, UserError
 from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Framework
-from npf_core.spec.schema import OBJECT_PREFIX, CompileSpec, LoadedSpec, as_list
+from npf_core.spec.schema import CompileSpec, LoadedSpec, as_list
 from npf_core.wire.compile import CompileRequest, CompileResult
 
 __all__ = ["CompileRequest", "CompileResult", "compile", "compile_spec", "plan_requests"]
@@ -126,12 +127,6 @@ def plan_requests(
     c = spec.compile or CompileSpec()
     if m.index is not None:
         raise SpecError("model.index", "compile needs the model itself", "give model.target or model.path")
-    for token in loaded.objects:
-        raise SpecError(
-            token.removeprefix(OBJECT_PREFIX).rstrip(">"),
-            "a Python object cannot travel to the compile process",
-            "give an importable 'package.module:attr' or 'path/file.py:attr'",
-        )
     if spec.inputs is None:
         raise SpecError("inputs", "compile needs example inputs, one per batch size (a dataset cannot be compiled)")
     n_inputs = len(spec.inputs)
@@ -251,11 +246,23 @@ def compile_spec(
     plugin_modules = [p.__name__ for p in extra if isinstance(p, types.ModuleType)]
 
     entries: list[dict[str, Any]] = []
+    payload = transfer.pack(loaded.objects, method="fresh") if loaded.objects else None
+    try:
+        return _compile_variants(variants, index_path, name, limit, plugin_modules, payload, on_variant, entries)
+    finally:
+        if payload is not None:
+            payload.close()
+
+
+def _compile_variants(
+    variants: list[Variant], index_path: Path, name: str, limit: float, plugin_modules: Sequence[str], payload: Any,
+    on_variant: Callable[[int, int, dict[str, Any]], None] | None, entries: list[dict[str, Any]],
+) -> str:  # fmt: skip
     for i, v in enumerate(variants):
         logger.debug("compiling", variant=f"{i + 1}/{len(variants)}", artifact=str(v.artifact))
-        result = _compile_one(v, limit, plugin_modules)
+        result = _compile_one(v, limit, plugin_modules, payload)
         entry: dict[str, Any] = {
-            "filename": str(v.artifact),
+            "filename": model_index.relative_path(v.artifact, index_path.parent),
             "input_idx": v.request.input_idx,
             "batch_size": v.request.batch_size,
             "pipeline_size": v.request.pipeline_size,
@@ -278,7 +285,7 @@ def compile_spec(
     return str(index_path)
 
 
-def _compile_one(v: Variant, timeout_s: float, plugin_modules: Sequence[str]) -> CompileResult:
+def _compile_one(v: Variant, timeout_s: float, plugin_modules: Sequence[str], payload: Any = None) -> CompileResult:
     """One variant in a fresh interpreter; the artifact appears only when it finished."""
     final = v.artifact
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -294,7 +301,11 @@ def _compile_one(v: Variant, timeout_s: float, plugin_modules: Sequence[str]) ->
         cmd += ["--parent", str(os.getpid())]
         for module in plugin_modules:
             cmd += ["--plugin", module]
-        status = _run(cmd, log_file, timeout_s)
+        fds: tuple[int, ...] = ()
+        if payload is not None:  # the model given as a live object travels by cloudpickle (wire.transfer)
+            cmd += ["--payload", str(payload.fd)]
+            fds = (payload.fd,)
+        status = _run(cmd, log_file, timeout_s, fds)
         if res_file.exists() and status is None:
             try:
                 result = msgspec.json.decode(res_file.read_bytes(), type=CompileResult)
@@ -322,7 +333,7 @@ def _compile_one(v: Variant, timeout_s: float, plugin_modules: Sequence[str]) ->
     return result
 
 
-def _run(cmd: list[str], log_file: Path, timeout_s: float) -> str | None:
+def _run(cmd: list[str], log_file: Path, timeout_s: float, pass_fds: tuple[int, ...] = ()) -> str | None:
     """Run the worker in its own process group; None when it exited 0, else why not.
     On a timeout or an interruption the whole group (compiler children too) is killed."""
     from npf_core.child.process import child_pythonpath
@@ -330,7 +341,8 @@ def _run(cmd: list[str], log_file: Path, timeout_s: float) -> str | None:
     env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            pass_fds=pass_fds,
         )
         try:
             code = proc.wait(timeout=timeout_s)
@@ -406,10 +418,9 @@ def compile(  # noqa: A001 - the public name, as NeuronPerf's
 
     Otherwise the arguments are NeuronPerf's:
 
-    :param model: a class or zero-argument factory defined at module level, an
-        import reference (``"package.module:attr"``, ``"file.py:attr"``) or a saved
-        model file. It is loaded in a fresh compile process, so an instance cannot
-        be passed.
+    :param model: the model: an instance (e.g. an ``nn.Module``; it reaches the fresh
+        compile process by cloudpickle), a class or zero-argument factory, an import
+        reference (``"package.module:attr"``, ``"file.py:attr"``) or a saved model file.
     :param inputs: one example per batch size (a list), each a tensor / array, a
         tuple of them (a multi-input example) or a tensor description dict.
     :param batch_sizes: the batch size of each input [1 each].
@@ -452,6 +463,8 @@ def compile(  # noqa: A001 - the public name, as NeuronPerf's
             block["compiler_target"] = compiler_target
         if models_dir is not None:
             block["models_dir"] = str(Path(models_dir).expanduser().absolute())
+        if model_name is None and not isinstance(model, (str, os.PathLike, type, types.FunctionType)):
+            model_name = "Model" if isinstance(model, tuple) else type(model).__name__  # an instance: its class
         data: dict[str, Any] = {
             "model": {"framework": framework, **_model_reference(model), "options": dict(framework_options or {})},
             "inputs": _input_entries(inputs, Path(tmp)),
@@ -469,7 +482,7 @@ def compile(  # noqa: A001 - the public name, as NeuronPerf's
         return compile_spec(loaded, filename=filename, timeout_s=timeout_s, extra_plugins=extra_plugins)
 
 
-def _model_reference(model: Any) -> dict[str, str]:
+def _model_reference(model: Any) -> dict[str, Any]:
     """``{"target": ...}`` or ``{"path": ...}`` for what ``compile()`` was given."""
     if isinstance(model, (str, os.PathLike)):
         text = os.fspath(model)
@@ -479,20 +492,28 @@ def _model_reference(model: Any) -> dict[str, str]:
     if isinstance(model, (type, types.FunctionType)):
         qualname = model.__qualname__
         module = model.__module__
-        if "<locals>" not in qualname:
+        being_imported = transfer.being_imported(sys.modules.get(module))
+        if "<locals>" not in qualname and not being_imported:
             if module != "__main__":
                 return {"target": f"{module}:{qualname}"}
             main_file = getattr(sys.modules.get("__main__"), "__file__", None)
             if main_file:
                 return {"target": f"{os.path.abspath(main_file)}:{qualname}"}
-        raise UserError(
-            f"compile(): {qualname} cannot be imported by the compile process (it is defined inside a function"
-            " or an interactive session); define it at module level in a file, or pass 'file.py:Name'"
-        )
-    raise UserError(
-        f"compile(): got a {type(model).__name__} instance, which cannot travel to the compile process;"
-        " pass its class or a zero-argument factory, an import reference 'package.module:attr', or a saved model file"
-    )
+        return {"target": model}  # by value: cloudpickle, through the compile worker's payload
+    # an instance (NeuronPerf's docs pass one: npf.torch.compile(model, ...)), or
+    # MXNet's (sym, args, aux): a zero-argument factory that gives it, by value
+    return {"target": Given(model)}
+
+
+class Given:
+    """A zero-argument factory of one live object: a model given to compile as an
+    instance reaches the compile process by cloudpickle and is returned as it is."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self) -> Any:
+        return self.model
 
 
 def _input_entries(inputs: Any, tmp: Path) -> list[Any]:

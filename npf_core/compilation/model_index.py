@@ -12,11 +12,13 @@ compiled) and, for a variant that failed to compile, ``error``. Keys this module
 does not know are kept as they are. ``npf_index_format`` is ours: a file written
 by a newer npf with a format this one cannot read is refused clearly.
 
-Paths: in a file, a relative ``filename`` is relative to the index file's folder.
-:func:`load` returns absolute filenames; in memory a relative filename is relative
-to the current directory (as NeuronPerf had it), and :func:`save` writes filenames
-relative to the index's folder when the model lies inside it, absolute otherwise.
-So an index and its ``models/`` folder can be moved together.
+Paths, as in NeuronPerf: a ``filename`` is kept exactly as given, in memory and in
+the file (:func:`load` and :func:`save` never rewrite it; :func:`copy` stores
+``new_dir/name``). Where a relative filename points is decided when the model is
+used (:func:`resolve_filename`): beside the index file when the model is there
+(npf's compile writes its artifacts so, so that an index and its ``models/``
+folder move together), else relative to the current directory (NeuronPerf's
+indexes).
 
 Every function that takes an index accepts a loaded index (dict) or the path of
 an index file. Malformed input raises :class:`~npf_core.errors.ModelIndexError`
@@ -34,25 +36,39 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import msgspec
+import structlog
 
 from npf_core.errors import ModelIndexError
 
 __all__ = [
     "INDEX_FORMAT",
+    "MODEL_INDEX_SUFFIX",
     "append",
     "copy",
     "create",
     "delete",
     "filter",
+    "filter_configs",
+    "generate_id",
+    "generate_name",
     "load",
     "move",
+    "rebased",
+    "relative_path",
+    "resolve_filename",
     "save",
 ]
 
 #: the format version written as ``npf_index_format``; bumped on incompatible changes
 INDEX_FORMAT = 1
+#: what an index file's name ends with (added by :func:`save` when missing)
+MODEL_INDEX_SUFFIX = ".json"
+#: NeuronPerf's default performance level of :func:`create`
+DEFAULT_PERFORMANCE_LEVEL = 3
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 IndexLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+logger = structlog.get_logger(__name__)
 
 
 class ModelConfig(msgspec.Struct, kw_only=True):
@@ -156,30 +172,38 @@ def _as_index(index: IndexLike, what: str = "index") -> dict[str, Any]:
 def create(
     filename: str | os.PathLike[str],
     model_name: str | None = None,
-    input_idx: int = 0,
     batch_size: int = 1,
     pipeline_size: int = 1,
-    performance_level: int | str | None = None,
+    performance_level: int | str | None = DEFAULT_PERFORMANCE_LEVEL,
     compile_s: float | None = None,
     status: str = "finished",
     *,
+    input_idx: int = 0,
     cast_mode: str | None = None,
     error: str | None = None,
 ) -> dict[str, Any]:
-    """A new index holding one compiled model.
+    """A new index holding one compiled model (NeuronPerf's ``create``).
 
-    :param filename: the compiled model (relative to the current directory, or absolute).
-    :param model_name: a name for reports; defaults to the file's stem when the
-        index is benchmarked.
-    :param input_idx: which of the spec's inputs this model runs on.
+    :param filename: the compiled model, kept as given.
+    :param model_name: a name for reports; by default ``filename``, as NeuronPerf.
     :param batch_size: the batch size it was compiled for.
     :param pipeline_size: the NeuronCores one copy spans.
-    :param performance_level: the performance level it was compiled with, if any.
+    :param performance_level: the performance level it was compiled with (NeuronPerf's
+        default 3; None: not recorded).
     :param compile_s: seconds spent compiling.
     :param status: ``"finished"`` (benchmarked) or ``"error"`` (skipped).
+    :param input_idx: which of the inputs this model runs on.
     :param cast_mode: the auto-cast setting it was compiled with, if any.
     :param error: why compiling failed, for ``status="error"``.
+
+    The docs' positional order ``create(filename, input_idx, batch_size, pipeline_size,
+    cast_mode, compile_s)`` works too: an int second argument is the input index and a
+    string fifth one the cast mode.
     """
+    if isinstance(model_name, int) and not isinstance(model_name, bool):
+        input_idx, model_name = model_name, None  # the docs' create(filename, input_idx, ...)
+        if isinstance(performance_level, str) and cast_mode is None:
+            cast_mode, performance_level = performance_level, None
     entry = {
         "filename": os.fspath(filename),
         "input_idx": input_idx,
@@ -191,11 +215,22 @@ def create(
         "status": status,
         "error": error,
     }
-    return _validate({"model_name": model_name, "model_configs": [entry]}, "create()")
+    name = os.fspath(filename) if model_name is None else model_name
+    return _validate({"model_name": name, "model_configs": [entry]}, "create()")
+
+
+def generate_id(length: int = 8) -> str:
+    """A random string of ``length`` lower-case letters and digits."""
+    return "".join(secrets.choice(_ID_CHARS) for _ in range(length))
+
+
+def generate_name(model_name: str) -> str:
+    """A new index file name for ``model_name``: ``MODELNAME_xxxxxxxx.json``."""
+    return f"{model_name}_{generate_id()}{MODEL_INDEX_SUFFIX}"
 
 
 def load(filename: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read an index file; relative model filenames come back absolute."""
+    """Read an index file, model filenames as stored (see :func:`resolve_filename`)."""
     path = Path(filename).expanduser()
     where = repr(str(path))
     try:
@@ -206,48 +241,68 @@ def load(filename: str | os.PathLike[str]) -> dict[str, Any]:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise ModelIndexError(where, f"not valid JSON: {exc}") from None
-    index = _validate(data, where)
-    base = path.resolve().parent
-    for e in index["model_configs"]:
-        f = Path(e["filename"]).expanduser()
-        e["filename"] = str(f if f.is_absolute() else base / f)
-    return index
+    return _validate(data, where)
 
 
-def save(index: IndexLike, filename: str | os.PathLike[str] | None = None, root_dir: str | None = None) -> str:
-    """Write an index atomically and return its path.
+def resolve_filename(filename: str | os.PathLike[str], index_file: str | os.PathLike[str] | None = None) -> str:
+    """The absolute path of an entry's model file. An absolute filename stays; a
+    relative one is beside the index file when the model is there (npf writes its
+    indexes so), else relative to the current directory (NeuronPerf's)."""
+    f = Path(filename).expanduser()
+    if f.is_absolute():
+        return str(f)
+    if index_file is not None:
+        beside = Path(os.path.abspath(Path(index_file).expanduser())).parent / f
+        if beside.exists() or not f.exists():
+            return str(beside)
+    return os.path.abspath(f)
 
-    :param filename: where to write; by default ``MODELNAME_XXXXXXXX.json`` (a random
+
+def relative_path(filename: str | os.PathLike[str], base: str | os.PathLike[str]) -> str:
+    """``filename`` as an index in folder ``base`` should hold it: relative to ``base``
+    when inside it (the index and its models then move together), else absolute."""
+    p = Path(os.path.abspath(Path(filename).expanduser()))
+    try:
+        return p.relative_to(os.path.abspath(base)).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def rebased(index: IndexLike, index_file: str | os.PathLike[str], new_file: str | os.PathLike[str]) -> dict[str, Any]:
+    """``index`` (read from ``index_file``) with its model filenames made to point at
+    the same files from an index written at ``new_file``."""
+    data = _as_index(index)
+    base = Path(os.path.abspath(Path(new_file).expanduser())).parent
+    configs = [{**e, "filename": relative_path(resolve_filename(e["filename"], index_file), base)}
+               for e in data["model_configs"]]  # fmt: skip
+    return {**data, "model_configs": configs}
+
+
+def save(model_index: IndexLike, filename: str | os.PathLike[str] | None = None, root_dir: str | None = None) -> str:
+    """Write an index (atomically, model filenames as they are) and return its file
+    name as given, with ``.json`` added when it lacks it.
+
+    :param filename: where to write; by default ``MODELNAME_xxxxxxxx.json`` (a random
         suffix) in the current directory.
     :param root_dir: the folder a relative ``filename`` is relative to.
     """
-    data = _as_index(index)
+    data = _as_index(model_index)
     if filename is None:
-        filename = f"{data.get('model_name') or 'model'}_{secrets.token_hex(4)}.json"
-    path = Path(filename).expanduser()
-    if root_dir is not None and not path.is_absolute():
-        path = Path(root_dir).expanduser() / path
-    path = path.absolute()
-    base = path.parent
-    out = dict(data)
-    out["model_configs"] = [{**e, "filename": _relative(e["filename"], base)} for e in data["model_configs"]]
+        filename = generate_name(str(data.get("model_name") or "model"))
+    name = os.fspath(filename)
+    if not name.lower().endswith(MODEL_INDEX_SUFFIX):
+        name += MODEL_INDEX_SUFFIX
+    if root_dir is not None and not Path(name).expanduser().is_absolute():
+        name = os.path.join(root_dir, name)
+    path = Path(name).expanduser().absolute()
     try:
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = base / f".{path.name}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(out, indent=2) + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
         raise ModelIndexError(repr(str(path)), f"cannot write it: {exc.strerror or exc}") from None
-    return str(path)
-
-
-def _relative(filename: str, base: Path) -> str:
-    """A model path as written into an index in ``base``: relative when inside it."""
-    p = Path(os.path.abspath(Path(filename).expanduser()))
-    try:
-        return p.relative_to(base).as_posix()
-    except ValueError:
-        return str(p)
+    return name
 
 
 def _config_key(e: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -261,13 +316,14 @@ def _config_key(e: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def append(*indexes: IndexLike) -> dict[str, Any]:
+def append(*model_indexes: IndexLike) -> dict[str, Any]:
     """A new index with the entries of all ``indexes`` in order, duplicates removed
-    (same model file, input, batch size, pipeline size and cast setting: the first
-    one is kept). The model name is the first index's."""
-    if not indexes:
+    (same model file, input, batch size, pipeline size and compile setting: the first
+    one is kept). The model name is the first index's (NeuronPerf), the first one
+    set when it has none."""
+    if not model_indexes:
         raise ModelIndexError("", "append() needs at least one index")
-    loaded = [_as_index(i, f"append() argument {n}") for n, i in enumerate(indexes)]
+    loaded = [_as_index(i, f"append() argument {n}") for n, i in enumerate(model_indexes)]
     seen: set[tuple[Any, ...]] = set()
     configs = []
     for index in loaded:
@@ -277,16 +333,29 @@ def append(*indexes: IndexLike) -> dict[str, Any]:
                 seen.add(key)
                 configs.append(dict(e))
     first = loaded[0]
-    name = next((i["model_name"] for i in loaded if i.get("model_name")), None)
+    names = [i["model_name"] for i in loaded if i.get("model_name")]
+    if len(set(names)) > 1:
+        logger.warning("appending model indexes with different model names; the first is kept", names=names)
+    name = first.get("model_name") or next(iter(names), None)
     return {**first, "model_name": name, "model_configs": configs}
 
 
-def filter(index: IndexLike, **criteria: Any) -> dict[str, Any]:
+def filter_configs(configs: Iterable[Mapping[str, Any]], filter_name: str, filter_values: Any) -> list[Any]:
+    """The entries whose ``filter_name`` is one of ``filter_values`` (one value or a
+    list); None filters nothing (NeuronPerf's rule)."""
+    configs = list(configs)
+    if filter_values is None:
+        return configs
+    values = list(filter_values) if isinstance(filter_values, (list, tuple, set, frozenset)) else [filter_values]
+    return [e for e in configs if filter_name in e and _matches(e, filter_name, values)]
+
+
+def filter(index: IndexLike, **kwargs: Any) -> dict[str, Any]:
     """A new index with the entries that match every criterion.
 
     Each keyword names an entry field (``batch_size``, ``pipeline_size``,
     ``status``, ...; NeuronPerf's plurals such as ``batch_sizes`` work too) and
-    gives one value or a list of accepted values::
+    gives one value or a list of accepted values; None filters nothing::
 
         filter(index, batch_sizes=[1, 4], status="finished")
     """
@@ -295,11 +364,13 @@ def filter(index: IndexLike, **criteria: Any) -> dict[str, Any]:
     for e in data["model_configs"]:
         known.update(e)
     wanted: dict[str, list[Any]] = {}
-    for key, value in criteria.items():
+    for key, value in kwargs.items():
         field = _PLURALS.get(key, key)
         if field not in known:
             allowed = sorted(known | set(_PLURALS))
             raise ModelIndexError("", f"cannot filter on {key!r}", "filter on one of: " + ", ".join(allowed))
+        if value is None:
+            continue  # NeuronPerf: no filter
         values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
         wanted.setdefault(field, values)
         wanted[field] = [v for v in wanted[field] if v in values]
@@ -316,9 +387,10 @@ def _matches(entry: Mapping[str, Any], field: str, values: list[Any]) -> bool:
 
 
 def copy(old_index: IndexLike, new_index: str | os.PathLike[str], new_dir: str | os.PathLike[str]) -> str:
-    """Copy an index's model files into ``new_dir`` and write a new index that points
-    at them at ``new_index``; returns the new index's path. Entries whose file does not
-    exist (failed compiles) are copied as entries only."""
+    """Copy an index's model files into ``new_dir`` and write a new index at
+    ``new_index`` whose entries are ``new_dir/<file name>`` (relative when ``new_dir``
+    is); returns the new index's file name as :func:`save` does. Entries whose file
+    does not exist (failed compiles) are copied as entries only."""
     return _copy(old_index, new_index, new_dir)[0]
 
 
@@ -326,65 +398,72 @@ def _copy(
     old_index: IndexLike, new_index: str | os.PathLike[str], new_dir: str | os.PathLike[str]
 ) -> tuple[str, list[tuple[Path, Path]]]:
     data = _as_index(old_index)
-    dest_dir = Path(new_dir).expanduser().absolute()
+    index_file = old_index if isinstance(old_index, (str, os.PathLike)) else None
+    dest_dir = os.fspath(new_dir)
     plan: list[tuple[Path, Path]] = []
-    taken: set[Path] = set()
+    taken: set[str] = set()
     configs = []
     for i, e in enumerate(data["model_configs"]):
-        src = Path(os.path.abspath(Path(e["filename"]).expanduser()))
-        dst = _unique(dest_dir / src.name, taken)
+        src = Path(resolve_filename(e["filename"], index_file))
+        dst = _unique(os.path.join(dest_dir, src.name), taken)
         taken.add(dst)
         if src.exists():
-            plan.append((src, dst))
+            plan.append((src, Path(dst).expanduser().absolute()))
         elif e.get("status", "finished") == "finished":
             raise ModelIndexError(
                 f"$.model_configs[{i}]", f"model file not found: {str(src)!r}", "nothing was copied"
             )
-        configs.append({**e, "filename": str(dst)})
+        configs.append({**e, "filename": dst})
     try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        for src, dst in plan:
-            if dst.exists() and os.path.samefile(src, dst):
+        Path(dest_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        for src, target in plan:
+            if target.exists() and os.path.samefile(src, target):
                 continue
             if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True)
+                shutil.copytree(src, target, dirs_exist_ok=True)
             else:
-                shutil.copy2(src, dst)
+                shutil.copy2(src, target)
     except OSError as exc:
-        raise ModelIndexError(repr(str(dest_dir)), f"cannot copy the model files: {exc}") from None
+        raise ModelIndexError(repr(dest_dir), f"cannot copy the model files: {exc}") from None
     return save({**data, "model_configs": configs}, new_index), plan
 
 
-def _unique(path: Path, taken: Iterable[Path]) -> Path:
+def _unique(path: str, taken: Iterable[str]) -> str:
     taken = set(taken)
     n = 1
     candidate = path
+    stem, ext = os.path.splitext(path)
     while candidate in taken:
-        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        candidate = f"{stem}_{n}{ext}"
         n += 1
     return candidate
 
 
 def move(old_index: IndexLike, new_index: str | os.PathLike[str], new_dir: str | os.PathLike[str]) -> str:
     """:func:`copy`, then remove the old model files and the old index file (when
-    ``old_index`` is a path); returns the new index's path."""
-    new_path, plan = _copy(old_index, new_index, new_dir)
+    ``old_index`` is a path); returns the new index's file name."""
+    new_name, plan = _copy(old_index, new_index, new_dir)
     for src, dst in plan:
         if not os.path.samefile(src, dst):
             _remove(src)
     if isinstance(old_index, (str, os.PathLike)):
         old = Path(old_index).expanduser()
-        if old.exists() and not os.path.samefile(old, new_path):
+        if old.exists() and not os.path.samefile(old, new_name):
             old.unlink()
-    return new_path
+    return new_name
 
 
 def delete(filename: str | os.PathLike[str]) -> None:
-    """Delete an index file and every model file it references."""
-    data = load(filename)
+    """Delete an index file and every model file it references (those that exist).
+    An index file that does not exist is a warning, as in NeuronPerf."""
+    path = Path(filename).expanduser()
+    if not path.exists():
+        logger.warning("asked to delete a model index that does not exist", filename=os.fspath(filename))
+        return
+    data = load(path)
     for e in data["model_configs"]:
-        _remove(Path(e["filename"]))
-    Path(filename).expanduser().unlink()
+        _remove(Path(resolve_filename(e["filename"], path)))
+    path.unlink()
 
 
 def _remove(path: Path) -> None:

@@ -1,12 +1,14 @@
 """The compile worker: one model variant, compiled in a fresh interpreter.
 
-``python -m npf_core.compilation.worker REQUEST.json RESULT.json [--plugin MODULE]... [--parent PID]``
+``python -m npf_core.compilation.worker REQUEST.json RESULT.json [--plugin MODULE]... [--parent PID] [--payload FD]``
 
 It reads a :class:`~npf_core.wire.compile.CompileRequest`, finds the framework plugin
 through the installed entry points (plus the ``--plugin`` modules), calls its
 ``compile(request)`` and writes a :class:`~npf_core.wire.compile.CompileResult`. An
 exception is a result with status ``"error"``; anything else (a crash, a kill)
-leaves no result, and the parent reports how the process ended. Started by
+leaves no result, and the parent reports how the process ended. A model given as a
+live object (an instance) arrives in the inherited payload ``--payload``
+(:mod:`npf_core.wire.transfer`), resolvable by its token. Started by
 :mod:`npf_core.compilation.compiler` only; compilers and runtimes live and die here.
 """
 
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("result", help="where to write the CompileResult (JSON)")
     parser.add_argument("--plugin", action="append", default=[], help="a plugin module to register too")
     parser.add_argument("--parent", type=int, default=0, help="the parent's pid: die with it")
+    parser.add_argument("--payload", type=int, default=-1, help="the API objects (the model given as an object)")
     args = parser.parse_args(argv)
     if args.parent:
         from npf_core.child.process import set_parent_death_signal
@@ -36,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         set_parent_death_signal(args.parent)
     request = msgspec.json.decode(Path(args.request).read_bytes(), type=CompileRequest)
     try:
+        if args.payload >= 0:
+            from npf_core.plugin.references import share_objects
+            from npf_core.wire.transfer import load_objects
+
+            share_objects(load_objects(args.payload))
         from npf_core.plugin.manager import get_plugins
 
         plugins = get_plugins([importlib.import_module(m) for m in args.plugin])

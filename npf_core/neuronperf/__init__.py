@@ -14,6 +14,7 @@ from npf_core.neuronperf.api import BENCHMARK_SECS, benchmark, set_verbosity
 from npf_core.neuronperf.frameworks import FrameworkAPI, cpu, mxnet, namespace, tensorflow, torch
 from npf_core.neuronperf.reports import (
     CSV_COLS,
+    PRINT_COLS,
     REPORT_COLS,
     SUMMARY_COLS,
     get_reports,
@@ -21,16 +22,16 @@ from npf_core.neuronperf.reports import (
     write_csv,
     write_json,
 )
-from npf_core.neuronperf.timing import DummyModel, StageTimer, Timer, timestamp_convert
+from npf_core.neuronperf.timing import DummyModel, Timer, timestamp_convert
 
 __all__ = [
     "BENCHMARK_SECS",
     "CSV_COLS",
+    "PRINT_COLS",
     "REPORT_COLS",
     "SUMMARY_COLS",
     "DummyModel",
     "FrameworkAPI",
-    "StageTimer",
     "Timer",
     "benchmark",
     "cpu",

@@ -6,15 +6,17 @@ reports come back as NeuronPerf's dicts (or ``(config, results)`` tuples)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from npf_core.errors import SpecError, UserError
+from npf_core.errors import ArgumentError, SpecError, UserError
 from npf_core.log import get_logger
 from npf_core.neuronperf.reports import neuronperf_report, timers_result
+from npf_core.wire.transfer import being_imported
 
 __all__ = ["BENCHMARK_SECS", "benchmark", "benchmark_model", "set_verbosity"]
 
@@ -22,10 +24,10 @@ logger = get_logger("npf_core.neuronperf")
 
 #: NeuronPerf's default duration of each configuration (seconds)
 BENCHMARK_SECS = 60.0
+#: ``return_timers=True`` keeps each call's start and end, up to this many calls per copy
+KEEP_CALLS = 100_000
 DEVICE_TYPES = {"neuron": "neuron", "inf": "neuron", "trn": "neuron", "gpu": "gpu", "cuda": "gpu", "cpu": "cpu"}
 _state = {"verbosity": 1, "configured": False}
-#: arguments NeuronPerf documents as internal; accepted and ignored
-_INTERNAL = ("model_class_name", "model_class_file")
 
 
 def default_device() -> str:
@@ -37,7 +39,9 @@ def default_device() -> str:
 
 
 def set_verbosity(verbosity: int) -> None:
-    """0 = errors and warnings, 1 = info (default), 2 = debug — for npf's log from now on."""
+    """0 = errors and warnings, 1 = info (default), 2 = debug — for npf's log from now on
+    (each ``benchmark`` and ``compile`` call sets it again from its ``verbosity``, as
+    NeuronPerf's do; ``verbosity=None`` keeps it)."""
     from npf_core.log import configure
 
     _state["verbosity"] = int(verbosity)
@@ -132,10 +136,12 @@ def _save(x: Any, path: Path) -> dict[str, Any]:
     return {"file": str(f)}
 
 
-def input_block(inputs: Any, tmp: Path, objects: dict[str, Any], *, loader: Any, loop: bool) -> dict[str, Any]:
+def input_block(
+    inputs: Any, tmp: Path, objects: dict[str, Any], *, loader: Any, loop: bool, dataset: bool = False
+) -> dict[str, Any]:
     """The spec's ``inputs`` (arrays and tensors, saved as files) or ``dataset``
     (Python objects, by token), and how many inputs there are."""
-    if is_dataset(inputs):
+    if dataset or is_dataset(inputs):
         options = {"dataset": "<object:dataset>"}
         objects["<object:dataset>"] = inputs
         if loader is not None:
@@ -144,7 +150,7 @@ def input_block(inputs: Any, tmp: Path, objects: dict[str, Any], *, loader: Any,
         return {"dataset": {"plugin": "objects-dataset", "options": options, "loop": loop}, "n_inputs": 1}
     examples = examples_of(inputs)
     if not examples:
-        raise SpecError("inputs", "must hold at least one input")
+        raise ArgumentError("inputs", "must hold at least one input")
     if all(_is_array(x) for ex in examples for x in ex):
         entries = [[_save(x, tmp / f"input{i}_{j}") for j, x in enumerate(ex)] for i, ex in enumerate(examples)]
         return {"inputs": entries, "n_inputs": len(entries)}
@@ -154,6 +160,32 @@ def input_block(inputs: Any, tmp: Path, objects: dict[str, Any], *, loader: Any,
         objects[token] = ex
         tokens.append(token)
     return {"dataset": {"plugin": "objects", "options": {"examples": tokens}, "loop": True}, "n_inputs": len(tokens)}
+
+
+class IterOf:
+    """A zero-argument factory over a live iterable (for the ``iterable`` dataset):
+    each call iterates it afresh; list rows (a DataLoader's) become tuples."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __call__(self) -> Iterator[Any]:
+        for e in self.data:
+            yield tuple(e) if isinstance(e, (list, tuple)) else e
+
+
+def eval_block(
+    dataset: Any, objects: dict[str, Any], metrics: Any, target_col: int | None, reference: Any, duration: float
+) -> dict[str, Any]:
+    """Evaluate mode's ``dataset`` (rows of ``(*inputs, target)``, by token) and
+    ``evaluate`` block."""
+    token = "<object:dataset>"
+    objects[token] = IterOf(dataset)
+    block: dict[str, Any] = {"metrics": metrics if metrics is not None else [], "target_col": target_col}
+    if reference is not None:
+        block["reference"] = reference
+    return {"dataset": {"plugin": "iterable", "options": {"target": token}, "loop": duration > 0},
+            "evaluate": block, "n_inputs": 1}  # fmt: skip
 
 
 def _as_list(value: Any) -> list[Any] | None:
@@ -184,8 +216,8 @@ def reference_of(obj: Any) -> Any:
         return obj
     qualname = getattr(obj, "__qualname__", "")
     module = sys.modules.get(getattr(obj, "__module__", ""))
-    if "<" in qualname or module is None or module.__name__ == "__main__":
-        return obj  # the script itself would run again on import
+    if "<" in qualname or module is None or module.__name__ == "__main__" or being_imported(module):
+        return obj  # the script (or the module still being imported) would run again on import
     path = getattr(module, "__file__", None)
     if not path or not path.endswith(".py"):
         return obj
@@ -198,12 +230,22 @@ def model_block(framework: str, model: Any, *, performance_levels: Any, cast_mod
         text = os.fspath(model)
         p = Path(text).expanduser()
         if p.suffix.lower() == ".json":
+            if not p.exists():
+                raise ArgumentError("model_filename", f"model index not found: {text!r} (in {os.getcwd()})",
+                                    "give the file neuronperf.compile() returned")  # fmt: skip
             return {"framework": framework, "index": _filtered_index(p, performance_levels, cast_modes, tmp)}
-        if p.exists() or ":" not in text:
+        symbols = Path(f"{p}-symbol.json")
+        if framework == "mxnet" and not p.exists() and symbols.exists():
+            # NeuronPerf: the prefix given to mx.model.save_checkpoint(prefix, 0, ...), epoch 0
+            return {"framework": framework, "path": str(symbols.absolute()), "options": {"epoch": 0}}
+        if p.exists():
             return {"framework": framework, "path": str(p.absolute())}
-        return {"framework": framework, "target": text}
+        if ":" in text:  # an import reference, "module:attr" or "file.py:attr"
+            return {"framework": framework, "target": text}
+        raise ArgumentError("model_filename", f"file not found: {text!r} (in {os.getcwd()})",
+                            "give the path of a saved model, or a model index from compile()")  # fmt: skip
     if model is None:
-        raise SpecError("model_filename", "required: a model file, a model index, or (CPU/GPU) a model class")
+        raise ArgumentError("model_filename", "required: a model file, a model index, or (CPU/GPU) a model class")
     return {"framework": framework, "target": model}
 
 
@@ -214,7 +256,7 @@ def _filtered_index(path: Path, performance_levels: Any, cast_modes: Any, tmp: P
         return str(path.absolute())
     import npf_core.compilation.model_index as model_index
 
-    index = model_index.load(path)
+    index = model_index.rebased(model_index.load(path), path, tmp / path.name)
     if performance_levels is not None:
         index = model_index.filter(index, performance_level=_as_list(performance_levels))
     if cast_modes is not None:
@@ -236,10 +278,9 @@ def benchmark_model(
     batch_sizes: int | Sequence[int] | None = None,
     duration: float | None = None,
     n_models: int | Sequence[int] | None = None,
-    workers_per_model: int | Sequence[int] | None = None,
     pipeline_sizes: int | Sequence[int] | None = None,
     performance_levels: Any = None,
-    cast_modes: Any = None,
+    workers_per_model: int | Sequence[int] | None = None,
     env_setup_fn: Callable[..., Any] | None = None,
     setup_fn: Callable[..., Any] | None = None,
     preprocess_fn: Callable[..., Any] | None = None,
@@ -252,20 +293,33 @@ def benchmark_model(
     device_type: str = "neuron",
     cost_per_hour: float | None = None,
     model_name: str | None = None,
-    verbosity: int | None = None,
+    model_class_name: str | None = None,
+    model_class_file: str | None = None,
+    verbosity: int | None = 1,
+    *,
+    cast_modes: Any = None,
     loop_dataset: bool = False,
+    dataset_inputs: bool = False,
+    eval_metrics: Any = None,
+    eval_target_col: int | None = -1,
+    eval_reference: Any = None,
     **kwargs: Any,
 ) -> list[Any]:
-    """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md)."""
-    for key in _INTERNAL:
-        kwargs.pop(key, None)
+    """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md).
+
+    With ``eval_metrics`` (or ``eval_reference``) it evaluates (NeuronPerf's
+    ``evaluate`` is this call): ``inputs`` is then a dataset of ``(*inputs, target)``
+    rows, the target in column ``eval_target_col``; ``duration`` defaults to 0, the
+    dataset once. Each metric is in the report under its name (docs/evaluate.md)."""
+    evaluating = eval_metrics is not None or eval_reference is not None
     if kwargs:
         raise TypeError(f"benchmark() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
     dev = DEVICE_TYPES.get(str(device_type).lower())
     if dev is None:
-        raise SpecError("device_type", f"unknown device type {device_type!r}", "use 'neuron', 'gpu' ('cuda') or 'cpu'")
+        raise ArgumentError("device_type", f"unknown device type {device_type!r}",
+                            "use 'neuron', 'gpu' ('cuda') or 'cpu'")  # fmt: skip
     level = _state["verbosity"] if verbosity is None else int(verbosity)
-    duration = BENCHMARK_SECS if duration is None else duration
+    duration = (0.0 if evaluating else BENCHMARK_SECS) if duration is None else duration
     if not _state["configured"]:
         import structlog as _s
 
@@ -276,7 +330,11 @@ def benchmark_model(
     with tempfile.TemporaryDirectory(prefix="npf-neuronperf-") as tmpdir:
         tmp = Path(tmpdir)
         objects: dict[str, Any] = {}
-        block = input_block(inputs, tmp, objects, loader=dataset_loader_fn, loop=loop_dataset)
+        if evaluating:
+            block = eval_block(inputs, objects, eval_metrics, eval_target_col, eval_reference, float(duration))
+        else:
+            block = input_block(inputs, tmp, objects, loader=dataset_loader_fn, loop=loop_dataset,
+                                dataset=dataset_inputs)  # fmt: skip
         n_inputs = block.pop("n_inputs")
         data: dict[str, Any] = {
             "model": model_block(framework, model, performance_levels=performance_levels, cast_modes=cast_modes,
@@ -296,8 +354,8 @@ def benchmark_model(
             elif len(bs) == 1 and n_inputs > 1:
                 bs = bs * n_inputs
             if len(bs) != n_inputs:
-                raise SpecError("batch_sizes", f"{len(bs)} batch sizes for {n_inputs} inputs",
-                                "give one batch size per input, matched by position")  # fmt: skip
+                raise ArgumentError("batch_sizes", f"{len(bs)} batch sizes for {n_inputs} inputs",
+                                    "give one batch size per input, matched by position")  # fmt: skip
         for key, value in (("batch_sizes", bs), ("n_models", _as_list(n_models)),
                            ("workers_per_model", _as_list(workers_per_model)),
                            ("pipeline_sizes", _as_list(pipeline_sizes))):  # fmt: skip
@@ -325,19 +383,23 @@ def benchmark_model(
             data["start_method"] = "fresh"
         elif not multiprocess:
             data["start_method"] = "inline"
-        reports = _run(data, objects, level, display=_display_name(model))
+        if return_timers:
+            data["keep_calls"] = KEEP_CALLS
+        reports, kept = _run(data, objects, level, display=_display_name(model))
     shown = _display_name(model)
     if return_timers:
         return [
-            _fix_name(timers_result(r, duration=float(duration), stats_interval=float(stats_interval),
-                                    cost_per_hour=cost_per_hour), shown)  # fmt: skip
+            _fix_name(timers_result(r, kept.get(r.config_id), duration=float(duration),
+                                    stats_interval=float(stats_interval), cost_per_hour=cost_per_hour), shown)
             for r in reports
-        ]
+        ]  # fmt: skip
     out = []
     for r in reports:
-        d = neuronperf_report(r, float(stats_interval))
+        d = neuronperf_report(r, float(stats_interval), float(duration))
         if str(d.get("model_filename", "")).startswith("<object:"):
             d["model_filename"] = shown
+        for key, value in r.metrics.items():  # evaluate: each metric under its name
+            d.setdefault(key, value)
         out.append(d)
     return out
 
@@ -358,20 +420,73 @@ def _fix_name(item: tuple[dict[str, Any], dict[str, Any]], shown: str) -> tuple[
     return config, results
 
 
-def _run(data: dict[str, Any], objects: dict[str, Any], verbosity: int, display: str) -> list[Any]:
-    import anyio
-
+def _run(
+    data: dict[str, Any], objects: dict[str, Any], verbosity: int, display: str
+) -> tuple[list[Any], dict[str, Any]]:
+    """Run the spec; the reports, and the calls the copies kept (``keep_calls``)."""
     from npf_core.spec.schema import decode_spec
+    from npf_core.supervisor.blocking import run_blocking
     from npf_core.supervisor.run import Supervisor
 
-    loaded = decode_spec(data, Path.cwd())
-    loaded.objects.update(objects)
-    sup = Supervisor(loaded, verbosity=verbosity)
+    try:
+        loaded = decode_spec(data, Path.cwd())
+        loaded.objects.update(objects)
+        sup = Supervisor(loaded, verbosity=verbosity)
+    except SpecError as exc:  # the user wrote no spec: name the argument
+        argument = _argument_of(exc.path)
+        if type(exc) is not SpecError or argument is None:
+            raise
+        raise ArgumentError(argument, exc.problem, exc.hint) from None
     total = len(sup.plan) * loaded.spec.max_duration_s
     logger.info(f"Benchmarking {display!r}, ~{total:g} seconds remaining.", configs=len(sup.plan))
     for config in sup.plan:
         logger.debug("Running model config", **{k: getattr(config, k) for k in config.__struct_fields__})
-    return anyio.run(sup.run)
+    return run_blocking(sup.run), sup.kept_calls
+
+
+#: spec fields -> the benchmark() argument that filled them
+_ARGUMENTS = {
+    "model": "model_filename", "inputs": "inputs", "dataset": "inputs", "batch_sizes": "batch_sizes",
+    "n_models": "n_models", "workers_per_model": "workers_per_model", "pipeline_sizes": "pipeline_sizes",
+    "duration_s": "duration", "window_s": "stats_interval", "device": "device_type", "name": "model_name",
+    "cost_per_hour": "cost_per_hour", "preprocess": "preprocess_fn", "postprocess": "postprocess_fn",
+    "setup": "setup_fn", "env_setup": "env_setup_fn", "evaluate": "eval_metrics",
+}  # fmt: skip
+
+
+def _argument_of(path: str) -> str | None:
+    head = path.removeprefix("$.").split(".")[0].split("[")[0]
+    return _ARGUMENTS.get(head)
+
+
+def _neuronperf_benchmark(
+    load_fn: Callable[[str, int], Any],
+    model_filename: str,
+    inputs: Any,
+    batch_sizes: int | list[int] | None = None,
+    duration: float = BENCHMARK_SECS,
+    n_models: int | list[int] | None = None,
+    pipeline_sizes: int | list[int] | None = None,
+    performance_levels: int | list[int] | None = None,
+    workers_per_model: int | None = None,
+    env_setup_fn: Callable[[int, dict[str, Any]], None] | None = None,
+    setup_fn: Callable[[int, dict[str, Any], Any], None] | None = None,
+    preprocess_fn: Callable[[Any], Any] | None = None,
+    postprocess_fn: Callable[[Any], Any] | None = None,
+    dataset_loader_fn: Callable[[Any, int], Any] | None = None,
+    multiprocess: bool = True,
+    multiinterpreter: bool = False,
+    return_timers: bool = False,
+    stats_interval: float = 0.5,
+    device_type: str = "neuron",
+    cost_per_hour: float | None = None,
+    model_name: str | None = None,
+    model_class_name: str | None = None,
+    model_class_file: str | None = None,
+    verbosity: int = 1,
+) -> list[dict[str, Any]]:
+    """NeuronPerf's signature of ``benchmark`` (what ``inspect.signature`` shows)."""
+    raise NotImplementedError  # pragma: no cover - a signature only
 
 
 def benchmark(*args: Any, **kwargs: Any) -> Any:
@@ -391,13 +506,16 @@ def benchmark(*args: Any, **kwargs: Any) -> Any:
     return run_spec(*args, **kwargs)
 
 
+benchmark.__signature__ = inspect.signature(_neuronperf_benchmark)  # type: ignore[attr-defined]
+
+
 def _benchmark_load_fn(
     load_fn: Callable[..., Any], model_filename: Any = None, inputs: Any = None, *args: Any, **kwargs: Any
 ) -> list[Any]:
     if not callable(load_fn):
         raise UserError(f"benchmark(): load_fn must be callable, got {type(load_fn).__name__}")
     if inputs is None:
-        raise SpecError("inputs", "required: the example inputs (a list of inputs, or one input)")
+        raise ArgumentError("inputs", "required: the example inputs (a list of inputs, or one input)")
     kwargs.setdefault("device_type", default_device())
     if isinstance(model_filename, (str, os.PathLike)) and Path(model_filename).suffix.lower() == ".json":
         return _benchmark_index_with(load_fn, Path(model_filename), inputs, *args, **kwargs)
@@ -439,6 +557,9 @@ def _benchmark_index_with(load_fn: Callable[..., Any], path: Path, inputs: Any, 
             raise SpecError("inputs", f"index entry {e['filename']} uses input {idx}; {len(examples)} inputs given")
         example = examples[idx]
         entry_kwargs = {**kwargs, "pipeline_sizes": [e.get("pipeline_size", 1)]}
-        out += benchmark_model("python", LoadFn(load_fn, e["filename"]), [example], [e["batch_size"]], *args,
+        f = e["filename"]
+        if not os.path.exists(f):  # NeuronPerf hands load_fn the name as stored, relative to the cwd
+            f = model_index.resolve_filename(f, path)
+        out += benchmark_model("python", LoadFn(load_fn, f), [example], [e["batch_size"]], *args,
                                **entry_kwargs)  # fmt: skip
     return out

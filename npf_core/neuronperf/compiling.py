@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 import time
@@ -13,9 +14,15 @@ from typing import Any
 from npf_core.errors import UserError
 from npf_core.log import get_logger
 
-__all__ = ["compile", "compile_with"]
+__all__ = ["FAST_MATH", "FAST_MATH_OPTIONS", "NEURONCORE_PIPELINE_CORES", "compile", "compile_with"]
 
 logger = get_logger("npf_core.neuronperf")
+
+# NeuronPerf's compile_constants (``npf.compile_constants``): the neuron-cc flags of
+# pipeline size and performance level, and each level's --fast-math value
+NEURONCORE_PIPELINE_CORES = "--neuroncore-pipeline-cores"
+FAST_MATH = "--fast-math"
+FAST_MATH_OPTIONS = {0: "none", 1: "fp32-cast-matmult no-fast-relayout", 2: "fp32-cast-matmult", 3: "all"}
 
 
 def _batch_sizes_like(x: Any) -> bool:
@@ -53,10 +60,10 @@ def compile_with(
     pipeline_sizes: int | Sequence[int] | None = None,
     performance_levels: int | Sequence[int] | None = None,
     models_dir: str | os.PathLike[str] = "models",
+    model_name: str | None = None,
     filename: str | os.PathLike[str] | None = None,
     compiler_args: dict[str, Any] | None = None,
     verbosity: int = 1,
-    model_name: str | None = None,
     **kwargs: Any,
 ) -> str:
     """Call ``compile_fn(model, example, models_dir, name, **compiler_args)`` in this
@@ -106,3 +113,6 @@ def compile_with(
                 ))  # fmt: skip
     index = model_index.append(*indexes)
     return model_index.save(index, filename)
+
+
+compile.__signature__ = inspect.signature(compile_with)  # type: ignore[attr-defined]  # NeuronPerf's

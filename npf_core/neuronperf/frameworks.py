@@ -8,7 +8,10 @@ from typing import Any
 
 from npf_core.neuronperf.api import benchmark_model, is_torch_module_class
 
-__all__ = ["FrameworkAPI", "cpu", "mxnet", "namespace", "tensorflow", "torch"]
+__all__ = ["EVALUATE_WORKERS", "FrameworkAPI", "cpu", "mxnet", "namespace", "tensorflow", "torch"]
+
+#: NeuronPerf's evaluate runs one copy with this many workers unless told otherwise
+EVALUATE_WORKERS = 2
 
 
 class FrameworkAPI:
@@ -26,10 +29,13 @@ class FrameworkAPI:
     def framework_for(self, model: Any) -> str:
         return self.framework
 
-    def benchmark(self, model_filename: Any, inputs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    def benchmark(self, model_filename: Any, inputs: Any, *args: Any, dataset_inputs: bool = False,
+                  **kwargs: Any) -> list[Any]:  # fmt: skip
         """NeuronPerf's ``benchmark(model_filename, inputs, batch_sizes=None, duration=60, ...)``:
-        a compiled model file, a model index (JSON) or (CPU/GPU) a model class."""
+        a compiled model file, a model index (JSON) or (CPU/GPU) a model class;
+        ``dataset_inputs``: ``inputs`` is a dataset (a torch ``Dataset`` is one anyway)."""
         kwargs.setdefault("device_type", self.default_device)
+        kwargs["dataset_inputs"] = dataset_inputs
         return benchmark_model(self.framework_for(model_filename), model_filename, inputs, *args, **kwargs)
 
     def compile(self, model: Any, inputs: Any, *args: Any, verbosity: int = 1, **kwargs: Any) -> str:
@@ -42,14 +48,21 @@ class FrameworkAPI:
     def evaluate(
         self, model: Any, dataset: Any, metrics: Any = None, eval_target_col: int | None = -1, **kwargs: Any
     ) -> list[dict[str, Any]]:
-        """NeuronPerf 1.6's ``evaluate(model_index_or_path, dataset, metrics=..., eval_target_col=...)``:
-        the dataset once (``duration=0``), metrics per worker, aggregated; returns report
-        dicts with each metric under its name (docs/evaluate.md)."""
-        from npf_core.api import evaluate_neuronperf
-        from npf_core.neuronperf.reports import neuronperf_report
+        """NeuronPerf's ``evaluate(model_index_or_path, dataset, metrics=..., eval_target_col=...)``:
+        :meth:`benchmark` with ``eval_metrics=metrics`` over ``dataset`` once
+        (``duration=0``), one copy with two workers unless told otherwise; every other
+        benchmark keyword works. Returns report dicts with each metric under its name
+        (docs/evaluate.md)."""
+        from npf_core.neuronperf.api import default_device
 
-        reports = evaluate_neuronperf(self.framework_for(model), model, dataset, metrics, eval_target_col, **kwargs)
-        return [{**neuronperf_report(r), **r.metrics} for r in reports]
+        kwargs.setdefault("n_models", 1)
+        kwargs.setdefault("workers_per_model", EVALUATE_WORKERS)
+        kwargs.setdefault("duration", 0.0)
+        kwargs.setdefault("device_type", default_device())  # a CPU box evaluates on the CPU
+        if "reference" in kwargs:  # npf's name for it
+            kwargs["eval_reference"] = kwargs.pop("reference")
+        return self.benchmark(model, dataset, eval_metrics=metrics if metrics is not None else [],
+                              eval_target_col=eval_target_col, **kwargs)  # fmt: skip
 
 
 class CpuAPI(FrameworkAPI):

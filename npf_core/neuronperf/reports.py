@@ -1,10 +1,10 @@
-"""NeuronPerf's report dicts and its reporting functions: :func:`get_reports`,
-:func:`print_reports`, :func:`write_csv`, :func:`write_json`.
+"""NeuronPerf's report dicts and its reporting functions: :func:`get_report`,
+:func:`get_reports`, :func:`print_reports`, :func:`write_csv`, :func:`write_json`,
+with its column lists (``CSV_COLS``, ``PRINT_COLS``) and its report keys.
 
-A report is a plain ``dict`` (``"key" in report``, ``json.dumps(report)``) with every
-field of npf's :class:`~npf_core.results.report.Report` plus the NeuronPerf keys npf's report
-does not carry (``NeuronPerf_version``, ``n_devices``, ``stats_interval``, ...), and
-NeuronPerf's status words: ``"finished"`` or ``"error"``.
+A report is a plain ``dict`` (``"key" in report``, ``json.dumps(report)``): every key
+of NeuronPerf's report first, in its order (:data:`REPORT_KEYS`), then npf's own
+fields, with NeuronPerf's status words: ``"finished"`` or ``"error"``.
 """
 
 from __future__ import annotations
@@ -19,25 +19,68 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 
-from npf_core.neuronperf.timing import StageTimer
-from npf_core.results.report import (
-    NEURONPERF_COLUMNS,
-    NEURONPERF_CSV_COLUMNS,
-    PRINT_COLUMNS,
-    TELEMETRY_COLUMNS,
-    Report,
-)
+from npf_core.neuronperf.timing import Timer
+from npf_core.results.report import NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, TELEMETRY_COLUMNS, Report
 
-__all__ = ["CSV_COLS", "REPORT_COLS", "SUMMARY_COLS", "get_reports", "print_reports", "write_csv", "write_json"]
+__all__ = [
+    "CONFIG_KEYS",
+    "CSV_COLS",
+    "PRINT_COLS",
+    "REPORT_COLS",
+    "REPORT_KEYS",
+    "REQUIRED_CONFIG_KEYS",
+    "REQUIRED_RESULTS_KEYS",
+    "RESULTS_KEYS",
+    "SUMMARY_COLS",
+    "TIMER_STAGES",
+    "get_report",
+    "get_reports",
+    "print_reports",
+    "write_csv",
+    "write_json",
+]
 
-#: NeuronPerf's default columns of ``print_reports``
-SUMMARY_COLS = list(PRINT_COLUMNS)
-#: NeuronPerf's default columns of ``write_csv``, in its order
+logger = structlog.get_logger("npf_core.neuronperf")
+
+#: NeuronPerf's default columns of ``print_reports`` (the docs call them ``SUMMARY_COLS``)
+PRINT_COLS = list(PRINT_COLUMNS)
+SUMMARY_COLS = PRINT_COLS
+#: NeuronPerf's default columns of ``write_csv``, in its order (the docs: ``REPORT_COLS``)
 CSV_COLS = list(NEURONPERF_CSV_COLUMNS)
-#: every NeuronPerf report field
-REPORT_COLS = list(NEURONPERF_COLUMNS)
+REPORT_COLS = CSV_COLS
 _PERCENTILES = (0, 50, 90, 95, 99, 100)
+#: the stages of ``results["timers"]`` (``return_timers=True``), in NeuronPerf's order:
+#: per model copy the first five, per worker thread the other five
+TIMER_STAGES = ["env_setup", "setup", "load", "input", "warmup", "preprocess", "infer", "postprocess", "e2e", "worker"]
+_PER_COPY = TIMER_STAGES[:5]
+_PER_WORKER = TIMER_STAGES[5:]
+#: the ``config`` dict of a ``(config, results)`` tuple, in NeuronPerf's order (npf adds
+#: ``input_idx``, ``cast_mode`` and ``cost_per_hour`` after them)
+CONFIG_KEYS = [
+    "model_filename", "model_name", "device_type", "instance_type", "batch_size", "n_models", "workers_per_model",
+    "pipeline_size", "n_devices", "performance_level", "multiprocess", "multiinterpreter", "stats_interval",
+    "start_dts", "duration", "stop_dts",
+]  # fmt: skip
+#: the ``results`` dict of a ``(config, results)`` tuple (npf adds ``report``)
+RESULTS_KEYS = ["workers_per_model", "status", "n_infs", "total_s", "timers", "cpu_percents", "mem_percents"]
+REQUIRED_CONFIG_KEYS = [
+    "multiprocess", "multiinterpreter", "device_type", "batch_size", "model_filename", "model_name", "n_models",
+    "pipeline_size",
+]  # fmt: skip
+REQUIRED_RESULTS_KEYS = ["workers_per_model", "status", "timers", "n_infs", "total_s"]
+_STAGE_AVGS = ["load", "input", "warmup", "env_setup", "setup", "preprocess", "infer", "postprocess", "e2e"]
+#: every key of a NeuronPerf report, in its order
+REPORT_KEYS = [
+    "NeuronPerf_version", *CONFIG_KEYS, "n_stats_intervals", "status",
+    *(f"{s}_avg_ms" for s in _STAGE_AVGS), "worker_avg_s", "total_infs", "total_s",
+    "cpu_avg_percent", *(f"cpu_percent_p{q}" for q in _PERCENTILES),
+    "mem_avg_percent", *(f"mem_percent_p{q}" for q in _PERCENTILES),
+    *(f"latency_ms_p{q}" for q in _PERCENTILES), "throughput_peak", "throughput_avg", "cost_per_1m_inf",
+]  # fmt: skip
+#: stages that ran no function report 0 in NeuronPerf (an empty timer's average)
+_ZERO_WHEN_UNUSED = ("input_avg_ms", "env_setup_avg_ms", "setup_avg_ms", "preprocess_avg_ms", "postprocess_avg_ms")
 
 
 def _clean(value: Any) -> Any:
@@ -48,8 +91,10 @@ def _pct(values: Any, q: float) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
 
 
-def neuronperf_report(report: Report | Mapping[str, Any], stats_interval: float | None = None) -> dict[str, Any]:
-    """An npf report as NeuronPerf's report dict."""
+def neuronperf_report(
+    report: Report | Mapping[str, Any], stats_interval: float | None = None, duration: float | None = None
+) -> dict[str, Any]:
+    """An npf report as NeuronPerf's report dict: its keys first, in its order."""
     from npf_core.version import __version__
 
     d = report.to_dict() if isinstance(report, Report) else {k: _clean(v) for k, v in dict(report).items()}
@@ -58,6 +103,9 @@ def neuronperf_report(report: Report | Mapping[str, Any], stats_interval: float 
     d["n_devices"] = int(d.get("n_models", 0)) * int(d.get("pipeline_size", 1))
     interval = stats_interval if stats_interval is not None else min(d.get("window_s") or 0.5, 0.5)
     d["stats_interval"] = interval
+    if duration is not None:
+        d.setdefault("measured_s", d.get("duration"))
+        d["duration"] = duration  # NeuronPerf's config value: what was asked for
     cpu = list(d.get("cpu_percents") or [])
     mem = list(d.get("mem_percents") or [])
     d["n_stats_intervals"] = len(cpu)
@@ -65,119 +113,180 @@ def neuronperf_report(report: Report | Mapping[str, Any], stats_interval: float 
         for kind, values in (("cpu", cpu), ("mem", mem)):
             if d.get(f"{kind}_percent_p{q}") is None:
                 d[f"{kind}_percent_p{q}"] = _pct(values, q)
-    d.setdefault("env_setup_avg_ms", None)
-    d.setdefault("setup_avg_ms", None)
-    d["throughput_hist"] = list(d.get("throughput_windows") or [])
+    if d["status"] == "finished":
+        for key in _ZERO_WHEN_UNUSED:
+            if d.get(key) is None:
+                d[key] = 0.0
+    d.setdefault("throughput_hist", list(d.get("throughput_windows") or []))
     # npf folds every call into a histogram: NeuronPerf's list of each call's e2e time
-    # is not kept (memory stays flat with duration and speed)
+    # is kept only where the calls were (return_timers)
     d.setdefault("e2e_durations_ms", [])
     if isinstance(d.get("error"), Mapping) and d["status"] == "error":
         d.setdefault("error_message", d["error"].get("message", ""))
-    return d
+    ordered = {k: d.get(k) for k in REPORT_KEYS}
+    ordered.update((k, v) for k, v in d.items() if k not in ordered)
+    return ordered
 
 
 # ---------------------------------------------------------------------------
 # return_timers: (config, results) tuples
 # ---------------------------------------------------------------------------
 
-_CONFIG_KEYS = (
-    "model_filename", "model_name", "device_type", "instance_type", "input_idx", "batch_size", "n_models",
-    "workers_per_model", "pipeline_size", "performance_level", "multiprocess", "multiinterpreter", "start_dts",
-)  # fmt: skip
+
+def _rows(calls: Any) -> np.ndarray:
+    return np.frombuffer(calls.stamps, dtype=np.int64).reshape(calls.n, calls.k)
 
 
-def timers_result(report: Report, *, duration: float, stats_interval: float, cost_per_hour: float | None) -> tuple:
-    """One configuration as NeuronPerf's ``(config, results)`` tuple."""
-    d = report.to_dict()
-    config = {k: d.get(k) for k in _CONFIG_KEYS}
-    config.update(cast_mode=d.get("performance_level"), duration=duration, stats_interval=stats_interval,
-                  cost_per_hour=cost_per_hour)  # fmt: skip
-    n, w = max(1, report.n_models), max(1, report.workers_per_model)
-    calls = report.total_calls
-    timers: dict[str, list[StageTimer]] = {}
+def _stage_timer(calls: Any, rows: np.ndarray, stage: str) -> Timer:
+    cols = calls.stages.get(stage)
+    if cols is None or not len(rows):
+        return Timer()
+    i, j = cols
+    return Timer.from_stamps(rows[:, i], rows[:, j])
+
+
+def _pair(stamps: Mapping[str, Sequence[int]], stage: str) -> Timer:
+    pair = stamps.get(stage)
+    return Timer.from_stamps([pair[0]], [pair[1]]) if pair else Timer()
+
+
+def kept_timers(readies: Sequence[Any], results: Sequence[Any]) -> dict[str, list[Timer]]:
+    """NeuronPerf's ``timers`` from the calls the copies kept: per copy ``env_setup``,
+    ``setup``, ``load``, ``input`` (its workers' fetches merged), ``warmup``; per worker
+    ``preprocess``, ``infer``, ``postprocess``, ``e2e``, ``worker``. A stage that ran no
+    function has an empty :class:`Timer`."""
+    timers: dict[str, list[Timer]] = {stage: [] for stage in TIMER_STAGES}
+    for ready, result in zip(readies, results, strict=False):
+        for stage in ("env_setup", "setup", "load"):
+            timers[stage].append(_pair(ready.stamps, stage))
+        fetches = [_rows(c)[:, list(c.stages["input"])] for c in result.calls if "input" in c.stages and c.n]
+        if fetches:
+            pairs = np.concatenate(fetches)
+            pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+            timers["input"].append(Timer.from_stamps(pairs[:, 0], pairs[:, 1]))
+        else:
+            timers["input"].append(Timer())
+        timers["warmup"].append(_pair(ready.stamps, "warmup"))
+        for calls in result.calls:
+            rows = _rows(calls)
+            for stage in ("preprocess", "infer", "postprocess", "e2e"):
+                timers[stage].append(_stage_timer(calls, rows, stage))
+            loop = list(calls.worker)
+            timers["worker"].append(Timer.from_stamps([loop[0]], [loop[1]]) if len(loop) == 2 and loop[1] else Timer())
+    return timers
+
+
+def timers_result(
+    report: Report,
+    kept: tuple[Sequence[Any], Sequence[Any]] | None,
+    *,
+    duration: float,
+    stats_interval: float,
+    cost_per_hour: float | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One configuration as NeuronPerf's ``(config, results)`` tuple; ``kept`` holds the
+    copies' READY and RESULT messages with each call's stamps (None: nothing kept, the
+    configuration failed)."""
+    d = neuronperf_report(report, stats_interval, duration)
+    config = {k: d.get(k) for k in CONFIG_KEYS}
+    config.update(input_idx=report.input_idx, cast_mode=report.performance_level, cost_per_hour=cost_per_hour)
     ok = report.status == "ok"
-
-    def per_copy(stage: str, avg_ms: float | None) -> None:
-        if avg_ms is not None and not (isinstance(avg_ms, float) and math.isnan(avg_ms)):
-            timers[stage] = [StageTimer(stage, 1, avg_ms * 1e6) for _ in range(n)]
-
-    per_copy("env_setup", report.env_setup_avg_ms if report.env_setup_avg_ms else None)
-    per_copy("setup", report.setup_avg_ms)
-    per_copy("load", report.load_avg_ms)
-    per_copy("warmup", report.warmup_avg_ms)
-    if ok:
-        share, rest = divmod(calls, n * w)
-        for stage, avg in (("input", report.input_avg_ms), ("preprocess", report.preprocess_avg_ms),
-                           ("infer", report.infer_avg_ms), ("postprocess", report.postprocess_avg_ms),
-                           ("e2e", report.e2e_avg_ms)):  # fmt: skip
-            if avg is None or math.isnan(avg):
-                continue
-            timers[stage] = [
-                StageTimer(stage, share + (i < rest), (share + (i < rest)) * avg * 1e6) for i in range(n * w)
-            ]
-        timers["worker"] = [StageTimer("worker", 1, report.worker_avg_s * 1e9) for _ in range(n * w)]
-    results = {
-        "status": "finished" if ok else "error",
-        "n_infs": calls,
-        "total_s": _clean(report.total_s),
+    timers = kept_timers(*kept) if ok and kept is not None else {stage: [] for stage in TIMER_STAGES}
+    results: dict[str, Any] = {
         "workers_per_model": report.workers_per_model,
+        "status": "finished" if ok else "error",
+        "n_infs": report.total_calls,
+        "total_s": _clean(report.total_s),
+        "timers": timers,
         "cpu_percents": list(report.cpu_percents),
         "mem_percents": list(report.mem_percents),
-        "timers": timers,
-        "report": neuronperf_report(report, stats_interval),
     }
+    if ok and timers["e2e"]:
+        e2e = [t.durations("ms") for t in timers["e2e"] if len(t)]
+        d["e2e_durations_ms"] = np.concatenate(e2e).tolist() if e2e else []
+    results["report"] = d
     if not ok and report.error is not None:
         results["error"] = report.error.message
     return config, results
 
 
-def _report_from_timers(config: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
-    """NeuronPerf's computation for results built from real :class:`Timer` objects."""
-    timers = results.get("timers", {})
+# ---------------------------------------------------------------------------
+# get_report: NeuronPerf's figures from (config, results) with real timers
+# ---------------------------------------------------------------------------
+
+
+def get_report(
+    benchmark_results: tuple[Mapping[str, Any], Mapping[str, Any]],
+    cost_per_hour: float | None = None,
+    window_size: int = 1,
+    verbosity: int = 0,
+) -> dict[str, Any]:
+    """One report dict from a ``(config, results)`` tuple. A tuple from npf's own
+    ``return_timers`` carries the engine's report; one built by hand (its ``timers``
+    lists of :class:`Timer`) is summarised as NeuronPerf did: per-stage means of each
+    timer's mean, latency percentiles of every e2e duration, throughput from the e2e
+    end times counted in ``window_size``-second buckets (first and last dropped)."""
+    config, res = benchmark_results
+    if "report" in res:
+        engine = dict(res["report"])
+        if cost_per_hour and engine.get("throughput_avg"):
+            engine["cost_per_1m_inf"] = cost_per_hour * 1e6 / (3600 * engine["throughput_avg"])
+        return engine
+    missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config] + [
+        k for k in REQUIRED_RESULTS_KEYS if k not in res
+    ]  # fmt: skip
+    if missing:
+        raise ValueError(f"benchmark results lack {', '.join(missing)}: expected a (config, results) tuple "
+                         "from benchmark(..., return_timers=True)")  # fmt: skip
+    timers: Mapping[str, Sequence[Timer]] = res.get("timers", {})
     bs = int(config.get("batch_size", 1) or 1)
 
-    def all_durations(stage: str) -> np.ndarray:
-        parts = [t.durations("ms") for t in timers.get(stage, [])]
-        return np.concatenate(parts) if parts else np.array([])
-
-    def avg(stage: str, unit: str = "ms") -> float | None:
+    def stage_avg(stage: str, unit: str = "ms") -> float:
         ts = timers.get(stage, [])
-        count = sum(len(t) for t in ts)
-        return sum(t.total_duration(unit) for t in ts) / count if count else None
+        return float(np.mean([t.avg(unit) for t in ts])) if ts else 0.0
 
-    e2e = all_durations("e2e")
-    if not len(e2e):
-        e2e = all_durations("infer")
-    total_s = results.get("total_s") or (avg("worker", "s") or 0.0)
-    n_infs = int(results.get("n_infs", len(e2e)))
     d: dict[str, Any] = dict(config)
-    d.update(
-        status=results.get("status", "finished"),
-        total_infs=n_infs * bs,
-        total_s=total_s,
-        throughput_avg=n_infs * bs / total_s if total_s else None,
-        throughput_peak=n_infs * bs / total_s if total_s else None,
-        e2e_durations_ms=e2e.tolist(),
-        cpu_percents=list(results.get("cpu_percents", [])),
-        mem_percents=list(results.get("mem_percents", [])),
-    )
+    d["n_stats_intervals"] = len(res.get("cpu_percents", []))
+    d["workers_per_model"] = res["workers_per_model"]
+    d["status"] = res["status"]
+    for stage in _STAGE_AVGS:
+        d[f"{stage}_avg_ms"] = stage_avg(stage)
+    d["worker_avg_s"] = stage_avg("worker", "s")
+    d["total_infs"] = int(res["n_infs"]) * bs
+    d["total_s"] = res["total_s"]
+    for kind in ("cpu", "mem"):
+        samples = list(res.get(f"{kind}_percents", []))
+        if len(samples) > 2:
+            points = [float(np.percentile(samples[1:-1], q)) for q in _PERCENTILES]
+            d[f"{kind}_avg_percent"] = float(np.mean(points))
+            d.update({f"{kind}_percent_p{q}": v for q, v in zip(_PERCENTILES, points, strict=True)})
+    e2e = [t for t in timers.get("e2e", []) if len(t)]
+    durations = np.concatenate([t.durations("ms") for t in e2e]) if e2e else np.array([])
     for q in _PERCENTILES:
-        d[f"latency_ms_p{q}"] = _pct(e2e, q)
-    for stage in ("env_setup", "setup", "load", "warmup", "input", "preprocess", "infer", "postprocess", "e2e"):
-        d[f"{stage}_avg_ms"] = avg(stage)
-    d["worker_avg_s"] = avg("worker", "s")
-    cpu, mem = d["cpu_percents"], d["mem_percents"]
-    d["cpu_avg_percent"] = float(np.mean(cpu)) if cpu else None
-    d["mem_avg_percent"] = float(np.mean(mem)) if mem else None
-    cost = config.get("cost_per_hour")
-    tput = d["throughput_avg"]
-    d["cost_per_1m_inf"] = cost / (tput * 3600) * 1e6 if cost and tput else None
+        d[f"latency_ms_p{q}"] = _pct(durations, q)
+    ends = np.concatenate([t.end_timestamps("s") for t in e2e]) if e2e else np.array([])
+    if len(ends):
+        _, counts = np.unique(np.floor(ends / window_size), return_counts=True)
+        counts = counts * bs
+        d["throughput_peak"] = float(counts.max()) / window_size
+        d["throughput_avg"] = float(counts[1:-1].mean()) / window_size if len(counts) > 2 else math.nan
+        if verbosity > 0:
+            d["throughput_hist"] = counts.tolist()
+    if verbosity > 1:
+        d["e2e_durations_ms"] = durations.tolist()
+    tput = d.get("throughput_avg")
+    if cost_per_hour and tput and not math.isnan(tput):
+        d["cost_per_1m_inf"] = cost_per_hour * 1e6 / (3600 * tput)
     return neuronperf_report(d, config.get("stats_interval"))
 
 
-def get_reports(results: Sequence[Any], batch_sizes: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def get_reports(
+    results: Sequence[Any], cost_per_hour: float | None = None, *, batch_sizes: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
     """Report dicts from ``benchmark(..., return_timers=True)``'s ``(config, results)``
-    tuples (or from hand-built ones whose ``timers`` are :class:`Timer` objects)."""
+    tuples (or from hand-built ones whose ``timers`` are :class:`Timer` objects).
+    ``batch_sizes`` (the docs' keyword) corrects each configuration's batch size by
+    its ``input_idx``."""
     out = []
     for item in results:
         if isinstance(item, Report):
@@ -187,12 +296,12 @@ def get_reports(results: Sequence[Any], batch_sizes: Sequence[int] | None = None
             out.append(dict(item))
             continue
         config, res = item
-        if "report" in res:
-            out.append(dict(res["report"]))
-        else:
-            if batch_sizes is not None and config.get("input_idx") is not None:
-                config = {**config, "batch_size": list(batch_sizes)[int(config["input_idx"])]}
-            out.append(_report_from_timers(config, res))
+        if batch_sizes is not None and config.get("input_idx") is not None:
+            config = {**config, "batch_size": list(batch_sizes)[int(config["input_idx"])]}
+        try:
+            out.append(get_report((config, res), cost_per_hour))
+        except ValueError as exc:  # NeuronPerf: said, and left out
+            logger.warning(f"Result {len(out)} is missing required information, skipping.", error=str(exc))
     return out
 
 
@@ -201,39 +310,45 @@ def get_reports(results: Sequence[Any], batch_sizes: Sequence[int] | None = None
 # ---------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _cell(value: Any) -> str:
+    if value is None:
         return "N/A"
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:g}"
+    if isinstance(value, (float, np.floating)):
+        return str(round(float(value), 3))
     return str(value)
 
 
-def _sort_key(sort_by: str | None) -> Any:
+def print_reports(
+    reports: Sequence[Mapping[str, Any]],
+    cols: Sequence[str] = PRINT_COLS,
+    sort_by: str = "throughput_peak",
+    reverse: bool = False,
+) -> None:
+    """Print the reports as a table on stdout, NeuronPerf's layout: every column as
+    wide as the longest column name plus one, floats to 3 decimals, ``N/A`` where a
+    report has no value. Rows are sorted by ``sort_by`` only when it is one of ``cols``."""
+    if not reports:
+        print("No reports were found. Did benchmarking succeed?")
+        return
+    width = max(len(c) for c in cols) + 1
+    rows = list(reports)
+    if sort_by in cols:
+        rows.sort(key=_sort_key(sort_by), reverse=reverse)
+    out = sys.stdout
+    out.write("".join(f"{c:<{width}}" for c in cols) + "\n")
+    for r in rows:
+        out.write("".join(f"{_cell(r.get(c)):<{width}}" for c in cols) + "\n")
+    out.flush()
+
+
+def _sort_key(sort_by: str) -> Any:
     def key(r: Mapping[str, Any]) -> Any:
-        v = r.get(sort_by) if sort_by else None
+        v = r.get(sort_by)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return (1, 0)
         return (0, v)
 
     return key
-
-
-def print_reports(
-    reports: Sequence[Mapping[str, Any]],
-    cols: Sequence[str] = SUMMARY_COLS,
-    sort_by: str | None = "throughput_peak",
-    reverse: bool = False,
-) -> None:
-    """Print the reports as a fixed-width table on stdout (``N/A`` where a value is missing)."""
-    rows = sorted(reports, key=_sort_key(sort_by), reverse=reverse) if sort_by else list(reports)
-    cells = [[_text(r.get(c)) for c in cols] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) + 1 for i, c in enumerate(cols)]
-    out = sys.stdout
-    out.write("".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip() + "\n")
-    for row in cells:
-        out.write("".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
-    out.flush()
 
 
 def _filename(reports: Sequence[Mapping[str, Any]], suffix: str) -> str:
@@ -268,9 +383,17 @@ def _csv(value: Any) -> Any:
     return value
 
 
-def write_json(reports: Sequence[Mapping[str, Any]], filename: str | None = None) -> str:
-    """Write the reports to a JSON file; returns the filename."""
-    filename = filename or _filename(reports, "json")
-    data = [{k: _clean(v) for k, v in dict(r).items()} for r in reports]
+def write_json(reports: Sequence[Mapping[str, Any]] | Mapping[str, Any], filename: str | None = None) -> str:
+    """Write the reports (or one report) to a JSON file; returns the filename."""
+    items = [reports] if isinstance(reports, Mapping) else list(reports)
+    filename = filename or _filename(items, "json")
+    rows = [{k: _json(v) for k, v in dict(r).items()} for r in items]
+    data: Any = rows[0] if isinstance(reports, Mapping) else rows
     Path(filename).write_text(json.dumps(data, indent=2, default=str, allow_nan=False))
     return str(filename)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    return _clean(value)

@@ -433,6 +433,12 @@ class Device:
         """*benchmarker*, before the model loads: apply the assignment beyond env
         vars (which the supervisor already set)."""
 
+    def failure_hint(self, text: str) -> str | None:
+        """*supervisor*: what to do about a copy's failure, when its message and output
+        (``text``) show a cause this device knows (e.g. the device held by another
+        process); None when it does not. Added to the failure's message."""
+        return None
+
 
 class Dataset:
     """Base class of dataset plugins: where a benchmarker's inputs come from."""

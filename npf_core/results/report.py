@@ -46,8 +46,8 @@ NEURONPERF_CSV_COLUMNS = (
     "model_name", "n_models", "workers_per_model", "pipeline_size", "batch_size",
     "throughput_avg", "throughput_peak",
     "latency_ms_p0", "latency_ms_p50", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99", "latency_ms_p100",
-    "cpu_avg_percent", "mem_avg_percent",
-    "e2e_avg_ms", "infer_avg_ms", "load_avg_ms", "warmup_avg_ms",
+    "cpu_avg_percent", "cpu_percent_p50", "mem_avg_percent", "mem_percent_p50",
+    "e2e_avg_ms", "infer_avg_ms",
     "total_infs", "total_s",
     "performance_level", "model_filename", "device_type", "instance_type", "cost_per_1m_inf",
 )  # fmt: skip

@@ -271,6 +271,7 @@ class Spec(SpecBase, frozen=True):
     launcher: str | LauncherSpec = "local"
     latency_budget_ms: PositiveFloat | None = None
     telemetry: TelemetrySetting = "auto"
+    keep_calls: Annotated[int, msgspec.Meta(ge=0)] = 0
     comment: str | list[str] | None = msgspec.field(default=None, name="_comment")
 
     @property

@@ -35,6 +35,7 @@ from npf_core.results.stats import windows_stable
 from npf_core.results.telemetry import TelemetryResult, apply_telemetry
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import LoadedSpec, duration_bounds
+from npf_core.supervisor.copy_output import CopyOutput
 from npf_core.supervisor.processes import Child
 from npf_core.supervisor.resources import ps_processes, sample_resources
 from npf_core.supervisor.telemetry import TelemetryHub
@@ -70,6 +71,7 @@ class ConfigRunner:
         metrics: dict[str, Any],
         emit: Callable[[ev.Event], None],
         telemetry: TelemetryHub | None = None,
+        copy_output: CopyOutput | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -80,10 +82,15 @@ class ConfigRunner:
         self._metrics = metrics
         self._emit = emit
         self.telemetry = telemetry
+        #: what copies print: shown and kept in the run folder
+        self.copy_output = copy_output
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
         #: per configuration being measured (by plan index): calls each copy reported so far
         self._calls: dict[int, dict[int, int]] = {}
+        #: with ``keep_calls``: config_id -> (each copy's Ready, each copy's Result), the
+        #: kept calls' stamps in them (NeuronPerf's return_timers reads these)
+        self.kept: dict[str, tuple[list[pr.Ready], list[pr.Result]]] = {}
 
     def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
         spec = self.spec
@@ -123,6 +130,7 @@ class ConfigRunner:
             window_ns=int(self._window_s() * 1e9),
             seed=zlib.crc32(config.config_id.encode()),
             evaluate=eval_job(self.loaded),
+            keep_calls=spec.keep_calls,
         )
 
     def window_s(self) -> float:
@@ -181,6 +189,8 @@ class ConfigRunner:
                             ) from exc
                         children.append(child)  # tracked at once: reaped whatever happens next
                         child.job = self._job(config, i, assignment)
+                        if self.copy_output is not None:
+                            child.on_output = _relay(self.copy_output, config.config_id, i)
                         tg.start_soon(processes.read_wire, child, send)
                         if child.out is not None:
                             tg.start_soon(processes.drain_output, child)
@@ -197,9 +207,14 @@ class ConfigRunner:
             receive.close()
             with anyio.CancelScope(shield=True):
                 await self._reap(children)
+            if self.copy_output is not None:
+                for c in children:
+                    self.copy_output.end(config.config_id, c.copy_index)
         calls = sum(self._calls.pop(index, {}).values())
         if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
+            if spec.keep_calls:
+                self.kept[config.config_id] = (readies, list(results))
             load = spec.load
             try:
                 report = build_report(
@@ -259,6 +274,9 @@ class ConfigRunner:
                 elif child.ended_by == "SIGTERM":
                     changes["message"] = f"{info.message}; stopped with SIGTERM"
             info = msgspec.structs.replace(info, **changes)
+        hint = self.device.failure_hint(f"{info.message}\n{info.output_tail}")
+        if hint and hint not in info.message:
+            info = msgspec.structs.replace(info, message=f"{info.message} ({hint})")
         logger.debug("configuration failed", config=config.config_id, error=info.message)  # the console tells it
         readies = [c.ready for c in children if c.ready is not None]
         extra: dict[str, Any] = {}
@@ -542,3 +560,10 @@ def _zygote_error(exc: ZygoteFailed) -> ErrorInfo:
     """A zygote that could not start or died: the configuration's error, at start-up."""
     return ErrorInfo(type=exc.type, message=exc.message, stage="start-up", traceback=exc.traceback,
                      output_tail=exc.output_tail, exitcode=exc.exitcode)  # fmt: skip
+
+
+def _relay(out: CopyOutput, config_id: str, copy_index: int) -> Callable[[bytes], None]:
+    def feed(chunk: bytes) -> None:
+        out.feed(config_id, copy_index, chunk)
+
+    return feed

@@ -83,11 +83,13 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
         wanted_p = as_list(spec.pipeline_sizes)
         if wanted_p is not None:
             entries = [e for e in entries if e.get("pipeline_size", 1) in wanted_p]
-        index_dir = loaded.resolve(m.index).parent
+        index_file = loaded.resolve(m.index)
         out = []
         for i, e in enumerate(entries):
             idx = e.get("input_idx")
             idx = _input_for_batch(loaded, int(e.get("batch_size", 1)), i, e) if idx is None else int(idx)
+            if spec.inputs is None:
+                idx = 0  # a dataset feeds every entry (evaluate over an index)
             if idx >= n_inputs:
                 raise SpecError(
                     "inputs",
@@ -95,8 +97,7 @@ def _variants(loaded: LoadedSpec) -> tuple[list[Variant], str | None]:
                     f"but the spec has {n_inputs} inputs",
                     "list every input of the index in the spec, in order",
                 )
-            f = Path(e["filename"])
-            ref = str(f if f.is_absolute() else index_dir / f)
+            ref = model_index.resolve_filename(e["filename"], index_file)
             out.append(
                 Variant(
                     kind="path",

@@ -57,6 +57,7 @@ class Child:
     out_closed: bool = False  # its stdout/stderr reached EOF: the output tail is complete
     pidfd: int = -1  # Linux: readable once the process has ended (no polling)
     zygote: Any = None  # the npf_core.supervisor.zygote_keeper.Zygote that forked it (its parent, which reaps it)
+    on_output: Any = None  # called with each chunk it writes (what the copy prints, shown and kept)
 
     def poll(self) -> int | None:
         if self.returncode is not None:
@@ -179,6 +180,8 @@ class Child:
 
     def keep_output(self, chunk: bytes) -> None:
         """Append to the output, keeping about the last OUTPUT_TAIL bytes."""
+        if self.on_output is not None:
+            self.on_output(chunk)
         self.output += chunk
         if len(self.output) > 2 * OUTPUT_TAIL:
             del self.output[:-OUTPUT_TAIL]

@@ -29,7 +29,7 @@ import structlog
 
 import npf_core.plugin.events as ev
 import npf_core.wire.transfer as transfer
-from npf_core.errors import ResultsError, SpecError
+from npf_core.errors import ResultsError, SpecError, UserError
 from npf_core.evaluation.runner import resolve_metrics
 from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device, Reporter, ReporterContext
@@ -51,7 +51,9 @@ from npf_core.results.table import ReportList, report_list
 from npf_core.spec.config import RunConfig
 from npf_core.spec.overrides import prepare
 from npf_core.spec.schema import spec_to_dict
+from npf_core.supervisor.blocking import run_blocking
 from npf_core.supervisor.config_run import GO_MARGIN_S, GROUP_SIGNAL_WAIT_S, ConfigRunner
+from npf_core.supervisor.copy_output import CopyOutput
 from npf_core.supervisor.plan import make_plan
 from npf_core.supervisor.sparing import LoadFailures, framework_first
 from npf_core.supervisor.stream import EventStream
@@ -94,6 +96,7 @@ class Supervisor:
         label: str | None = None,
         **overrides: Any,
     ) -> None:
+        _refuse_inside_a_copy()
         try:
             self.loaded = prepare(spec, **overrides)  # decoding only: a bad spec raises here
         except SpecError:
@@ -134,6 +137,7 @@ class Supervisor:
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, None)
         self._runner: ConfigRunner | None = None  # made by setup(), with the device and plugins
         self.telemetry: TelemetryHub | None = None  # made and probed by setup()
+        self._copy_output: CopyOutput | None = None  # what copies print (setup() knows the folder)
         self.instance_type: str | None = None
         self._events = EventStream()
         self._tg: Any = None
@@ -167,8 +171,11 @@ class Supervisor:
             method = "zygote" if "zygote" in methods else "fresh"
             self._payload = transfer.pack(self.loaded.objects, plugins.programmatic(), method)
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, self._payload)
+        keeps_folder = bool(self.spec.output.results or set(self.spec.output.reporters) - {"console"})
+        self._copy_output = CopyOutput(self.output_dir if keeps_folder else None)
         self._runner = ConfigRunner(self.loaded, device, plugins, zygotes=self._zygotes, payload=self._payload,
-                                    metrics=self._metrics, emit=self._emit)  # fmt: skip
+                                    metrics=self._metrics, emit=self._emit,
+                                    copy_output=self._copy_output)  # fmt: skip
         # device telemetry: the sources for this device, probed now (one the spec names
         # that cannot sample here is a user error, before anything starts)
         telemetry = TelemetryHub(self.loaded, plugins, device, self._runner.window_s())
@@ -176,7 +183,7 @@ class Supervisor:
         self.telemetry = self._runner.telemetry = telemetry
         if self._resume:
             self._load_resume()
-        if self.spec.output.results or set(self.spec.output.reporters) - {"console"}:
+        if keeps_folder:
             self._check_output_dir()
             self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.spec.output.results:
@@ -196,6 +203,12 @@ class Supervisor:
             # abandoned on cancellation: a probe stuck for a minute must not delay a
             # Ctrl-C; nothing has started yet, so nothing is left behind
             await anyio.to_thread.run_sync(self.setup, abandon_on_cancel=True)
+
+    @property
+    def kept_calls(self) -> dict[str, tuple[list[Any], list[Any]]]:
+        """With the spec's ``keep_calls``: config_id -> (each copy's READY, each copy's
+        RESULT), which hold the kept calls' stamps (:class:`~npf_core.wire.protocol.CallStamps`)."""
+        return self._runner.kept if self._runner is not None else {}
 
     @property
     def plugins(self) -> Plugins:
@@ -306,6 +319,8 @@ class Supervisor:
                 await self._zygotes.close(self.spec.timeouts.grace_s)
             if self._payload is not None:
                 self._payload.close()
+            if self._copy_output is not None:
+                self._copy_output.close()
             self._events.end()
         if scope.cancelled_caught:
             self.interrupted = True
@@ -470,6 +485,18 @@ def _legacy_id(c: RunConfig) -> str:
     return f"{c.model_name}-i{c.input_idx}-{sweep}"
 
 
+def _refuse_inside_a_copy() -> None:
+    """A benchmark started by a model copy (its module runs one when imported, and a
+    copy imported it) would start copies of its own, and so on: say so instead."""
+    config = os.environ.get("NPF_CONFIG_ID")
+    if config:
+        raise UserError(
+            f"a benchmark was started inside a model copy (configuration {config}): the module that "
+            "defines the model starts a benchmark when it is imported, and the copy imported it; put "
+            "that call under `if __name__ == \"__main__\":` or in a function"
+        )
+
+
 async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> ReportList:
     """Run a spec inside an existing event loop; returns the reports (a list that a
     notebook shows as a table, with ``.to_pandas()``). Cancelling the caller stops
@@ -479,11 +506,17 @@ async def abenchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overri
 
 def benchmark(spec: Any, *, extra_plugins: tuple[Any, ...] = (), **overrides: Any) -> ReportList:
     """Run a spec (a path, JSON text, a dict — which may hold Python objects in place
-    of import references — or a Spec) and return its reports.
+    of import references — or a Spec) and return its reports. Works from a thread
+    whose event loop is running (a Jupyter cell): the run then has a thread of its own.
 
     Keyword overrides replace spec fields (``duration_s=5``, ``n_models=[1]``,
     ``output_dir=...``, ``reporters=[...]``); ``reporters=[]`` prints nothing and
     writes only ``results.json``; add ``results=False`` to write no file at all.
     The list shows as a table in a notebook and converts with ``.to_pandas()``.
     """
-    return anyio.run(lambda: abenchmark(spec, extra_plugins=extra_plugins, **overrides))
+    sup = Supervisor(spec, extra_plugins=extra_plugins, **overrides)
+    # Set up in the calling thread: it may be inside an import (a module that runs a
+    # benchmark when imported), and a helper thread that touched that module would
+    # wait for its import lock forever.
+    sup.setup()
+    return report_list(run_blocking(sup.run))

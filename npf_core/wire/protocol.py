@@ -36,6 +36,7 @@ from npf_core.spec.schema import DatasetSpec, DeviceSpec, InputItem
 __all__ = [
     "ChildExit",
     "AssignmentBlock",
+    "CallStamps",
     "MAX_FRAME",
     "PROTOCOL_VERSION",
     "AnyMessage",
@@ -160,6 +161,8 @@ class Job(msgspec.Struct, kw_only=True):
     window_ns: int
     seed: int = 0
     evaluate: EvalJob | None = None
+    #: keep each call's stamps, up to this many calls per copy (NeuronPerf's return_timers)
+    keep_calls: int = 0
 
 
 class Setup(Message, kw_only=True):
@@ -172,6 +175,8 @@ class Ready(Message, kw_only=True):
     env_setup_ns: int = 0
     warmup_ns: int
     warmup_calls: int = 0
+    #: with ``Job.keep_calls``: stage -> [start, end] (perf_counter_ns) of env_setup, load, setup, warmup
+    stamps: dict[str, list[int]] = {}
 
 
 class Go(Message, kw_only=True):
@@ -200,6 +205,20 @@ class Hist(msgspec.Struct, array_like=True):
     hi: int
 
 
+class CallStamps(msgspec.Struct, kw_only=True):
+    """One worker's kept calls (``Job.keep_calls``): ``stamps`` holds ``n`` rows of ``k``
+    int64 ``perf_counter_ns`` stamps (row-major, native byte order); ``stages`` maps a
+    stage to its (start, end) columns, ``e2e`` included. ``completed`` counts every call
+    of the worker, kept or not; ``worker`` is its loop's [start, end]."""
+
+    n: int
+    k: int
+    stamps: bytes
+    stages: dict[str, tuple[int, int]]
+    completed: int
+    worker: list[int] = []
+
+
 class Result(Message, kw_only=True):
     completed: int
     interval_ns: int
@@ -215,6 +234,8 @@ class Result(Message, kw_only=True):
     #: (the state only: the supervisor rebuilds each with the class it resolved)
     metric_states: dict[str, list[bytes]] = {}
     eval_examples: int = 0
+    #: with ``Job.keep_calls``: one per worker thread
+    calls: list[CallStamps] = []
 
 
 class Failed(Message, kw_only=True):

@@ -40,7 +40,7 @@ import msgspec
 
 from npf_core.errors import ObjectTransferError
 
-__all__ = ["CHILD_HOOKS", "Payload", "load_objects", "load_plugins", "pack"]
+__all__ = ["CHILD_HOOKS", "Payload", "being_imported", "load_objects", "load_plugins", "pack"]
 
 _MAGIC = b"NPFOBJ1\n"
 #: the hooks whose plugins a benchmarker needs (the others run in the supervisor only)
@@ -143,6 +143,19 @@ def _unimportable_modules() -> list[Any]:
     return out
 
 
+def being_imported(module: Any) -> bool:
+    """Whether ``module``'s own import has not finished yet: a module that runs a
+    benchmark when imported (its classes defined, then the call). Importing it by
+    name would wait for the caller's import lock from another thread, and would run
+    the benchmark again in a copy; its objects travel by value instead."""
+    spec = getattr(module, "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+def _modules_being_imported() -> list[Any]:
+    return [m for name, m in list(sys.modules.items()) if name != "__main__" and m is not None and being_imported(m)]
+
+
 def pack(objects: Mapping[str, Any], plugins: Sequence[Any] = (), method: str = "zygote") -> Payload | None:
     """Serialise ``objects`` (token -> object) and ``plugins`` into one payload;
     None when there is nothing to send. Raises :class:`ObjectTransferError` naming
@@ -152,7 +165,8 @@ def pack(objects: Mapping[str, Any], plugins: Sequence[Any] = (), method: str = 
     import cloudpickle
 
     registered = cloudpickle.list_registry_pickle_by_value()
-    by_value = [m for m in _unimportable_modules() if m.__name__ not in registered]
+    by_value = [m for m in _unimportable_modules() + _modules_being_imported() if m.__name__ not in registered]
+    by_value = list({id(m): m for m in by_value}.values())
     for module in by_value:
         cloudpickle.register_pickle_by_value(module)
     try:

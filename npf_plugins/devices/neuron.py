@@ -73,6 +73,14 @@ GROUP_SIZES = "NEURONCORE_GROUP_SIZES"
 #: where the Neuron driver publishes its devices (a module constant so tests can point it elsewhere)
 SYSFS_ROOT = Path("/sys/devices/virtual/neuron_device")
 NEURON_LS_TIMEOUT_S = 20.0
+#: the runtime's messages for a process forked after it was initialised, and for
+#: NeuronCores another process holds
+_STATE_CHILD = re.compile(r"NRT_STATE_CHILD|Incompatible runtime state")
+_CORES_BUSY = re.compile(
+    r"nrt_allocate_neuron_cores|NeuronCore\(s\) not available|cannot determine the number of available NeuronCores"
+    r"|No neuron device available|NeuronCores? (?:are|is) (?:already )?in use",
+    re.IGNORECASE,
+)
 
 _ITEM = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
@@ -331,6 +339,24 @@ class NeuronDevice(Device):
         if "," in visible:
             label = "nc" + visible
         return Assignment(env=env, cpus=None, devices=[str(c) for c in block], label=label)
+
+    def failure_hint(self, text: str) -> str | None:
+        """What to do when a copy's failure shows one of the Neuron runtime's known
+        start-up failures (NeuronPerf issues #1040 and #493)."""
+        if _STATE_CHILD.search(text):
+            return (
+                "the Neuron runtime was already initialised in the process this copy was forked from "
+                "(e.g. the script traced or ran a Neuron model, with torch_neuronx, before benchmarking), "
+                "and a fork cannot use it: keep start_method 'fresh' (the default on Neuron), or trace "
+                "and save the model in a separate script first"
+            )
+        if _CORES_BUSY.search(text):
+            return (
+                "another process holds the NeuronCores (a notebook kernel or script that loaded a Neuron "
+                "model, or one that did not exit): find it with neuron-top or neuron-ls and stop it, "
+                "or give this run other cores with NEURON_RT_VISIBLE_CORES"
+            )
+        return None
 
 
 @hookimpl

@@ -13,7 +13,11 @@ _PARAMS = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d{4,})\.params$")
 
 
 def find_checkpoint(path: Path, epoch: int | None) -> tuple[str, int]:
-    """``(prefix, epoch)`` of the checkpoint ``path`` names; ValueError saying why not."""
+    """``(prefix, epoch)`` of the checkpoint ``path`` names (a folder, a checkpoint
+    file, or the prefix given to ``mx.model.save_checkpoint``, as NeuronPerf's mxnet
+    compile writes into its model index); ValueError saying why not."""
+    if not path.exists() and Path(f"{path}-symbol.json").is_file():
+        path = Path(f"{path}-symbol.json")
     if path.is_dir():
         symbols = sorted(path.glob("*-symbol.json"))
         if len(symbols) != 1:

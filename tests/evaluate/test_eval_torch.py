@@ -15,7 +15,6 @@ pytest.importorskip("torch.nn")
 
 import npf_core as npf  # noqa: E402
 from npf_core import model_index  # noqa: E402
-from npf_core.api import evaluate_neuronperf  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -66,25 +65,26 @@ def test_the_evaluate_guides_examples() -> None:
     npf.register_metric_from_existing("topk", "topk_3", k=3)
     npf.register_metric("MyCustomMetric", MyCustomMetric)
 
-    # benchmark(..., duration=0, eval_metrics=[...]) with n_models=1, workers_per_model=2
-    reports = evaluate_neuronperf("torch", tm.TinyNet, tm.dataset(), ["accuracy", "precision", "topk_3"])
+    # the guide's first form: benchmark(..., duration=0, eval_metrics=[...]), n_models=1, workers_per_model=2
+    reports = npf.torch.benchmark(tm.TinyNet, tm.dataset(), n_models=1, workers_per_model=2, duration=0,
+                                  eval_metrics=["accuracy", "precision", "topk_3"], device_type="cpu")  # fmt: skip
     r = reports[0]
-    assert r.status == "ok", r.error
-    assert (r.n_models, r.workers_per_model) == (1, 2)
-    assert r.eval_examples == tm.N
-    assert r.metrics["accuracy"] == accuracy
-    assert r.metrics["precision"] == tp / (tp + fp)
-    assert r.metrics["topk_3"] >= accuracy
+    assert r["status"] == "finished", r.get("error")
+    assert (r["n_models"], r["workers_per_model"]) == (1, 2)
+    assert r["eval_examples"] == tm.N
+    assert r["accuracy"] == accuracy
+    assert r["precision"] == tp / (tp + fp)
+    assert r["topk_3"] >= accuracy
 
-    # the target in another column (eval_target_col), a single metric name, the custom metric
+    # the shortcut, with benchmark's keywords: the target in another column (eval_target_col),
+    # a postprocess_fn, a single metric name, the custom metric
     swapped = [(y, x) for x, y in tm.dataset()]
-    r = evaluate_neuronperf(
-        "torch", tm.TinyNet, swapped, metrics=["accuracy", "MyCustomMetric"], eval_target_col=0, postprocess=tm.argmax
-    )[0]
-    assert r.status == "ok", r.error
-    assert r.metrics == {"accuracy": accuracy, "MyCustomMetric": accuracy}
-    r = evaluate_neuronperf("torch", tm.TinyNet, tm.dataset(), metrics="accuracy")[0]
-    assert r.metrics == {"accuracy": accuracy}
+    r = npf.torch.evaluate(tm.TinyNet, swapped, metrics=["accuracy", "MyCustomMetric"], eval_target_col=0,
+                           postprocess_fn=tm.argmax, device_type="cpu")[0]  # fmt: skip
+    assert r["status"] == "finished", r.get("error")
+    assert r["metrics"] == {"accuracy": accuracy, "MyCustomMetric": accuracy}
+    r = npf.torch.evaluate(tm.TinyNet, tm.dataset(), metrics="accuracy")[0]
+    assert r["metrics"] == {"accuracy": accuracy} and r["device_type"] == "cpu"  # no Neuron here: the CPU
 
 
 def test_an_index_sweep_shows_speed_and_accuracy_drop_side_by_side(tmp_path: Path) -> None:
@@ -102,23 +102,21 @@ def test_an_index_sweep_shows_speed_and_accuracy_drop_side_by_side(tmp_path: Pat
         *(model_index.create(str(f), model_name="tiny", performance_level=lvl) for lvl, f in files.items())
     )
     index_file = model_index.save(index, str(tmp_path / "tiny_index.json"))
-    reports = evaluate_neuronperf(
-        "torch", index_file, tm.dataset(), metrics=["accuracy"],
-        reference={"path": str(files[0])}, workers_per_model=1,
-    )  # fmt: skip
-    by_level = {r.performance_level: r for r in reports}
+    reports = npf.torch.evaluate(index_file, tm.dataset(), metrics=["accuracy"],
+                                 eval_reference={"path": str(files[0])}, workers_per_model=1)  # fmt: skip
+    by_level = {r["performance_level"]: r for r in reports}
     assert set(by_level) == {0, 1}
     exact, cast = by_level[0], by_level[1]
     for r in reports:
-        assert r.status == "ok", r.error
-        assert r.throughput_avg > 0 and r.latency_ms_p50 > 0 and r.eval_examples == tm.N
+        assert r["status"] == "finished", r.get("error")
+        assert r["throughput_avg"] > 0 and r["latency_ms_p50"] > 0 and r["eval_examples"] == tm.N
     # the variant that is the reference: no error at all
-    assert exact.metrics["ref_max_abs_error"] == 0.0 and exact.metrics["ref_mean_abs_error"] == 0.0
-    assert exact.metrics["ref_cosine_similarity"] == 1.0 and exact.metrics["ref_top1_agreement"] == 1.0
+    assert exact["ref_max_abs_error"] == 0.0 and exact["ref_mean_abs_error"] == 0.0
+    assert exact["ref_cosine_similarity"] == 1.0 and exact["ref_top1_agreement"] == 1.0
     # bfloat16 keeps 8 bits of mantissa: errors of about 1% of the outputs' size, not more
-    assert 0 < cast.metrics["ref_mean_abs_error"] < 0.1
-    assert cast.metrics["ref_cosine_similarity"] > 0.999
-    assert cast.metrics["ref_top1_agreement"] > 0.9
+    assert 0 < cast["ref_mean_abs_error"] < 0.1
+    assert cast["ref_cosine_similarity"] > 0.999
+    assert cast["ref_top1_agreement"] > 0.9
 
 
 def test_npf_torch_evaluate_is_the_guides_call() -> None:

@@ -173,15 +173,18 @@ def test_cpu_benchmark_of_a_torch_module_class_and_gpu_without_a_gpu() -> None:
         npf.torch.benchmark(Model, torch.ones(1, 6), device_type="gpu", duration=SHORT, verbosity=0)
 
 
-def test_compile_then_benchmark_the_index_with_filters(neuron_fakes: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("given", ["class", "instance"])
+def test_compile_then_benchmark_the_index_with_filters(neuron_fakes: Path, tmp_path: Path, given: str) -> None:
     """The resnet example's shape (compile, then benchmark the index), with a model
-    class, and benchmark(batch_sizes=...) as a filter on the index."""
+    class or, as NeuronPerf's docs write it, an instance (it reaches the compile
+    process by cloudpickle), and benchmark(batch_sizes=...) as a filter on the index."""
     from fd_torch_models import Model
 
     os.chdir(tmp_path)
     batch_sizes = [1, 2]
     inputs = [torch.zeros([b, 3, 8, 8], dtype=torch.float32) for b in batch_sizes]
-    filename = npf.torch.compile(Model, inputs, batch_sizes=batch_sizes, filename="model.json")
+    model = Model if given == "class" else Model().eval()
+    filename = npf.torch.compile(model, inputs, batch_sizes=batch_sizes, filename="model.json")
     assert Path(filename).exists()
     index = npf.model_index.load(filename)
     assert [c["batch_size"] for c in index["model_configs"]] == [1, 2]

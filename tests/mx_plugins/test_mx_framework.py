@@ -141,7 +141,7 @@ def test_compile_through_mx_neuron_writes_an_index_that_run_benchmarks(
     entries = model_index.load(tmp_path / "net_index.json")["model_configs"]
     assert [(e["batch_size"], e["pipeline_size"], e["status"]) for e in entries] == [
         (1, 1, "finished"), (1, 2, "finished"), (4, 1, "finished"), (4, 2, "finished")]  # fmt: skip
-    first = Path(entries[0]["filename"])
+    first = Path(model_index.resolve_filename(entries[0]["filename"], tmp_path / "net_index.json"))
     assert first.name == "net_i0_b1_p1" and {p.name for p in first.iterdir()} == {"model-symbol.json",
                                                                                   "model-0000.params"}
     # the saved graph is the compiled one (the fake marks its output node)

@@ -57,7 +57,7 @@ def test_compile_writes_an_index_that_run_benchmarks(
     index = model_index.load(tmp_path / "dense_index.json")
     entries = index["model_configs"]
     assert [(e["batch_size"], e["status"]) for e in entries] == [(1, "finished"), (4, "error")]
-    ok = Path(entries[0]["filename"])
+    ok = Path(model_index.resolve_filename(entries[0]["filename"], tmp_path / "dense_index.json"))
     assert ok.name == "dense_i0_b1_p1_matmult" and (ok / "saved_model.pb").is_file()  # a folder, no .pt
     assert entries[0]["compile_info"]["NEURON_CC_FLAGS"] == "--optlevel 1 --auto-cast matmult"
     traces = [e for e in read_jsonl(neuron_fakes) if e["event"] == "trace"]

@@ -59,7 +59,8 @@ def test_compile_command_builds_every_variant_and_run_accepts_the_index(
     assert got == [(1, 1, "matmult", "finished"), (1, 2, "matmult", "finished"),
                    (4, 1, "matmult", "finished"), (4, 2, "matmult", "error")]  # fmt: skip
     for e in index["model_configs"][:3]:
-        assert Path(e["filename"]).parent == tmp_path / "artifacts" and Path(e["filename"]).is_file()
+        f = Path(model_index.resolve_filename(e["filename"], tmp_path / "net_index.json"))
+        assert f.parent == tmp_path / "artifacts" and f.is_file()
         assert e["compile_s"] > 0
     assert not (tmp_path / "artifacts" / "net_i1_b4_p2_matmult.pt").exists()
     assert "neuronx-cc failed (fake)" in index["model_configs"][3]["error"]

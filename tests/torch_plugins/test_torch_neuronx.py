@@ -124,3 +124,54 @@ def test_missing_torch_neuronx_is_caught_before_any_process(
     with pytest.raises(DeviceUnavailable, match="needs torch-neuronx"):
         run({"framework": "torch", "path": str(neuron_model)}, tmp_path)
     assert "torch_neuronx" not in sys.modules
+
+
+# -- the runtime's start-up failures say what to do (NeuronPerf issues #493, #1040) ------
+
+
+def test_cores_held_by_another_process_say_so(
+    neuron_model: Path, neuron_fakes: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import torch
+
+    import npf_core as npf
+
+    monkeypatch.setenv("NPF_FAKE_NEURON_BUSY", "1")
+    monkeypatch.chdir(tmp_path)
+    (r,) = npf.torch.benchmark(str(neuron_model), [torch.randn(2, 8)], batch_sizes=2, n_models=1,
+                               workers_per_model=1, duration=0.3, verbosity=0)  # fmt: skip
+    assert r["status"] == "error"
+    message = r["error_message"]
+    assert "NeuronCore" in message and "another process holds the NeuronCores" in message, message
+    assert "NEURON_RT_VISIBLE_CORES" in message
+
+
+STATE_CHILD_SCRIPT = """
+import sys, torch, torch_neuronx
+import npf_core
+model = torch.jit.load({model!r})
+model(torch.randn(2, 8))  # this process initialises the Neuron runtime, then copies fork from it
+(r,) = npf_core.benchmark({{"model": {{"framework": "torch", "path": {model!r}}},
+                           "inputs": [{{"shape": [2, 8]}}], "device": "neuron", "start_method": "fork",
+                           "n_models": [1], "workers_per_model": [1], "duration_s": 0.3,
+                           "output": {{"dir": "out", "reporters": []}}}})
+print("STATUS", r.status)
+print("MESSAGE", r.error.message if r.error else "")
+"""
+
+
+def test_a_copy_forked_after_the_runtime_started_says_so(
+    neuron_model: Path, neuron_fakes: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """NeuronPerf issue #1040: a script that traced (or ran) a Neuron model, then
+    benchmarked in copies forked from itself: NRT_STATE_CHILD, and what to do."""
+    import subprocess
+
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0-1")
+    script = tmp_path / "trace_then_benchmark.py"
+    script.write_text(STATE_CHILD_SCRIPT.format(model=str(neuron_model)))
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "STATUS error" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    message = proc.stdout.split("MESSAGE", 1)[1]
+    assert "NRT_STATE_CHILD" in message and "start_method 'fresh'" in message, message

@@ -35,6 +35,7 @@ PLUGIN = '''
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
+from npf_core.plugin import resolve_reference
 from npf_core.plugin.hookspecs import Framework, hookimpl
 
 
@@ -48,7 +49,11 @@ class FakeCompiler(Framework):
 
     def compile(self, request):
         example = request.example()
-        record(event="compile", batch_size=request.batch_size, pipeline_size=request.pipeline_size,
+        made = None
+        if request.model_kind == "target" and request.model_ref.startswith("<object:"):
+            made = resolve_reference(request.model_ref, Path(request.base_dir), {})()
+        record(event="compile", made=type(made).__name__, tag=getattr(made, "tag", None),
+               batch_size=request.batch_size, pipeline_size=request.pipeline_size,
                performance_level=request.performance_level, auto_cast=request.auto_cast,
                compiler_args=request.compiler_args, compiler_target=request.compiler_target,
                input_idx=request.input_idx, model_kind=request.model_kind, model_ref=request.model_ref,
@@ -76,7 +81,10 @@ class FakeCompiler(Framework):
 
 
 class Model:
-    """A compile target (the fake compiler never instantiates it)."""
+    """A compile target (the fake compiler instantiates only one given as a live object)."""
+
+    def __init__(self, tag="class"):
+        self.tag = tag
 
 
 @hookimpl
@@ -189,7 +197,9 @@ def test_the_index_a_compile_writes_is_what_run_benchmarks(tmp_path: Path, fakec
     assert [(e["batch_size"], e["status"], e.get("cast_mode")) for e in index["model_configs"]] == [
         (1, "finished", "matmult"), (3, "error", "matmult"), (4, "finished", "matmult")
     ]  # fmt: skip
-    assert Path(index["model_configs"][0]["filename"]) == tmp_path / "out" / "models" / "Model_i0_b1_p1_matmult.pt"
+    first = model_index.resolve_filename(index["model_configs"][0]["filename"], path)
+    assert index["model_configs"][0]["filename"] == "out/models/Model_i0_b1_p1_matmult.pt"  # relative to the index
+    assert Path(first) == tmp_path / "out" / "models" / "Model_i0_b1_p1_matmult.pt"
     run_spec = {
         "model": {"framework": "fakecc", "index": path},
         "inputs": [{"shape": [1, 2]}, {"shape": [3, 2]}, {"shape": [4, 2]}],
@@ -234,7 +244,8 @@ def test_neuronperf_shaped_call_with_arrays_and_a_class(tmp_path: Path, fakecc: 
     index = model_index.load(path)
     got = [(e["input_idx"], e["batch_size"], e["pipeline_size"], e["status"]) for e in index["model_configs"]]
     assert got == [(0, 1, 1, "finished"), (0, 1, 2, "finished"), (1, 2, 1, "finished"), (1, 2, 2, "finished")]
-    assert all(Path(e["filename"]).parent == tmp_path / "m" for e in index["model_configs"])
+    assert all(Path(model_index.resolve_filename(e["filename"], path)).parent == tmp_path / "m"
+               for e in index["model_configs"])  # fmt: skip
     seen = records(log)
     assert [e["pipeline_size"] for e in seen] == [1, 2, 1, 2]
     assert {tuple(e["compiler_args"]) for e in seen} == {("--optlevel", "1", "--verbose")}
@@ -278,14 +289,25 @@ def test_compile_spec_checks_before_starting_anything(tmp_path: Path, fakecc: ty
     assert not records(log) and not (tmp_path / "models").exists()
 
 
-def test_api_refuses_what_cannot_travel_to_a_compile_process(fakecc: types.ModuleType) -> None:
-    class Local:
-        pass
+def test_api_sends_an_instance_and_a_local_class_to_the_compile_process(
+    tmp_path: Path, fakecc: types.ModuleType, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NeuronPerf's docs pass the model instance (``npf.torch.compile(model, ...)``): it
+    reaches the fresh compile process by cloudpickle, as does a class defined in a
+    function."""
 
-    with pytest.raises(UserError, match=r"instance, which cannot travel"):
-        npf_core.compile(fakecc.Model(), [np.zeros(1)], framework="fakecc")
-    with pytest.raises(UserError, match=r"Local cannot be imported by the compile process"):
-        npf_core.compile(Local, [np.zeros(1)], framework="fakecc")
+    class Local:
+        tag = "local"
+
+    monkeypatch.chdir(tmp_path)
+    path = npf_core.compile(fakecc.Model(tag="instance-7"), [np.zeros((1, 2))], framework="fakecc",
+                            extra_plugins=(fakecc,))  # fmt: skip
+    index = model_index.load(path)
+    assert index["model_name"] == "Model" and [e["status"] for e in index["model_configs"]] == ["finished"]
+    npf_core.compile(Local, [np.zeros((1, 2))], framework="fakecc", extra_plugins=(fakecc,))
+    seen = records(log)
+    assert [(e["made"], e["tag"]) for e in seen] == [("Model", "instance-7"), ("Local", "local")]
+    assert all(e["model_ref"].startswith("<object:") for e in seen)
     with pytest.raises(UserError, match=r"batch_sizes given without inputs"):
         npf_core.compile("spec.json", batch_sizes=[1])
 

@@ -26,7 +26,7 @@ def touch(path: Path, text: str = "model") -> Path:
 
 def test_create_has_neuronperf_shape_and_defaults() -> None:
     index = model_index.create("models/m.pt", batch_size=4, compile_s=1.5)
-    assert index["model_name"] is None
+    assert index["model_name"] == "models/m.pt"  # NeuronPerf: the filename, as given
     assert index["npf_index_format"] == model_index.INDEX_FORMAT
     assert isinstance(index["version"], str) and index["version"]
     assert index["model_configs"] == [
@@ -37,14 +37,25 @@ def test_create_has_neuronperf_shape_and_defaults() -> None:
             "pipeline_size": 1,
             "compile_s": 1.5,
             "status": "finished",
+            "performance_level": 3,
         }
     ]
-    level = model_index.create("a.pt", "net", 1, 2, 3, 3, 0.5, "error", error="boom")
+    # NeuronPerf's positional order: filename, model_name, batch_size, pipeline_size,
+    # performance_level, compile_s, status
+    level = model_index.create("a.pt", "net", 2, 3, 1, 0.5, "error", input_idx=1, error="boom")
     (entry,) = level["model_configs"]
     assert level["model_name"] == "net"
     assert (entry["input_idx"], entry["batch_size"], entry["pipeline_size"]) == (1, 2, 3)
-    assert (entry["performance_level"], entry["status"], entry["error"]) == (3, "error", "boom")
+    assert (entry["performance_level"], entry["compile_s"]) == (1, 0.5)
+    assert (entry["status"], entry["error"]) == ("error", "boom")
+    # the docs' positional order: filename, input_idx, batch_size, pipeline_size, cast_mode, compile_s
+    docs = model_index.create("b.pt", 1, 8, 2, "matmult", 2.0)
+    (entry,) = docs["model_configs"]
+    assert (entry["input_idx"], entry["batch_size"], entry["pipeline_size"]) == (1, 8, 2)
+    assert (entry["cast_mode"], entry["compile_s"], "performance_level" in entry) == ("matmult", 2.0, False)
+    assert docs["model_name"] == "b.pt"
     assert model_index.create("b.pt", cast_mode="matmult")["model_configs"][0]["cast_mode"] == "matmult"
+    assert "performance_level" not in model_index.create("c.pt", performance_level=None)["model_configs"][0]
 
 
 @pytest.mark.parametrize(
@@ -63,25 +74,41 @@ def test_create_rejects_bad_values_naming_the_field(kwargs: dict[str, Any], wher
     assert isinstance(info.value, UserError)
 
 
-def test_save_writes_paths_relative_to_the_index_and_load_makes_them_absolute(
+def test_save_and_load_keep_filenames_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NeuronPerf's rule: an index holds its filenames exactly as given, in memory and
+    in the file; ``save`` adds ``.json`` and returns the name as given."""
+    monkeypatch.chdir(tmp_path)
+    outside = touch(tmp_path / "elsewhere" / "b.pt")
+    index = model_index.append(model_index.create("proj/models/a.pt"), model_index.create(str(outside)))
+    path = model_index.save(index, "proj/idx")
+    assert path == os.path.join("proj", "idx.json")
+    on_disk = json.loads(Path(path).read_text())
+    assert [e["filename"] for e in on_disk["model_configs"]] == ["proj/models/a.pt", str(outside)]
+    assert on_disk["npf_index_format"] == model_index.INDEX_FORMAT
+    assert model_index.load(path) == index
+
+
+def test_relative_filenames_resolve_beside_the_index_else_in_the_cwd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    touch(tmp_path / "proj" / "models" / "a.pt")
-    outside = touch(tmp_path / "elsewhere" / "b.pt")
-    index = model_index.append(model_index.create("proj/models/a.pt"), model_index.create(str(outside)))
-    path = model_index.save(index, "proj/idx.json")
-    assert path == str(tmp_path / "proj" / "idx.json")
-    on_disk = json.loads(Path(path).read_text())
-    assert [e["filename"] for e in on_disk["model_configs"]] == ["models/a.pt", str(outside)]
-    assert on_disk["npf_index_format"] == model_index.INDEX_FORMAT
-
-    # the folder moves as a whole: the relative entry follows it, the absolute one stays
-    shutil.move(tmp_path / "proj", tmp_path / "moved")
-    loaded = model_index.load(tmp_path / "moved" / "idx.json")
-    moved = str(tmp_path / "moved" / "models" / "a.pt")
-    assert [e["filename"] for e in loaded["model_configs"]] == [moved, str(outside)]
-    assert all(Path(e["filename"]).exists() for e in loaded["model_configs"])
+    beside = touch(tmp_path / "proj" / "models" / "a.pt")
+    in_cwd = touch(tmp_path / "models" / "b.pt")
+    index_file = tmp_path / "proj" / "idx.json"
+    # npf's compile writes artifacts relative to the index: they follow the index
+    assert model_index.resolve_filename("models/a.pt", index_file) == str(beside)
+    # NeuronPerf's indexes hold names relative to the cwd
+    assert model_index.resolve_filename("models/b.pt", index_file) == str(in_cwd)
+    assert model_index.resolve_filename(str(in_cwd), index_file) == str(in_cwd)
+    # neither exists: beside the index (where an error message should point)
+    assert model_index.resolve_filename("models/c.pt", index_file) == str(tmp_path / "proj" / "models" / "c.pt")
+    assert model_index.relative_path(beside, tmp_path / "proj") == "models/a.pt"
+    assert model_index.relative_path(in_cwd, tmp_path / "proj") == str(in_cwd)
+    # rebased: the same files seen from an index written elsewhere
+    moved = model_index.rebased(model_index.create("models/a.pt"), index_file, tmp_path / "out" / "x.json")
+    assert model_index.resolve_filename(moved["model_configs"][0]["filename"], tmp_path / "out" / "x.json") == str(
+        beside
+    )
 
 
 def test_save_without_a_filename_generates_one_and_root_dir_places_it(
@@ -92,11 +119,15 @@ def test_save_without_a_filename_generates_one_and_root_dir_places_it(
     first, second = model_index.save(index), model_index.save(index)
     assert first != second
     for p in (first, second):
-        assert Path(p).parent == tmp_path and Path(p).name.startswith("resnet_") and p.endswith(".json")
+        assert Path(p).parent == Path(".") and Path(p).name.startswith("resnet_") and p.endswith(".json")
+        assert len(Path(p).stem) == len("resnet_") + 8
         assert model_index.load(p)["model_name"] == "resnet"
     placed = model_index.save(index, "i.json", root_dir=str(tmp_path / "sub"))
     assert placed == str(tmp_path / "sub" / "i.json")
-    assert model_index.load(placed)["model_configs"][0]["filename"] == str(tmp_path / "m.pt")
+    assert model_index.load(placed)["model_configs"][0]["filename"] == "m.pt"
+    name = model_index.generate_name("net")
+    assert name.startswith("net_") and name.endswith(model_index.MODEL_INDEX_SUFFIX)
+    assert len(model_index.generate_id(12)) == 12 and model_index.generate_id().isalnum()
 
 
 def test_load_accepts_a_neuronperf_index_and_keeps_unknown_keys(tmp_path: Path) -> None:
@@ -116,7 +147,7 @@ def test_load_accepts_a_neuronperf_index_and_keeps_unknown_keys(tmp_path: Path) 
     index = model_index.load(tmp_path / "np.json")
     (entry,) = index["model_configs"]
     assert entry["status"] == "finished"
-    assert entry["filename"] == str(tmp_path / "models" / "model_b1_p1_38793jda.pt")
+    assert entry["filename"] == "models/model_b1_p1_38793jda.pt"
     assert entry["vendor_note"] == "x" and "cast_mode" not in entry
     assert index["version"] == "0.0.0.0+0bc220a" and index["custom_top"] == [1, 2]
     again = model_index.load(model_index.save(index, tmp_path / "copy.json"))
@@ -205,8 +236,9 @@ def test_copy_copies_the_model_files_and_rewrites_the_paths(tmp_path: Path) -> N
     new = model_index.copy(old, tmp_path / "new" / "index.json", tmp_path / "new" / "models")
     assert new == str(tmp_path / "new" / "index.json")
     on_disk = json.loads(Path(new).read_text())
+    dest = tmp_path / "new" / "models"
     assert [e["filename"] for e in on_disk["model_configs"]] == [
-        "models/net.pt", "models/net_1.pt", "models/saved", "models/never_built.pt"
+        str(dest / "net.pt"), str(dest / "net_1.pt"), str(dest / "saved"), str(dest / "never_built.pt")
     ]  # fmt: skip
     assert (tmp_path / "new" / "models" / "net.pt").read_text() == "A"
     assert (tmp_path / "new" / "models" / "net_1.pt").read_text() == "B"
@@ -321,9 +353,10 @@ def batch_index(tmp_path: Path) -> Path:
     proj = tmp_path / "proj"
     configs = []
     for idx, b in enumerate((1, 4)):
-        f = touch(proj / "models" / f"m_b{b}.py", MODEL_FILE.format(batch=b))
-        configs.append(model_index.create(f, model_name="indexed", input_idx=idx, batch_size=b))
-    configs.append(model_index.create(proj / "models" / "m_b8.py", input_idx=0, batch_size=8, status="error"))
+        touch(proj / "models" / f"m_b{b}.py", MODEL_FILE.format(batch=b))
+        # relative to the index, as npf's compile writes them
+        configs.append(model_index.create(f"models/m_b{b}.py", model_name="indexed", input_idx=idx, batch_size=b))
+    configs.append(model_index.create("models/m_b8.py", input_idx=0, batch_size=8, status="error"))
     return Path(model_index.save(model_index.append(*configs), proj / "index.json"))
 
 
@@ -378,3 +411,42 @@ def test_relative_paths_in_an_index_follow_the_index_file(batch_index: Path, tmp
     reports = run_index(moved / "index.json", batch_sizes=[1])
     assert os.getcwd() == cwd
     assert [(r.batch_size, r.status) for r in reports] == [(1, "ok")], [r.error for r in reports]
+
+
+def test_copy_and_move_to_a_relative_folder_store_relative_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NeuronPerf's scripts: ``copy(index, "new.json", "new_models")`` stores
+    ``new_models/<name>``; ``move`` leaves the emptied old folder."""
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "models" / "m.model")
+    index = model_index.create(os.path.join("models", "m.model"), model_name="M")
+    assert model_index.save(index, "old") == "old.json"
+    copied = model_index.copy(index, "new.json", "new_models")
+    assert copied == "new.json"
+    (entry,) = model_index.load("new.json")["model_configs"]
+    assert entry["filename"] == os.path.join("new_models", "m.model")
+    assert (tmp_path / "new_models" / "m.model").exists() and (tmp_path / "models" / "m.model").exists()
+    assert index["model_configs"][0]["filename"] == os.path.join("models", "m.model")  # the argument is untouched
+    moved = model_index.move("old.json", "moved.json", "moved_models")
+    (entry,) = model_index.load(moved)["model_configs"]
+    assert entry["filename"] == os.path.join("moved_models", "m.model")
+    assert not (tmp_path / "old.json").exists() and not (tmp_path / "models" / "m.model").exists()
+    assert (tmp_path / "models").is_dir()  # the folder stays; only the model files go
+
+
+def test_filter_with_none_filters_nothing_and_delete_of_a_missing_index_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = model_index.append(model_index.create("fake", performance_level=2, compile_s=1),
+                               model_index.create("fake2", compile_s=2))  # fmt: skip
+    assert index["model_name"] == "fake"
+    assert len(model_index.filter(index, compile_s=None)["model_configs"]) == 2
+    assert [e["filename"] for e in model_index.filter(index, performance_level=2)["model_configs"]] == ["fake"]
+    assert model_index.filter_configs(index["model_configs"], "compile_s", None) == index["model_configs"]
+    assert model_index.filter_configs(index["model_configs"], "compile_s", 2) == [index["model_configs"][1]]
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        assert model_index.delete(tmp_path / "nothing.json") is None
+    assert any(e["log_level"] == "warning" and "does not exist" in e["event"] for e in logs)

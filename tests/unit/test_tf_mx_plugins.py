@@ -83,6 +83,8 @@ def test_mxnet_find_checkpoint(tmp_path: Path) -> None:
     assert mxp.find_checkpoint(tmp_path / "net-symbol.json", 0) == (prefix, 0)
     assert mxp.find_checkpoint(tmp_path / "net-0000.params", None) == (prefix, 0)
     assert mxp.find_checkpoint(tmp_path, None) == (prefix, 3)  # a folder of one checkpoint
+    # the prefix itself, as given to mx.model.save_checkpoint (NeuronPerf's mxnet index entries)
+    assert mxp.find_checkpoint(tmp_path / "net", 0) == (prefix, 0)
     with pytest.raises(ValueError, match="is epoch 0, but model.options.epoch is 3"):
         mxp.find_checkpoint(tmp_path / "net-0000.params", 3)
     with pytest.raises(ValueError, match=r"no net-0007\.params"):

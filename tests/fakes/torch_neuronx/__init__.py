@@ -32,9 +32,37 @@ __version__ = "0.0.0+fake"
 LOG_ENV = "NPF_FAKE_NEURON_LOG"
 FAIL_ENV = "NPF_FAKE_NEURON_FAIL_ON"
 
+BUSY_ENV = "NPF_FAKE_NEURON_BUSY"
+#: the process whose first Neuron call initialised the (fake) runtime; a fork inherits it
+_runtime_pid: list[int] = []
+
+
+def _nrt_error(where: str, text: str) -> RuntimeError:
+    """What the Neuron runtime does on a failed init: a log line on stderr, then the error."""
+    import sys
+
+    line = f"ERROR  NRT:{where}  {text}"
+    print(f"2026-Jan-01 00:00:00.0000 {os.getpid()}:{os.getpid()} {line}", file=sys.stderr, flush=True)
+    return RuntimeError(f"{where}: {text}")
+
+
+def _forward(x: torch.Tensor) -> torch.Tensor:
+    """The first call in a process initialises the runtime, as the real one: it fails
+    in a fork of a process that initialised it (NRT_STATE_CHILD), and where another
+    process holds the NeuronCores (``NPF_FAKE_NEURON_BUSY=1``)."""
+    if not _runtime_pid or _runtime_pid[0] != os.getpid():
+        if _runtime_pid:
+            raise _nrt_error("nrt_init", "Incompatible runtime state: NRT_STATE_CHILD")
+        if os.environ.get(BUSY_ENV) == "1":
+            _nrt_error("nrt_allocate_neuron_cores", "NeuronCore(s) not available - Requested:1 Available:0")
+            raise _nrt_error("nrt_init", "Failed to initialize the Neuron runtime: NeuronCores are in use")
+        _runtime_pid.append(os.getpid())
+    return x.clone()
+
+
 _LIB = torch.library.Library("fake_neuron", "DEF")
 _LIB.define("forward(Tensor x) -> Tensor")
-_LIB.impl("forward", lambda x: x.clone(), "CompositeExplicitAutograd")
+_LIB.impl("forward", _forward, "CompositeExplicitAutograd")
 
 
 def _record(event: str, **fields: Any) -> None:
