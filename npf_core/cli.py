@@ -229,6 +229,8 @@ def _report(path: Path, html: str | None = None) -> int:
     results = read_results(path)
     reports = results.reports
     print(f"npf: {len(reports)} configuration{'s' * (len(reports) != 1)} from {results.path}")
+    for line in results.damaged:  # shown as missing, and marked "ok?" in the table
+        print(f"npf: warning: damaged in the results file (edited or cut short?): {line}", file=sys.stderr)
     plugins = get_plugins()
     ctx = ReporterContext(output_dir=results.path.parent, spec=results.spec, verbosity=1)
     reporter = plugins.reporters.get("console", "report")(ctx)

@@ -39,7 +39,7 @@ from npf_core.results.store import (
     ResultsFile,
     comparable_spec,
     latest_run,
-    load_results,
+    load_resumable,
     run_folder,
     set_latest,
     spec_folder,
@@ -222,14 +222,16 @@ class Supervisor:
         path = latest / "results.json" if latest else self.results_root / "results.json"  # or the pre-0.2 layout
         if not path.exists():
             return
-        old_spec, reports = load_results(path)
-        if comparable_spec(old_spec) != comparable_spec(spec_to_dict(self.spec)):
+        found = load_resumable(path)
+        if comparable_spec(found.spec) != comparable_spec(spec_to_dict(self.spec)):
             raise ResultsError(
                 f"{path} holds results of a different spec; resume needs the same spec "
                 "(or use another --output-dir)"
             )
+        for line in found.damaged:  # edited or cut short: not trusted, so run again
+            logger.warning("a damaged report in the results file is run again", file=str(path), report=line)
         wanted = {c.config_id for c in self._plan}
-        self._done = {r.config_id: r for r in reports if r.status == "ok" and r.config_id in wanted}
+        self._done = {r.config_id: r for r in found.reports if r.status == "ok" and r.config_id in wanted}
 
     # -- the embedding interface ---------------------------------------------
 

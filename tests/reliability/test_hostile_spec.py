@@ -15,7 +15,6 @@ import pytest
 
 import npf_core
 from npf_core.errors import SpecError
-from npf_core.spec.bounds import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, deep_text_path
 
 from .conftest import sweep_spec, write_json
 
@@ -36,6 +35,8 @@ def test_a_spec_nested_100000_levels_is_exit_2_naming_where(run_cli, spawn_guard
     text = text.replace('"HOLE"', "[" * 100_000 + "]" * 100_000)
     (tmp_path / "spec.json").write_text(text)
     line = _one_line_exit_2(run_cli, tmp_path / "spec.json", "$.model.options.a[0]")
+    from npf_core.spec.bounds import MAX_SPEC_DEPTH
+
     assert f"more than {MAX_SPEC_DEPTH} levels" in line
     assert spawn_guard == []
     assert not (tmp_path / "out").exists()
@@ -110,7 +111,7 @@ def test_a_dict_that_holds_itself_is_refused(spawn_guard, tmp_path: Path) -> Non
 def test_a_spec_file_too_big_is_refused_without_reading_it(run_cli, spawn_guard, tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
     with open(spec, "wb") as f:
-        f.truncate(MAX_SPEC_BYTES + 1)
+        f.truncate(16 * 1024 * 1024 + 1)  # sparse: nothing is written
     line = _one_line_exit_2(run_cli, spec, "$:")
     assert "bytes" in line
 
@@ -128,6 +129,8 @@ def test_paths_the_system_cannot_look_up_are_not_found(where: str, spawn_guard, 
 
 
 def test_the_deep_path_scanner_follows_keys_strings_and_lists() -> None:
+    from npf_core.spec.bounds import deep_text_path
+
     text = '{"a": "[[[{", "b": [1, {"c, d": [[[[0]]]]}]}'
     assert deep_text_path(text, limit=4) == '$.b[1]["c, d"][0]'
     assert deep_text_path(text, limit=8) is None
