@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import msgspec
 import structlog
 
 import npf_core.plugin.events as ev
@@ -295,9 +296,9 @@ class Supervisor:
     def _emit(self, event: ev.Event) -> None:
         """To the event stream, the reporters and the lifecycle hooks. A reporter that
         raises is logged and remembered (``reporter_errors``), never fatal to the run."""
+        if self._results is not None and not self._record(event):
+            event = msgspec.structs.replace(event, recorded=False)
         self._events.put(event)
-        if self._results is not None:
-            self._record(event)
         for reporter in self._reporters:
             try:
                 reporter.on_event(event)
@@ -356,20 +357,24 @@ class Supervisor:
                     self._reporter_failed(reporter, exc)
             self._events.end()
 
-    def _record(self, event: ev.Event) -> None:
+    def _record(self, event: ev.Event) -> bool:
         """The core's results file, rewritten atomically after every configuration,
-        whatever reporters run: what ``--resume`` reads and a crash cannot lose."""
+        whatever reporters run: what ``--resume`` reads and a crash cannot lose.
+        False when a configuration's report could not be written."""
         assert self._results is not None
         try:
             if isinstance(event, ev.RunStarted):
                 self._results.start(event.run_id, event.spec)
             elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
                 self._results.record(event.index, event.report)
+                return True
         except OSError as exc:
             first = not any(e.startswith("results file: ") for e in self.reporter_errors)
             (logger.error if first else logger.debug)("cannot write the results file", error=repr(exc))
             if first:
                 self.reporter_errors.append(f"results file: {type(exc).__name__}: {exc}")
+            return not isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped))
+        return True
 
     # -- what a launcher calls (see npf_core.plugin.hookspecs.Launcher) ----------------
 

@@ -143,3 +143,31 @@ def test_an_infinite_figure_is_written_as_null_not_a_crash(tmp_path: Path) -> No
     doc = json.loads((tmp_path / "results.json").read_text(), parse_constant=_no_constants)
     assert doc["reports"][0]["throughput_avg"] is None
     assert doc["reports"][0]["throughput_windows"] == [1.0, None]
+
+
+def test_results_csv_never_holds_a_row_results_json_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up as the last configuration's report is written: results.json
+    keeps the first report only, and so does results.csv (which still has room)."""
+    import errno
+
+    import npf_core.results.store as store_module
+
+    real = store_module.write_atomic
+
+    def full_for_the_second_report(path: Path, data: bytes) -> None:
+        if path.name == "results.json" and len(json.loads(data)["reports"]) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(store_module, "write_atomic", full_for_the_second_report)
+    spec = sweep_spec(tmp_path / "out", workers_per_model=[1, 2], duration_s=0.1)
+    reports = npf_core.benchmark(spec, reporters=["csv"])
+    assert [r.status for r in reports] == ["ok", "ok"]
+    path = results_file(tmp_path / "out")
+    in_json = [r["config_id"] for r in json.loads(path.read_text())["reports"]]
+    import csv
+
+    with open(path.with_name("results.csv"), newline="") as f:
+        in_csv = [row["config_id"] for row in csv.DictReader(f)]
+    assert in_json == IDS[:1]
+    assert in_csv == in_json
