@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,14 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line. Called with no ``argv`` it is the process's entry point (the
+    ``npf`` script, ``python -m npf_core``): once a run's outcome is decided, later
+    SIGINT and SIGTERM are ignored while the interpreter exits, so that a second
+    Ctrl-C cannot turn exit code 130 into death by a signal."""
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # before a command's own handling (e.g. while parsing the arguments)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``npf schema | head``): not an error, and no traceback.
         # Python would complain again flushing stdout at exit; point it at /dev/null.
@@ -113,7 +120,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command in ("run", "evaluate"):
-            return _run(args)
+            with _Interrupts(process_entry=argv is None) as interrupts:
+                return _run(args, interrupts)
         if args.command == "metrics":
             from npf_core.evaluation.registry import list_metrics
 
@@ -148,7 +156,52 @@ def _main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
-def _run(args: argparse.Namespace) -> int:
+class _Interrupts:
+    """SIGINT and SIGTERM over the whole of ``run``, so that each is honoured at every
+    stage and ends in exit code 130: while the run is built (plugins, device probes,
+    the plan) either raises KeyboardInterrupt, since nothing has started yet; while
+    it runs, the event loop's receiver stops it cleanly (``watch_signals``); once it
+    has stopped, a further one is only noted. On leaving, the previous handlers come
+    back, or for the process's entry point both signals are ignored from then on."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, process_entry: bool) -> None:
+        self.process_entry = process_entry
+        self.seen: int | None = None
+        self._saved: dict[int, Any] = {}
+        self._active = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> _Interrupts:
+        if self._active:
+            self._saved = {sig: signal.getsignal(sig) for sig in self.SIGNALS}
+            self._install(self._raise)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if not self._active:
+            return
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN if self.process_entry else self._saved[sig])
+
+    def settle(self) -> None:
+        """The run has stopped (its signal receiver is gone): note further signals."""
+        if self._active:
+            self._install(self._note)
+
+    def _install(self, handler: Any) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, handler)
+
+    def _raise(self, signum: int, frame: object) -> None:
+        self.seen = signum
+        raise KeyboardInterrupt
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.seen = signum
+
+
+def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
     from npf_core.log import configure
     from npf_core.supervisor.run import Supervisor
 
@@ -182,13 +235,16 @@ def _run(args: argparse.Namespace) -> int:
         """SIGINT (Ctrl-C) and SIGTERM stop the run cleanly: the current configuration
         is stopped, its children reaped, what finished is kept; exit 130."""
         nonlocal interrupted
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            async for signum in signals:
-                print(f"npf: {signal.Signals(signum).name}: stopping; finished configurations are kept "
-                      f"(run the same command with --resume to do the rest)", file=sys.stderr)  # fmt: skip
-                interrupted = True
-                sup.cancel()
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    print(f"npf: {signal.Signals(signum).name}: stopping; finished configurations are kept "
+                          f"(run the same command with --resume to do the rest)", file=sys.stderr)  # fmt: skip
+                    interrupted = True
+                    sup.cancel()
+        finally:
+            interrupts.settle()  # at once: the receiver's exit put back the default handlers
 
     async def go() -> None:
         async with anyio.create_task_group() as tg:
@@ -197,6 +253,7 @@ def _run(args: argparse.Namespace) -> int:
             tg.cancel_scope.cancel()
 
     anyio.run(go)
+    interrupted = interrupted or interrupts.seen is not None
     for err in sup.reporter_errors:  # e.g. a results file that could not be written
         what = "" if err.startswith("results file: ") else "reporter failed: "
         print(f"npf: error: {what}{err}", file=sys.stderr)

@@ -172,6 +172,9 @@ class ConfigRunner:
                         tg.start_soon(processes.read_wire, child, send)
                         if child.out is not None:
                             tg.start_soon(processes.drain_output, child)
+                        # a stop (Ctrl-C, SIGTERM, a caller's cancellation) is seen between
+                        # any two starts, however many copies: a start blocks the loop
+                        await anyio.lowlevel.checkpoint()
                     results = await self._drive(index, total, config, children, receive, resources)
                 except ConfigFailure as exc:
                     failure = exc
