@@ -246,10 +246,16 @@ def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
         finally:
             interrupts.settle()  # at once: the receiver's exit put back the default handlers
 
+    refused: UserError | None = None
+
     async def go() -> None:
+        nonlocal refused
         async with anyio.create_task_group() as tg:
             await tg.start(watch_signals)  # installed before any benchmarker starts
-            await sup.run()
+            try:
+                await sup.run()
+            except UserError as exc:  # found while running (more copies than the machine takes): exit 2
+                refused = exc
             tg.cancel_scope.cancel()
 
     anyio.run(go)
@@ -257,6 +263,8 @@ def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
     for err in sup.reporter_errors:  # e.g. a results file that could not be written
         what = "" if err.startswith("results file: ") else "reporter failed: "
         print(f"npf: error: {what}{err}", file=sys.stderr)
+    if refused is not None:
+        raise refused  # one line, exit 2; what finished is kept
     if interrupted or sup.interrupted:
         return EXIT_INTERRUPTED
     failed = sup.reporter_errors or any(r.status != "ok" for r in sup.reports)

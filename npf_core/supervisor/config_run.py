@@ -24,9 +24,10 @@ import psutil
 import structlog
 
 import npf_core.plugin.events as ev
+import npf_core.supervisor.limits as limits
 import npf_core.supervisor.processes as processes
 import npf_core.wire.protocol as pr
-from npf_core.errors import ConfigFailure, MetricError, ProtocolError, ZygoteFailed
+from npf_core.errors import ConfigFailure, MachineLimit, MetricError, ProtocolError, ZygoteFailed
 from npf_core.evaluation.runner import apply_evaluation, eval_job
 from npf_core.plugin.hookspecs import Device
 from npf_core.plugin.manager import Plugins
@@ -77,6 +78,8 @@ class ConfigRunner:
         self._emit = emit
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
+        #: what one copy of this run takes, measured on the first copy that got ready
+        self.cost: limits.CopyCost | None = None
 
     def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
         spec = self.spec
@@ -143,10 +146,12 @@ class ConfigRunner:
         resources: dict[str, list[float]] = {"cpu": [], "mem": [], "proc_cpu": [], "proc_rss": []}
         send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
         failure: ConfigFailure | None = None
+        refused: MachineLimit | None = None
         results: list[pr.Result] = []
         try:
             async with anyio.create_task_group() as tg:
                 try:
+                    self._check_room(config, started=0)  # with what the run's first copy took
                     zygote = None
                     if config.start_method == "zygote":
                         try:
@@ -154,6 +159,11 @@ class ConfigRunner:
                         except ZygoteFailed as exc:
                             raise ConfigFailure(_zygote_error(exc)) from exc
                     for i in range(config.n_models):
+                        if i == 1 and self.cost is None:
+                            # nothing measured yet: the first copy alone, loaded and warm,
+                            # tells what each of the others will take, before they start
+                            await self._await_ready(config, children[:1], receive)
+                            self._check_room(config, started=1)
                         assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
                         env = {k: str(v) for k, v in assignment.get("env", {}).items()}
                         env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
@@ -178,6 +188,8 @@ class ConfigRunner:
                     results = await self._drive(index, total, config, children, receive, resources)
                 except ConfigFailure as exc:
                     failure = exc
+                except MachineLimit as exc:  # too many copies for this machine: the run stops (exit 2)
+                    refused = exc
                 except Exception as exc:  # a bug (npf's or a plugin's): this config fails, the sweep goes on
                     failure = _internal_failure(exc, "supervisor")
                 tg.cancel_scope.cancel()
@@ -186,6 +198,8 @@ class ConfigRunner:
             receive.close()
             with anyio.CancelScope(shield=True):
                 await self._reap(children)
+        if refused is not None:
+            raise refused
         if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
             load = spec.load
@@ -252,6 +266,26 @@ class ConfigRunner:
             extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
         extra["instance_type"] = self.instance_type
         return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
+
+    def _check_room(self, config: RunConfig, started: int) -> None:
+        """Refuse (MachineLimit) the copies of ``config`` not started yet when the
+        machine cannot take them, at what the run's first copy took (or at least a
+        copy's floor, before anything was measured)."""
+        if started == 0 and (self.cost is None or config.n_models == 1):
+            return  # the run's setup checked the floor; one copy is always tried
+        cost = limits.floor_cost(config.start_method)
+        if self.cost is not None:
+            cost = cost.at_least(self.cost)
+        limits.check_copies(config, cost, limits.headroom(), started=started)
+
+    def _measure_copy(self, child: Child, config: RunConfig) -> None:
+        """What a copy takes, once loaded and warm: kept (the largest seen) for the
+        checks of this run's next configurations."""
+        if child.pid is None or child.copy_index != 0:
+            return
+        cost = limits.copy_cost(child.pid, config.workers_per_model)
+        if cost is not None:
+            self.cost = cost if self.cost is None else self.cost.at_least(cost)
 
     async def _reap(self, children: list[Child]) -> None:
         grace = self.spec.timeouts.grace_s
@@ -323,7 +357,7 @@ class ConfigRunner:
         """Hello, Setup, Ready from every copy: all within ``timeouts.load_s``."""
         t = self.spec.timeouts
         deadline = time.monotonic() + t.load_s
-        pending = {id(c) for c in children}
+        pending = {id(c) for c in children if c.ready is None}  # the first copy may be ready already
         while pending:
             item = await self._next(receive, deadline)
             if item is None:
@@ -348,6 +382,7 @@ class ConfigRunner:
             elif isinstance(msg, pr.Ready):
                 child.ready = msg
                 pending.discard(id(child))
+                self._measure_copy(child, config)
             else:
                 raise self._fail(child, config, "load", f"sent {type(msg).__name__} before Ready", type="ProtocolError")
 

@@ -28,6 +28,7 @@ import msgspec
 import structlog
 
 import npf_core.plugin.events as ev
+import npf_core.supervisor.limits as limits
 import npf_core.wire.transfer as transfer
 from npf_core.errors import ResultsError, SpecError
 from npf_core.evaluation.runner import resolve_metrics
@@ -146,6 +147,10 @@ class Supervisor:
         dev = self.loaded.device
         device = plugins.device(dev.type, dev.options, "device")
         plan = make_plan(self.loaded, plugins, device)
+        if self.loaded.launcher.plugin == "local":  # elsewhere, each node checks its own machine
+            room = limits.headroom()  # processes, threads and memory: n_models 100000 stops here
+            for config in plan:
+                limits.check_copies(config, limits.floor_cost(config.start_method), room)
         self._plugins, self._plan, self.device = plugins, plan, device
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)

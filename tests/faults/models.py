@@ -208,3 +208,18 @@ class Spawner:
 
     def __call__(self, *inputs: Any) -> int:
         return self.faulty(*inputs)
+
+
+class Hog:
+    """Holds ``NPF_HOG_MB`` MB (default 64) of memory of its own, written so that it
+    is resident; calls sleep ``CALL_S``. Leaves a marker as it loads."""
+
+    def __init__(self) -> None:
+        self.block = bytearray(int(float(os.environ.get("NPF_HOG_MB", "64")) * 2**20))
+        for i in range(0, len(self.block), 4096):
+            self.block[i] = 1
+        write_marker()
+
+    def __call__(self, *inputs: Any) -> int:
+        time.sleep(CALL_S)
+        return len(inputs)
