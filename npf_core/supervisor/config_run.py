@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import msgspec
 import psutil
 import structlog
@@ -151,7 +152,7 @@ class ConfigRunner:
         try:
             async with anyio.create_task_group() as tg:
                 try:
-                    self._check_room(config, started=0)  # with what the run's first copy took
+                    await self._check_room(config, children)  # with what the run's first copy took
                     zygote = None
                     if config.start_method == "zygote":
                         try:
@@ -159,11 +160,11 @@ class ConfigRunner:
                         except ZygoteFailed as exc:
                             raise ConfigFailure(_zygote_error(exc)) from exc
                     for i in range(config.n_models):
-                        if i == 1 and self.cost is None:
-                            # nothing measured yet: the first copy alone, loaded and warm,
-                            # tells what each of the others will take, before they start
+                        if i == limits.UNMEASURED_COPIES and self.cost is None and config.start_method != "inline":
+                            # nothing measured yet: the first copy, loaded and warm, tells
+                            # what each of the others will take, before they start
                             await self._await_ready(config, children[:1], receive)
-                            self._check_room(config, started=1)
+                            await self._check_room(config, children)
                         assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
                         env = {k: str(v) for k, v in assignment.get("env", {}).items()}
                         env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
@@ -267,23 +268,27 @@ class ConfigRunner:
         extra["instance_type"] = self.instance_type
         return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
 
-    def _check_room(self, config: RunConfig, started: int) -> None:
+    async def _check_room(self, config: RunConfig, children: list[Child]) -> None:
         """Refuse (MachineLimit) the copies of ``config`` not started yet when the
         machine cannot take them, at what the run's first copy took (or at least a
-        copy's floor, before anything was measured)."""
-        if started == 0 and (self.cost is None or config.n_models == 1):
+        copy's floor). Copies already started beside the first may still be loading:
+        what they hold now is counted as free, and they as copies still to come.
+        The process table and cgroup files are read in a worker thread."""
+        if not children and (self.cost is None or config.n_models == 1):
             return  # the run's setup checked the floor; one copy is always tried
         cost = limits.floor_cost(config.start_method)
         if self.cost is not None:
             cost = cost.at_least(self.cost)
-        limits.check_copies(config, cost, limits.headroom(), started=started)
+        pids = [c.pid for c in children[1:] if c.pid is not None]
+        room = await anyio.to_thread.run_sync(_room_beside, pids, config.workers_per_model)
+        limits.check_copies(config, cost, room, started=min(1, len(children)))
 
-    def _measure_copy(self, child: Child, config: RunConfig) -> None:
+    async def _measure_copy(self, child: Child, config: RunConfig) -> None:
         """What a copy takes, once loaded and warm: kept (the largest seen) for the
-        checks of this run's next configurations."""
+        checks of this run's next configurations. Read in a worker thread."""
         if child.pid is None or child.copy_index != 0:
             return
-        cost = limits.copy_cost(child.pid, config.workers_per_model)
+        cost = await anyio.to_thread.run_sync(limits.copy_cost, child.pid, config.workers_per_model)
         if cost is not None:
             self.cost = cost if self.cost is None else self.cost.at_least(cost)
 
@@ -382,7 +387,7 @@ class ConfigRunner:
             elif isinstance(msg, pr.Ready):
                 child.ready = msg
                 pending.discard(id(child))
-                self._measure_copy(child, config)
+                await self._measure_copy(child, config)
             else:
                 raise self._fail(child, config, "load", f"sent {type(msg).__name__} before Ready", type="ProtocolError")
 
@@ -508,6 +513,18 @@ class _Progress:
         rate = (sum(counts) - prev) * batch_size / window_s
         self.rates.append(rate)
         return rate
+
+
+def _room_beside(pids: list[int], workers: int) -> limits.Headroom:
+    """The machine's headroom, with what the copies ``pids`` hold now counted as free."""
+    room = limits.headroom()
+    tasks, memory = room.tasks, room.memory
+    for pid in pids:
+        now = limits.copy_cost(pid, workers)
+        if now is not None:
+            tasks = None if tasks is None else tasks + now.tasks(workers)
+            memory = None if memory is None else memory + now.memory
+    return limits.Headroom(tasks=tasks, tasks_by=room.tasks_by, memory=memory, memory_by=room.memory_by)
 
 
 def _who(child: Child, config: RunConfig) -> str:

@@ -10,7 +10,8 @@ A spec's ``n_models`` is checked against the machine, not only against the devic
 - what **one copy** costs: a floor before anything has run (its process, the wire
   watchdog thread, its workers; a few MB), then what the first copy of the run
   really uses once it is loaded and warm (its threads and unique memory, with
-  whatever it started), measured before the other copies start.
+  whatever it started), measured before more than :data:`UNMEASURED_COPIES` copies
+  have started, and for later configurations before any of their copies start.
 
 Too many copies is a :class:`~npf_core.errors.MachineLimit` (exit code 2) naming
 ``n_models`` and the bound, raised before the copies start. Cores are the device's
@@ -32,6 +33,7 @@ from npf_core.spec.config import RunConfig
 __all__ = [
     "RESERVE_MEMORY_FRACTION",
     "RESERVE_TASKS",
+    "UNMEASURED_COPIES",
     "CopyCost",
     "Headroom",
     "check_copies",
@@ -40,6 +42,9 @@ __all__ = [
     "headroom",
 ]
 
+#: copies of a configuration started at once before any copy of the run was measured (a
+#: small configuration starts as it always did); the others wait for the first's figures
+UNMEASURED_COPIES = 4
 #: processes and threads kept for npf itself (its worker threads, the zygote) and the rest of the machine
 RESERVE_TASKS = 48
 #: the share of the available memory kept free (and at least RESERVE_MEMORY_MIN)
@@ -94,14 +99,14 @@ def check_copies(config: RunConfig, cost: CopyCost, room: Headroom, *, started: 
     todo = config.n_models - started
     if todo <= 0:
         return
-    how = "measured on the first copy" if cost.measured else "at least"
+    how = ", measured on the first copy" if cost.measured else " at least"
     limits: list[tuple[int, str]] = []  # (copies that fit, why) for each bound exceeded
     per_tasks = cost.tasks(config.workers_per_model)
     if room.tasks is not None and per_tasks > 0:
         usable = room.tasks - RESERVE_TASKS
         if todo * per_tasks > usable:
             limits.append((started + max(0, usable // per_tasks),
-                           f"need {todo * per_tasks} more processes and threads ({how} {per_tasks} a copy: "
+                           f"need {todo * per_tasks} more processes and threads ({per_tasks} a copy{how}: "
                            f"its process, the wire watchdog, {config.workers_per_model} worker(s)), but this "
                            f"machine lets npf start {max(0, room.tasks)} more ({room.tasks_by}; "
                            f"{RESERVE_TASKS} kept in reserve)"))  # fmt: skip
@@ -109,7 +114,7 @@ def check_copies(config: RunConfig, cost: CopyCost, room: Headroom, *, started: 
         usable = room.memory - max(RESERVE_MEMORY_MIN, int(room.memory * RESERVE_MEMORY_FRACTION))
         if todo * cost.memory > usable:
             limits.append((started + max(0, usable // cost.memory),
-                           f"need {_mb(todo * cost.memory)} more memory ({how} {_mb(cost.memory)} a copy), but "
+                           f"need {_mb(todo * cost.memory)} more memory ({_mb(cost.memory)} a copy{how}), but "
                            f"{_mb(max(0, room.memory))} is available ({room.memory_by}; "
                            f"{RESERVE_MEMORY_FRACTION:.0%} kept free)"))  # fmt: skip
     if limits:
