@@ -227,6 +227,10 @@ def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
         overrides["eval_metrics"] = [*(current.metrics if current else []), *metrics]
     if args.launcher:
         overrides["launcher"] = args.launcher
+    if interrupts.process_entry:  # npf's own process: orphans of what copies start come here
+        from npf_core.child.process import become_subreaper
+
+        become_subreaper()
     sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, **overrides)
     sup.setup()  # no event loop to keep running yet: user errors surface here, plainly
     interrupted = False
@@ -259,6 +263,10 @@ def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
             tg.cancel_scope.cancel()
 
     anyio.run(go)
+    if interrupts.process_entry:
+        from npf_core.supervisor.lineage import end_adopted
+
+        end_adopted()  # the run is over: any child left is an adopted orphan
     interrupted = interrupted or interrupts.seen is not None
     for err in sup.reporter_errors:  # e.g. a results file that could not be written
         what = "" if err.startswith("results file: ") else "reporter failed: "

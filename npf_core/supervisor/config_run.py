@@ -26,6 +26,7 @@ import structlog
 
 import npf_core.plugin.events as ev
 import npf_core.supervisor.limits as limits
+import npf_core.supervisor.lineage as lineage
 import npf_core.supervisor.processes as processes
 import npf_core.wire.protocol as pr
 from npf_core.errors import ConfigFailure, MachineLimit, MetricError, ProtocolError, ZygoteFailed
@@ -50,6 +51,8 @@ GO_MARGIN_S = 0.02
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
+#: how often the processes copies started are noted while they measure (npf_core.supervisor.lineage)
+LINEAGE_PERIOD_S = 1.0
 
 
 class ConfigRunner:
@@ -293,10 +296,14 @@ class ConfigRunner:
             self.cost = cost if self.cost is None else self.cost.at_least(cost)
 
     async def _reap(self, children: list[Child]) -> None:
+        """Call under a shielded scope: every copy ended and reaped, then whatever
+        they started that is still running (see :mod:`npf_core.supervisor.lineage`)."""
         grace = self.spec.timeouts.grace_s
+        await anyio.to_thread.run_sync(lineage.note, children)  # before they are stopped
         async with anyio.create_task_group() as tg:
             for c in children:
                 tg.start_soon(c.reap, grace)
+        await lineage.end_left(children, grace)
 
     def _fail(self, child: Child, config: RunConfig, stage: str, what: str, **kw: Any) -> ConfigFailure:
         return ConfigFailure(
@@ -391,6 +398,8 @@ class ConfigRunner:
             else:
                 raise self._fail(child, config, "load", f"sent {type(msg).__name__} before Ready", type="ProtocolError")
 
+        await anyio.to_thread.run_sync(lineage.note, children)  # what they started while loading
+
     async def _go(self, children: list[Child]) -> _Clock:
         """GO: one common start time and one common deadline for every copy."""
         min_s, max_s, enough_calls = self._bounds()  # "auto": until p99 is supported
@@ -421,11 +430,15 @@ class ConfigRunner:
         next_sample = clock.mono_go + period
         watch = _Progress(len(children))
         pending = {id(c) for c in children}
+        next_note = clock.mono_go + LINEAGE_PERIOD_S
         while pending:
             item = await self._next(receive, min(clock.result_deadline, next_sample))
             if time.monotonic() >= next_sample:
                 sample_resources(procs, resources)
                 next_sample += period
+            if time.monotonic() >= next_note:  # what the copies start while measuring
+                await anyio.to_thread.run_sync(lineage.note, children)
+                next_note = time.monotonic() + LINEAGE_PERIOD_S
             if item is None:
                 if time.monotonic() < clock.result_deadline:
                     continue

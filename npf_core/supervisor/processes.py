@@ -57,6 +57,8 @@ class Child:
     out_closed: bool = False  # its stdout/stderr reached EOF: the output tail is complete
     pidfd: int = -1  # Linux: readable once the process has ended (no polling)
     zygote: Any = None  # the npf_core.supervisor.zygote_keeper.Zygote that forked it (its parent, which reaps it)
+    #: processes it started, seen while it ran: pid -> start time (npf_core.supervisor.lineage)
+    lineage: dict[int, float] = field(default_factory=dict)
 
     def poll(self) -> int | None:
         if self.returncode is not None:

@@ -188,22 +188,31 @@ class Sleepy:
 class Spawner:
     """Starts a helper process of its own while loading (as data loaders and model
     servers do) and never stops it; leaves ``PID.helper`` in ``NPF_MARKER_DIR``.
-    ``NPF_HELPER_NOTERM=1``: the helper ignores SIGTERM. Faults as :class:`Faulty`."""
+    ``NPF_HELPER_NOTERM=1``: the helper ignores SIGTERM. ``NPF_HELPER_SESSION=1``: it
+    starts in a session (and process group) of its own, as some runtimes' daemons do;
+    ``NPF_HELPER_DAEMON=1``: it double-forks into a new session, its parent exits, and
+    the daemon is an orphan from the start. Faults as :class:`Faulty`."""
 
     def __init__(self) -> None:
         import subprocess
 
-        code = "import signal, time\n"
+        daemon = bool(os.environ.get("NPF_HELPER_DAEMON"))
+        code = "import os, signal, sys, time\n"
+        if daemon:
+            code += "if os.fork():\n    os.wait()\n    os._exit(0)\nos.setsid()\nif os.fork():\n    os._exit(0)\n"
         if os.environ.get("NPF_HELPER_NOTERM"):
             code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        code += "print('helper up', flush=True)\ntime.sleep(300)\n"
-        self.helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-        assert self.helper.stdout is not None
-        self.helper.stdout.readline()  # its SIGTERM handler is in place
         marker = os.environ.get("NPF_MARKER_DIR")
         if marker:
-            with open(os.path.join(marker, f"{self.helper.pid}.helper"), "w") as f:
-                f.write(os.environ.get("NPF_CONFIG_ID", ""))
+            path = os.path.join(marker, "{}.helper")
+            code += f"open({path!r}.format(os.getpid()), 'w').write({os.environ.get('NPF_CONFIG_ID', '')!r})\n"
+        code += "print('helper up', flush=True)\ntime.sleep(300)\n"
+        self.helper = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE,
+            start_new_session=bool(os.environ.get("NPF_HELPER_SESSION")),
+        )  # fmt: skip
+        assert self.helper.stdout is not None
+        self.helper.stdout.readline()  # its SIGTERM handler (and marker) are in place
         self.faulty = Faulty()
 
     def __call__(self, *inputs: Any) -> int:
