@@ -52,6 +52,7 @@ from npf_core.wire.protocol import (
     Go,
     Hello,
     Job,
+    Loaded,
     Progress,
     Ready,
     Result,
@@ -307,6 +308,7 @@ class Benchmarker:
 
     def run(self) -> None:
         ready = self.prepare()
+        self.channel.send(Loaded())  # warm-up begins: a death from here on is the warm-up's
         workers = [Worker(self, i) for i in range(self.job.workers)]
         try:
             go = self._warm_up_and_wait(workers, ready)

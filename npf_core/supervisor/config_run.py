@@ -254,8 +254,13 @@ class ConfigRunner:
             changes: dict[str, Any] = {"output_tail": child.output_tail()}
             if info.exitcode is None and child.returncode is not None:
                 changes["exitcode"] = child.returncode
-                if child.ended_by == "SIGKILL":
-                    grace = self.spec.timeouts.grace_s
+                grace = self.spec.timeouts.grace_s
+                if child.was_stopped:  # SIGTERM meant nothing to it until npf resumed it
+                    how = "SIGKILL" if child.ended_by == "SIGKILL" else "SIGTERM"
+                    changes["message"] = (
+                        f"{info.message}; it was stopped, and npf resumed it (SIGCONT) to end it with {how}"
+                    )
+                elif child.ended_by == "SIGKILL":
                     changes["message"] = (
                         f"{info.message}; it ignored SIGTERM and was killed with SIGKILL after "
                         f"timeouts.grace_s = {grace:g} s"
@@ -373,15 +378,17 @@ class ConfigRunner:
         while pending:
             item = await self._next(receive, deadline)
             if item is None:
-                slow = next(c for c in children if id(c) in pending)
+                slow = _slowest([c for c in children if id(c) in pending])
+                stage = "warmup" if slow.loaded else "load"
+                hung = "is stopped (SIGSTOP or SIGTSTP)" if slow.stopped() else f"{stage} hung?"
                 raise self._fail(
-                    slow, config, "load", f"not ready after timeouts.load_s = {t.load_s:g} s (load hung?)",
+                    slow, config, stage, f"not ready after timeouts.load_s = {t.load_s:g} s ({hung})",
                     type="LoadTimeout",
                 )  # fmt: skip
             child, msg = item
-            stage = "load" if child.ready is None else "warmup"
+            stage = "warmup" if child.loaded else "load"
             if msg is None:
-                raise await self._died(child, config, "load" if child.hello else "start-up")
+                raise await self._died(child, config, stage if child.hello else "start-up")
             self._check(child, msg, config, stage)
             if isinstance(msg, pr.Hello):
                 if msg.protocol != pr.PROTOCOL_VERSION:
@@ -391,6 +398,8 @@ class ConfigRunner:
                     )  # fmt: skip
                 child.hello = True
                 await processes.send(child, pr.Setup(job=child.job))
+            elif isinstance(msg, pr.Loaded):
+                child.loaded = True
             elif isinstance(msg, pr.Ready):
                 child.ready = msg
                 pending.discard(id(child))
@@ -442,10 +451,10 @@ class ConfigRunner:
             if item is None:
                 if time.monotonic() < clock.result_deadline:
                     continue
-                slow = next(c for c in children if id(c) in pending)
+                slow = _slowest([c for c in children if id(c) in pending])
+                why = "it is stopped (SIGSTOP or SIGTSTP)" if slow.stopped() else "a call is still running"
                 raise self._fail(
-                    slow, config, "stop",
-                    f"no result {t.stop_s:g} s after the deadline (timeouts.stop_s): a call is still running",
+                    slow, config, "stop", f"no result {t.stop_s:g} s after the deadline (timeouts.stop_s): {why}",
                     type="StopTimeout",
                 )  # fmt: skip
             child, msg = item
@@ -526,6 +535,11 @@ class _Progress:
         rate = (sum(counts) - prev) * batch_size / window_s
         self.rates.append(rate)
         return rate
+
+
+def _slowest(pending: list[Child]) -> Child:
+    """The copy to blame for a timeout: a stopped one first (it is why), else the first."""
+    return next((c for c in pending if c.stopped()), pending[0])
 
 
 def _room_beside(pids: list[int], workers: int) -> limits.Headroom:

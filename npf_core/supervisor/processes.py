@@ -51,6 +51,8 @@ class Child:
     result: pr.Result | None = None
     ready: pr.Ready | None = None
     hello: bool = False
+    loaded: bool = False  # sent Loaded: warming up
+    was_stopped: bool = False  # reap() found it stopped (SIGSTOP, SIGTSTP) and resumed it to end it
     job: Any = None
     failed: bool = False  # sent Failed: it is exiting on its own
     ended_by: str = ""  # how reap() ended it: "", "SIGTERM" or "SIGKILL"
@@ -94,6 +96,18 @@ class Child:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
+
+    def stopped(self) -> bool:
+        """Whether the process is stopped (SIGSTOP, SIGTSTP, a debugger): it then runs
+        no code, and acts on no signal but SIGKILL and SIGCONT."""
+        if self.pid is None or self.returncode is not None:
+            return False
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                stat = f.read()
+            return stat[stat.rindex(")") + 2] in "Tt"
+        except (OSError, ValueError, IndexError):
+            return False
 
     def left_behind(self) -> list[int]:
         """Live processes (not zombies) still in the benchmarker's group once it has
@@ -153,6 +167,9 @@ class Child:
             if self.poll() is None:
                 self.signal(signal.SIGTERM)
                 self.ended_by = "SIGTERM"
+                if self.stopped():  # a stopped process acts on no signal but SIGKILL and SIGCONT
+                    self.was_stopped = True
+                    self.signal(signal.SIGCONT)
                 if await self._wait(grace_s):
                     return
                 logger.warning("benchmarker ignored SIGTERM; killing it", pid=self.pid, grace_s=grace_s)

@@ -44,6 +44,7 @@ MODES = (
     "wire-garbage",  # undecodable bytes on the wire
     "wire-oversized",  # a frame header announcing more than MAX_FRAME bytes
     "wire-unexpected",  # a valid frame of a message the benchmarker must not send
+    "warmup-exit",  # the process exits with code 0 (os._exit) on its first call: in warm-up
 )
 FAULT_AT_CALL = 5
 CALL_S = 0.001
@@ -115,6 +116,8 @@ class Faulty:
 
     def __call__(self, *inputs: Any) -> int:
         self.calls += 1
+        if self.mode == "warmup-exit":
+            os._exit(0)
         if self.mode and self.mode != "setup-raise" and self.calls == FAULT_AT_CALL:
             self._strike()
         time.sleep(CALL_S)
