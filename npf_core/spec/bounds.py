@@ -113,22 +113,38 @@ def deep_text_path(text: str | bytes, limit: int = MAX_SPEC_DEPTH) -> str | None
 
 def check_data_depth(data: Any, limit: int = MAX_SPEC_DEPTH) -> None:
     """Raise a :class:`SpecError` naming the path where plain data (dicts, lists,
-    tuples: a spec given as a dict) nests deeper than ``limit`` levels. Iterative,
-    so that a structure too deep (or cyclic) never overflows the stack."""
+    tuples: a spec given as a dict) nests deeper than ``limit`` levels, or holds
+    text that is not valid Unicode (a lone surrogate, which no file, environment or
+    JSON can carry). Iterative, so that a structure too deep (or cyclic) never
+    overflows the stack."""
     todo: list[tuple[Any, list[str | int]]] = [(data, [])]
     while todo:
         value, parts = todo.pop()
         if isinstance(value, Mapping):
-            items: Any = ((str(k), v) for k, v in value.items())
+            items: Any = [(k, v) for k, v in value.items()]
         elif isinstance(value, (list, tuple)):
-            items = enumerate(value)
+            items = list(enumerate(value))
         else:
             continue
         if len(parts) >= limit:
             raise too_deep(path_of(parts))
         for key, item in items:
+            where = [*parts, key if isinstance(key, (str, int)) else str(key)]
+            for text in (key, item):
+                if isinstance(text, str) and not _encodable(text):
+                    raise SpecError(path_of(where), "is not valid Unicode text (it holds a lone surrogate)")
             if isinstance(item, (Mapping, list, tuple)):
-                todo.append((item, [*parts, key]))
+                todo.append((item, where))
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _problem(parts: list[str | int], value: str) -> tuple[str, str] | None:

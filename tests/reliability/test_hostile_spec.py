@@ -134,3 +134,15 @@ def test_the_deep_path_scanner_follows_keys_strings_and_lists() -> None:
     text = '{"a": "[[[{", "b": [1, {"c, d": [[[[0]]]]}]}'
     assert deep_text_path(text, limit=4) == '$.b[1]["c, d"][0]'
     assert deep_text_path(text, limit=8) is None
+
+
+def test_text_that_is_not_unicode_names_its_field(spawn_guard, tmp_path: Path) -> None:
+    """A lone surrogate (possible in a Python str, not in UTF-8) made msgspec raise
+    UnicodeEncodeError; found by the property tests."""
+    spec = sweep_spec(tmp_path / "out", device={"type": "cpu", "options": {"oversubscribe": True, "x": "\ud800"}})
+    with pytest.raises(SpecError) as info:
+        npf_core.benchmark(spec)
+    assert info.value.path == "$.device.options.x"
+    with pytest.raises(SpecError) as info:
+        npf_core.benchmark(sweep_spec(tmp_path / "out", name="\udcff"))
+    assert info.value.path == "$.name"
