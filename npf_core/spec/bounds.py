@@ -179,8 +179,9 @@ def check_values(spec: Any, limit: int = MAX_SPEC_DEPTH) -> None:
                 raise SpecError(path_of(parts), f"{value} is not a finite number", "give a finite number")
             continue
         if isinstance(value, msgspec.Struct):
-            fields = msgspec.structs.fields(value)
-            items: Any = [(f.encode_name, getattr(value, f.name)) for f in fields]
+            cls = type(value)  # the class attributes: msgspec.structs.fields() evaluates annotations each call
+            names = zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True)
+            items: Any = [(encoded, getattr(value, name)) for name, encoded in names]
         elif isinstance(value, Mapping):
             items = [(k, v) for k, v in value.items()]
             for k, _ in items:
