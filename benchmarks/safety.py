@@ -192,7 +192,7 @@ def signals(reps: int) -> bool:
                 res = _cli(folder, env={"SLOW": stage}, after=hit)
                 took.append(res["took"])
                 codes.append(res["code"])
-        ok &= all(c == 130 for c in codes) and max(took) < 1.0 + (0.5 if stage != "setup" else 0.0)
+        ok &= all(c == 130 for c in codes) and max(took) < 1.0 + (0.5 if stage != "setup" else 0.0)  # + grace_s
         rows.append([stage, f"{median(took):.2f}", spread(took, "{:.2f}"), ",".join(sorted(set(map(str, codes))))])
     print(table(["SIGTERM while", "to exit s (median)", "range", "exit codes"], rows))
     print("   (while copies start, each start blocks for 0.25 s; while measuring, the copies' grace_s is 0.5 s)")

@@ -51,6 +51,8 @@ GO_MARGIN_S = 0.02
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
+#: the pause after each copy start in which the event loop handles what came meanwhile (a signal)
+SPAWN_YIELD_S = 0.001
 #: how often the processes copies started are noted while they measure (npf_core.supervisor.lineage)
 LINEAGE_PERIOD_S = 1.0
 
@@ -187,8 +189,10 @@ class ConfigRunner:
                         if child.out is not None:
                             tg.start_soon(processes.drain_output, child)
                         # a stop (Ctrl-C, SIGTERM, a caller's cancellation) is seen between
-                        # any two starts, however many copies: a start blocks the loop
-                        await anyio.lowlevel.checkpoint()
+                        # any two starts: a start blocks the loop, and a signal takes a few
+                        # rounds of it (wake-up fd, handler, receiver, cancel) that a bare
+                        # checkpoint would not leave it
+                        await anyio.sleep(SPAWN_YIELD_S)
                     results = await self._drive(index, total, config, children, receive, resources)
                 except ConfigFailure as exc:
                     failure = exc

@@ -91,9 +91,9 @@ def test_sigterm_while_copies_are_started_stops_between_two_starts(cli: Cli, tmp
     os.kill(proc.pid, signal.SIGTERM)
     code, err, took = _ends(proc, 30)
     assert code == 130, err
-    assert took < 2.0, f"took {took:.1f} s"  # one more start, then reaping (grace_s 0.5)
+    assert took < 1.5, f"took {took:.1f} s"  # the start under way, then reaping
     starts = (tmp_path / "marker").read_text().split()
-    assert len(starts) <= 4, starts
+    assert len(starts) <= 2, starts  # the one under way when the signal came, at most one more
     assert cli.survivors() == []
 
 
