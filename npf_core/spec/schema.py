@@ -433,7 +433,7 @@ def decode_spec(data: bytes | str | Mapping[str, Any] | Spec, base_dir: Path | s
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _spec_error(exc) from None
     except UnicodeError as exc:  # a lone surrogate (found by check_data_depth in a dict, with its path)
-        raise SpecError("$", f"holds text that is not valid Unicode: {exc.reason}") from None
+        raise SpecError("$", f"holds text that is not valid Unicode: {exc}") from None
     except RecursionError:  # nested deeper than the decoder's stack allows
         where = deep_text_path(data) if isinstance(data, (bytes, str)) else None
         raise too_deep(where or "$") from None

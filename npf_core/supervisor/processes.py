@@ -143,6 +143,8 @@ class Child:
         while self.poll() is None:
             if self.pidfd >= 0:
                 await anyio.wait_readable(self.pidfd)
+                if self.poll() is None:  # ended, but its exit status is not known yet (a zygote's child)
+                    await anyio.sleep(0.01)
             else:
                 await anyio.sleep(0.01)
         return self.poll()  # type: ignore[return-value]

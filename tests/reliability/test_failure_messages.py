@@ -104,3 +104,39 @@ def test_a_copy_stopped_while_loading_is_reported_as_stopped(tmp_path: Path, mon
     assert report.error.type == "LoadTimeout"
     assert "(is stopped (SIGSTOP or SIGTSTP))" in report.error.message, report.error.message
     assert "ignored SIGTERM" not in report.error.message
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_stopped_zygote_neither_hangs_the_run_nor_serves_the_next_configuration(tmp_path: Path) -> None:
+    """SIGSTOP to the zygote while its copies measure: they still finish and are
+    reaped (the stopped zygote cannot say how they ended: npf does not wait on it
+    for ever), and the next configuration gets a new zygote."""
+    import anyio
+    import psutil
+
+    import npf_core.plugin.events as ev
+    from npf_core.supervisor.run import Supervisor
+
+    def zygotes() -> list[psutil.Process]:
+        return [p for p in psutil.Process().children() if "npf_core.child.zygote" in " ".join(p.cmdline())]
+
+    spec = sweep_spec(tmp_path / "out", n_models=[2], workers_per_model=[1, 2], duration_s=1.0, start_method="zygote")
+    stopped: list[psutil.Process] = []
+    try:
+        with anyio.fail_after(60):
+            async with Supervisor(spec) as sup:
+                async for event in sup.events():
+                    if isinstance(event, ev.Progress) and event.index == 0 and not stopped:
+                        (zygote,) = zygotes()
+                        zygote.suspend()
+                        stopped.append(zygote)
+    finally:
+        for z in stopped:
+            try:
+                z.kill()
+            except psutil.Error:
+                pass
+    assert [r.status for r in sup.reports] == ["ok", "ok"], [r.error for r in sup.reports]
+    assert stopped and not stopped[0].is_running() or stopped[0].status() == psutil.STATUS_ZOMBIE
+    assert psutil.Process().children(recursive=True) == []
