@@ -54,7 +54,7 @@ GROUP_SIGNAL_WAIT_S = 1.0
 #: the pause after each copy start in which the event loop handles what came meanwhile (a signal)
 SPAWN_YIELD_S = 0.001
 #: how often the processes copies started are noted while they measure (npf_core.supervisor.lineage)
-LINEAGE_PERIOD_S = 1.0
+LINEAGE_PERIOD_S = 5.0
 
 
 class ConfigRunner:
@@ -308,7 +308,9 @@ class ConfigRunner:
         """Call under a shielded scope: every copy ended and reaped, then whatever
         they started that is still running (see :mod:`npf_core.supervisor.lineage`)."""
         grace = self.spec.timeouts.grace_s
-        await anyio.to_thread.run_sync(lineage.note, children)  # before they are stopped
+        for c in children:  # the ones to be ended are frozen (at once) while what they started is noted
+            c.freeze()
+        await anyio.to_thread.run_sync(lineage.note, children)
         async with anyio.create_task_group() as tg:
             for c in children:
                 tg.start_soon(c.reap, grace)

@@ -6,10 +6,12 @@ in a session (and group) of its own, or a daemon that double-forks, does not: ea
 copy is a child subreaper (:func:`npf_core.child.process.become_subreaper`), so such
 a helper stays its descendant, and the copy ends its descendants when it exits
 (:func:`npf_core.child.process.end_descendants`). A copy that is killed or crashes
-cannot; for that, the supervisor notes every copy's descendants (one read of the
-process table for all copies, in a worker thread) once all are loaded, every second
-while they measure and before they are stopped, and after the copies are reaped
-ends whichever of those is still alive: SIGTERM, a grace period, SIGKILL. A process
+cannot, and neither can one ended by SIGTERM; for that, the supervisor notes every
+copy's descendants (one read of the process table for all copies, in a worker
+thread) once all are loaded, every few seconds while they measure, and before it
+ends them (the copies to be ended are frozen with SIGSTOP meanwhile, so that none
+dies and orphans its helpers while the table is read); after the copies are reaped
+it ends whichever of those is still alive: SIGTERM, a grace period, SIGKILL. A process
 is known by its pid and start time, so a reused pid is never hit. ``npf run`` itself
 is a subreaper too: an orphan that escaped all this comes to it, and is ended when
 the run is over (:func:`end_adopted`).

@@ -52,7 +52,8 @@ class Child:
     ready: pr.Ready | None = None
     hello: bool = False
     loaded: bool = False  # sent Loaded: warming up
-    was_stopped: bool = False  # reap() found it stopped (SIGSTOP, SIGTSTP) and resumed it to end it
+    was_stopped: bool = False  # found stopped (SIGSTOP, SIGTSTP) by someone else: resumed to be ended
+    frozen: bool = False  # stopped by npf itself (freeze()) while it notes what the copy started
     job: Any = None
     failed: bool = False  # sent Failed: it is exiting on its own
     ended_by: str = ""  # how reap() ended it: "", "SIGTERM" or "SIGKILL"
@@ -96,6 +97,16 @@ class Child:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
+
+    def freeze(self) -> None:
+        """Before it is ended: stop it (and its group) at once with SIGSTOP, so that
+        what it started can be noted before its death orphans them; a stop by someone
+        else is remembered first (``was_stopped``). reap() resumes it with its SIGTERM."""
+        if self.pid is None or self.poll() is not None or self.result is not None or self.failed:
+            return
+        self.was_stopped = self.was_stopped or self.stopped()
+        self.signal(signal.SIGSTOP)
+        self.frozen = True
 
     def stopped(self) -> bool:
         """Whether the process is stopped (SIGSTOP, SIGTSTP, a debugger): it then runs
@@ -169,8 +180,8 @@ class Child:
             if self.poll() is None:
                 self.signal(signal.SIGTERM)
                 self.ended_by = "SIGTERM"
-                if self.stopped():  # a stopped process acts on no signal but SIGKILL and SIGCONT
-                    self.was_stopped = True
+                if self.frozen or self.stopped():  # a stopped process acts on no signal but SIGKILL and SIGCONT
+                    self.was_stopped = self.was_stopped or not self.frozen
                     self.signal(signal.SIGCONT)
                 if await self._wait(grace_s):
                     return
