@@ -71,3 +71,17 @@ def record_rss(copy_index: int, job: Any, model: Any) -> None:
     folder = os.environ.get("NPF_BENCH_RSS_DIR")
     if folder:
         Path(folder, f"setup-{copy_index}-{os.getpid()}.kb").write_text(str(vm_status_kb("VmRSS")))
+
+
+class Hog:
+    """Holds ``NPF_BENCH_HOG_MB`` MB (default 256) of memory of its own, written so
+    that it is resident; calls sleep 1 ms. For the machine-limit figures (safety.py)."""
+
+    def __init__(self) -> None:
+        self.block = bytearray(int(float(os.environ.get("NPF_BENCH_HOG_MB", "256")) * 2**20))
+        for i in range(0, len(self.block), 4096):
+            self.block[i] = 1
+
+    def __call__(self, x: Any) -> Any:
+        time.sleep(0.001)
+        return x

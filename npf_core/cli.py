@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,14 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line. Called with no ``argv`` it is the process's entry point (the
+    ``npf`` script, ``python -m npf_core``): once a run's outcome is decided, later
+    SIGINT and SIGTERM are ignored while the interpreter exits, so that a second
+    Ctrl-C cannot turn exit code 130 into death by a signal."""
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # before a command's own handling (e.g. while parsing the arguments)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``npf schema | head``): not an error, and no traceback.
         # Python would complain again flushing stdout at exit; point it at /dev/null.
@@ -149,7 +156,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command in ("run", "evaluate"):
-            return _run(args)
+            with _Interrupts(process_entry=argv is None) as interrupts:
+                return _run(args, interrupts)
         if args.command == "metrics":
             from npf_core.evaluation.registry import list_metrics
 
@@ -190,7 +198,52 @@ def _main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
-def _run(args: argparse.Namespace) -> int:
+class _Interrupts:
+    """SIGINT and SIGTERM over the whole of ``run``, so that each is honoured at every
+    stage and ends in exit code 130: while the run is built (plugins, device probes,
+    the plan) either raises KeyboardInterrupt, since nothing has started yet; while
+    it runs, the event loop's receiver stops it cleanly (``watch_signals``); once it
+    has stopped, a further one is only noted. On leaving, the previous handlers come
+    back, or for the process's entry point both signals are ignored from then on."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, process_entry: bool) -> None:
+        self.process_entry = process_entry
+        self.seen: int | None = None
+        self._saved: dict[int, Any] = {}
+        self._active = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> _Interrupts:
+        if self._active:
+            self._saved = {sig: signal.getsignal(sig) for sig in self.SIGNALS}
+            self._install(self._raise)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if not self._active:
+            return
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN if self.process_entry else self._saved[sig])
+
+    def settle(self) -> None:
+        """The run has stopped (its signal receiver is gone): note further signals."""
+        if self._active:
+            self._install(self._note)
+
+    def _install(self, handler: Any) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, handler)
+
+    def _raise(self, signum: int, frame: object) -> None:
+        self.seen = signum
+        raise KeyboardInterrupt
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.seen = signum
+
+
+def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
     from npf_core.supervisor.run import Supervisor
 
     verbosity = 0 if args.quiet else 1 + args.verbose  # the reporters': 0 quiet, 1 normal, 2+ verbose
@@ -216,6 +269,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.launcher:
         overrides["launcher"] = args.launcher
     label = getattr(args, "label", None)
+    if interrupts.process_entry:  # npf's own process: orphans of what copies start come here
+        from npf_core.child.process import become_subreaper
+
+        become_subreaper()
     sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, label=label, **overrides)
     sup.setup()  # no event loop to keep running yet: user errors surface here, plainly
     interrupted = False
@@ -224,24 +281,40 @@ def _run(args: argparse.Namespace) -> int:
         """SIGINT (Ctrl-C) and SIGTERM stop the run cleanly: the current configuration
         is stopped, its children reaped, what finished is kept; exit 130."""
         nonlocal interrupted
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            async for signum in signals:
-                print(f"npf: {signal.Signals(signum).name}: stopping; finished configurations are kept "
-                      f"(run the same command with --resume to do the rest)", file=sys.stderr)  # fmt: skip
-                interrupted = True
-                sup.cancel()
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    print(f"npf: {signal.Signals(signum).name}: stopping; finished configurations are kept "
+                          f"(run the same command with --resume to do the rest)", file=sys.stderr)  # fmt: skip
+                    interrupted = True
+                    sup.cancel()
+        finally:
+            interrupts.settle()  # at once: the receiver's exit put back the default handlers
+
+    refused: UserError | None = None
 
     async def go() -> None:
+        nonlocal refused
         async with anyio.create_task_group() as tg:
             await tg.start(watch_signals)  # installed before any benchmarker starts
-            await sup.run()
+            try:
+                await sup.run()
+            except UserError as exc:  # found while running (more copies than the machine takes): exit 2
+                refused = exc
             tg.cancel_scope.cancel()
 
     anyio.run(go)
+    if interrupts.process_entry:
+        from npf_core.supervisor.lineage import end_adopted
+
+        end_adopted()  # the run is over: any child left is an adopted orphan
+    interrupted = interrupted or interrupts.seen is not None
     for err in sup.reporter_errors:  # e.g. a results file that could not be written
         what = "" if err.startswith("results file: ") else "reporter failed: "
         print(f"npf: error: {what}{err}", file=sys.stderr)
+    if refused is not None:
+        raise refused  # one line, exit 2; what finished is kept
     if interrupted or sup.interrupted:
         return EXIT_INTERRUPTED
     failed = sup.reporter_errors or any(r.status != "ok" for r in sup.reports)
@@ -322,6 +395,8 @@ def _report(path: Path, html: str | None = None) -> int:
     results = read_results(path)
     reports = results.reports
     print(f"npf: {len(reports)} configuration{'s' * (len(reports) != 1)} from {results.path}")
+    for line in results.damaged:  # shown as missing, and marked "ok?" in the table
+        print(f"npf: warning: damaged in the results file (edited or cut short?): {line}", file=sys.stderr)
     plugins = get_plugins()
     ctx = ReporterContext(output_dir=results.path.parent, spec=results.spec, verbosity=1)
     reporter = plugins.reporters.get("console", "report")(ctx)

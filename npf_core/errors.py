@@ -17,6 +17,7 @@ __all__ = [
     "ConfigFailure",
     "DeviceUnavailable",
     "FlagError",
+    "MachineLimit",
     "MetricError",
     "ModelIndexError",
     "NpfError",
@@ -83,6 +84,14 @@ class ObjectTransferError(SpecError):
             "'path/file.py:attr' (or install the plugin with an entry point), "
             "or use start_method 'fork' so that copies inherit it",
         )
+
+
+class MachineLimit(SpecError):
+    """A spec asks for more model copies than this machine can start (processes
+    and threads the user may start, memory): refused before they start."""
+
+    def __init__(self, problem: str, hint: str | None = None) -> None:
+        super().__init__("n_models", problem, hint)
 
 
 class PluginError(UserError):

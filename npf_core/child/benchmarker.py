@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from npf_core.child.process import quiet_signals, set_parent_death_signal, start_eof_watchdog
+from npf_core.child.process import (
+    become_subreaper,
+    end_descendants,
+    quiet_signals,
+    set_parent_death_signal,
+    start_eof_watchdog,
+)
 from npf_core.child.worker import FLUSH, HALT, RUN, Worker
 from npf_core.errors import StageError
 from npf_core.plugin.references import resolve_reference
@@ -47,6 +53,7 @@ from npf_core.wire.protocol import (
     Go,
     Hello,
     Job,
+    Loaded,
     Progress,
     Ready,
     Result,
@@ -309,6 +316,7 @@ class Benchmarker:
 
     def run(self) -> None:
         ready = self.prepare()
+        self.channel.send(Loaded())  # warm-up begins: a death from here on is the warm-up's
         workers = [Worker(self, i) for i in range(self.job.workers)]
         try:
             go = self._warm_up_and_wait(workers, ready)
@@ -536,6 +544,7 @@ def child_main(
             pass
         quiet_signals()
         set_parent_death_signal(parent_pid)
+        become_subreaper()  # what the model starts stays ours, even in a session of its own
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.close(out_fd)
@@ -551,6 +560,7 @@ def child_main(
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
     finally:
+        end_descendants()  # nothing the model started outlives the copy
         try:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -570,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet_signals()
     set_parent_death_signal(args.parent)
+    become_subreaper()
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(line_buffering=True, errors="replace")
@@ -581,7 +592,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return load_objects(args.payload) if args.payload >= 0 else {}
 
-    return serve(sock, objects, None, payload=args.payload)
+    try:
+        return serve(sock, objects, None, payload=args.payload)
+    finally:
+        end_descendants()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Process plumbing of a child (benchmarker or compile worker): die with the
-supervisor, end what the child started, quiet the signals the supervisor owns."""
+supervisor, adopt and end what the child started (a subreaper, so that helpers in
+sessions of their own are not lost to init), quiet the signals the supervisor owns."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ import psutil
 
 from npf_core.wire.protocol import ChildExit
 
-__all__ = ["end_own_group", "group_members", "quiet_signals", "set_parent_death_signal", "start_eof_watchdog"]
+__all__ = [
+    "become_subreaper",
+    "end_descendants",
+    "end_own_group",
+    "group_members",
+    "quiet_signals",
+    "set_parent_death_signal",
+    "start_eof_watchdog",
+]
 
 
 def set_parent_death_signal(parent_pid: int) -> None:
@@ -30,19 +39,81 @@ def set_parent_death_signal(parent_pid: int) -> None:
         os._exit(ChildExit.ORPHANED)
 
 
-def end_own_group() -> None:
-    """Kill what this benchmarker started (its process group), not itself."""
-    me = os.getpid()
-    if os.getpgrp() != me:
-        return
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Adopt the orphans of this process's descendants (Linux): a helper that a model
+    starts in a session of its own, or a daemon that double-forks, stays a descendant
+    of this process instead of going to init, so that it can be found and ended.
+    True if done."""
+    if not sys.platform.startswith("linux"):
+        return False
     try:
-        for pid in group_members(me, but=me):
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def end_own_group() -> None:
+    """Kill what this benchmarker started (its process group and every descendant,
+    in a session of its own or not), not itself."""
+    me = os.getpid()
+    try:
+        victims = set(_descendants())
+        if os.getpgrp() == me:
+            victims.update(group_members(me, but=me))
+        for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        _reap_children()
     except Exception:  # noqa: BLE001 - exiting anyway
         pass
+
+
+def end_descendants(grace_s: float = 0.3) -> None:
+    """At a copy's exit: every process it started (and, as a subreaper, every orphan
+    of those) gets SIGTERM, ``grace_s`` to go, then SIGKILL; the dead are reaped, so
+    that none is handed to another process as a zombie."""
+    try:
+        procs = psutil.Process().children(recursive=True)
+        if not procs:
+            return
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.Error:
+                pass
+        _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(alive, timeout=1.0)
+        _reap_children()
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass
+
+
+def _descendants() -> list[int]:
+    try:
+        return [p.pid for p in psutil.Process().children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def start_eof_watchdog(sock: socket.socket) -> None:

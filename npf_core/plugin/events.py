@@ -62,6 +62,9 @@ class ConfigFinished(Event, kw_only=True):
     total: int
     config: RunConfig
     report: Report
+    #: results.json holds this report and every one announced before it: False when writing
+    #: it failed (a file reporter then leaves the report out, never holding a row results.json lacks)
+    recorded: bool = True
 
 
 class ConfigFailed(Event, kw_only=True):
@@ -69,6 +72,9 @@ class ConfigFailed(Event, kw_only=True):
     total: int
     config: RunConfig
     report: Report
+    #: results.json holds this report and every one announced before it: False when writing
+    #: it failed (a file reporter then leaves the report out, never holding a row results.json lacks)
+    recorded: bool = True
 
 
 class ConfigSkipped(Event, kw_only=True):
@@ -78,6 +84,8 @@ class ConfigSkipped(Event, kw_only=True):
     total: int
     config: RunConfig
     report: Report
+    #: as :attr:`ConfigFinished.recorded`
+    recorded: bool = True
 
 
 class RunFinished(Event, kw_only=True):

@@ -19,7 +19,7 @@ import msgspec
 
 from npf_core.errors import ResultsError
 from npf_core.results.imds import instance_type
-from npf_core.results.report import Report
+from npf_core.results.report import NEURONPERF_COLUMNS, Report
 
 __all__ = [
     "LATEST",
@@ -27,10 +27,14 @@ __all__ = [
     "RESULTS_FORMAT_VERSION",
     "RESULTS_NAME",
     "Results",
+    "Resumable",
     "ResultsFile",
+    "decode_row",
     "environment",
     "git_commit",
+    "json_safe",
     "latest_run",
+    "load_resumable",
     "load_results",
     "new_run_folder",
     "read_results",
@@ -263,13 +267,134 @@ def _short(value: Any) -> str:
 
 
 def load_results(path: Path) -> tuple[dict[str, Any], list[Report]]:
-    """The spec and reports of an existing results.json."""
+    """The spec and the sound reports of an existing results.json (see
+    :func:`load_resumable`, which also says what was left out and why)."""
+    found = load_resumable(path)
+    return found.spec, found.reports
+
+
+@dataclass
+class Resumable:
+    """What ``--resume`` may take from a results.json: its spec, the reports it can
+    trust, and a line for each report it cannot (which is run again)."""
+
+    spec: dict[str, Any]
+    reports: list[Report]
+    damaged: list[str] = field(default_factory=list)
+
+
+def load_resumable(path: Path) -> Resumable:
+    """Read a results.json for ``--resume``. A file that is not a results document
+    at all is a :class:`~npf_core.errors.ResultsError`; a report in it that is
+    damaged (a field missing, of the wrong type, or a number that is not finite:
+    the file was edited or cut short) is left out, with a line saying why, so that
+    its configuration is run again."""
+    data = _read_document(path, "to resume")
+    spec = data.get("spec")
+    found = Resumable(spec=spec if isinstance(spec, dict) else {}, reports=[])
+    for i, row in enumerate(_rows(data, path)):
+        report, problems = decode_row(row, strict=True)
+        if report is not None and not problems:
+            found.reports.append(report)
+        else:
+            found.damaged.append(f"reports[{i}]{_row_id(row)}: {'; '.join(problems)}")
+    return found
+
+
+def _read_document(path: Path, why: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_bytes())
-        reports = [Report.from_dict(r) for r in data.get("reports", [])]
-    except (OSError, ValueError, TypeError) as exc:
-        raise ResultsError(f"cannot read results file {str(path)!r} to resume: {exc}") from None
-    return data.get("spec", {}), reports
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"cannot read results file {str(path)!r} {why}: {exc}") from None
+    except RecursionError:
+        raise ResultsError(f"cannot read results file {str(path)!r} {why}: nested too deep to decode") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"cannot read results file {str(path)!r} {why}: not a JSON object")
+    return data
+
+
+def _rows(data: dict[str, Any], path: Path) -> list[Any]:
+    rows = data.get("reports", [])
+    if not isinstance(rows, list):
+        raise ResultsError(f"results file {str(path)!r}: $.reports is {type(rows).__name__}, not a list")
+    return rows
+
+
+def _row_id(row: Any) -> str:
+    cid = row.get("config_id") if isinstance(row, dict) else None
+    return f" ({cid})" if isinstance(cid, str) and cid else ""
+
+
+#: what every report npf writes holds, whatever its version: NeuronPerf's fields and the identity
+CORE_FIELDS = (*NEURONPERF_COLUMNS, "config_id")
+_REPORT_FIELDS = tuple(f.encode_name for f in msgspec.structs.fields(Report))
+
+
+def decode_row(row: Any, *, strict: bool) -> tuple[Report | None, list[str]]:
+    """One stored report: the Report (None when it cannot be decoded) and what is
+    wrong with it, each problem naming its field. A number that is not finite
+    (``Infinity``, ``-1e999``: JSON has no such numbers) is such a problem, and is
+    read as missing (NaN). ``strict`` (resume): a finished report lacking any field
+    npf writes is damaged; otherwise only NeuronPerf's fields and the identity count."""
+    if not isinstance(row, dict):
+        return None, [f"a report is {type(row).__name__}, not an object"]
+    problems = [f"{k} is {v}, not a finite number" for k, v in _non_finite(row)]
+    if row.get("status", "ok") == "ok":
+        wanted = _REPORT_FIELDS if strict else CORE_FIELDS
+        missing = [k for k in wanted if k not in row and k != "error"]
+        if missing:
+            problems.append(f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} missing")
+    try:
+        report = Report.from_dict(_finite_or_nan(row))
+    except (msgspec.ValidationError, TypeError, ValueError, RecursionError) as exc:
+        return None, [*problems, _where(exc)]
+    return report, problems
+
+
+def _where(exc: BaseException) -> str:
+    """A decoding error with the field first: ``n_models: Expected int, got str``."""
+    text = str(exc) or type(exc).__name__
+    msg, sep, at = text.partition(" - at `")
+    if sep and at.startswith("$."):
+        return f"{at.rstrip('`')[2:]}: {msg}"
+    return text
+
+
+def _non_finite(row: dict[str, Any]) -> list[tuple[str, float]]:
+    """(field path, value) of every float in ``row`` that is infinite or NaN."""
+    out: list[tuple[str, float]] = []
+    todo: list[tuple[str, Any, int]] = [(str(k), v, 0) for k, v in row.items()]
+    while todo:
+        where, value, depth = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append((where, value))
+        elif depth < 16 and isinstance(value, dict):
+            todo.extend((f"{where}.{k}", v, depth + 1) for k, v in value.items())
+        elif depth < 16 and isinstance(value, list):
+            todo.extend((f"{where}[{i}]", v, depth + 1) for i, v in enumerate(value))
+    return sorted(out)
+
+
+def _finite_or_nan(value: Any, depth: int = 0) -> Any:
+    """``value`` with every non-finite float replaced by NaN (read as missing)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else math.nan
+    if depth < 16 and isinstance(value, dict):
+        return {k: _finite_or_nan(v, depth + 1) for k, v in value.items()}
+    if depth < 16 and isinstance(value, list):
+        return [_finite_or_nan(v, depth + 1) for v in value]
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON can hold it: a float that is not finite becomes None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class ResultsFile:
@@ -328,7 +453,11 @@ class ResultsFile:
             "plan": self.plan,
             "reports": [self.by_index[i].to_dict() for i in sorted(self.by_index)],
         }
-        write_atomic(self.path, json.dumps(doc, indent=1, allow_nan=False).encode())
+        try:
+            text = json.dumps(doc, indent=1, allow_nan=False)
+        except ValueError:  # an infinite figure (a bug, or a plugin's metric): written as null
+            text = json.dumps(json_safe(doc), indent=1, allow_nan=False)
+        write_atomic(self.path, text.encode())
 
 
 @dataclass
@@ -351,28 +480,46 @@ class Results:
     started_at: float | None = None
     #: the identities of the configurations of the run's sweep (None in older files)
     plan: list[dict[str, Any]] | None = None
+    #: a line for each report flagged as damaged (see :func:`read_results`)
+    damaged: list[str] = field(default_factory=list)
 
 
 def read_results(path: str | os.PathLike[str]) -> Results:
-    """Read a results.json (or the one in a folder), any format version up to ours."""
+    """Read a results.json (or the one in a folder), any format version up to ours.
+
+    A report that cannot be decoded is a :class:`~npf_core.errors.ResultsError`
+    naming it and its field; one that decodes but holds a number that is not finite,
+    or lacks one of NeuronPerf's fields, is kept and flagged: read as missing there,
+    marked not valid with the reason, and listed in :attr:`Results.damaged`."""
     p = resolve_results(path)
+    data = _read_document(p, "")
     try:
-        data = json.loads(p.read_bytes())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
         version = int(data.get("format_version", 1))
-        if version > RESULTS_FORMAT_VERSION:
-            raise ValueError(
-                f"format version {version} is newer than this npf reads ({RESULTS_FORMAT_VERSION}); upgrade npf"
-            )
-        reports = [Report.from_dict(r) for r in data.get("reports", [])]
-    except (OSError, ValueError, TypeError) as exc:
-        raise ResultsError(f"cannot read results file {str(p)!r}: {exc}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ResultsError(f"cannot read results file {str(p)!r}: $.format_version is not a number") from None
+    if version > RESULTS_FORMAT_VERSION:
+        raise ResultsError(
+            f"cannot read results file {str(p)!r}: format version {version} is newer than this npf reads "
+            f"({RESULTS_FORMAT_VERSION}); upgrade npf"
+        )
+    reports: list[Report] = []
+    damaged: list[str] = []
+    for i, row in enumerate(_rows(data, p)):
+        report, problems = decode_row(row, strict=False)
+        if report is None:
+            raise ResultsError(f"cannot read results file {str(p)!r}: $.reports[{i}]{_row_id(row)}: "
+                               f"{'; '.join(problems)}")  # fmt: skip
+        if problems:
+            note = "damaged in the results file (edited or cut short?): " + "; ".join(problems)
+            damaged.append(f"reports[{i}]{_row_id(row)}: {'; '.join(problems)}")
+            report = msgspec.structs.replace(report, valid=False, validity_reasons=[*report.validity_reasons, note])
+        reports.append(report)
+    spec, env = data.get("spec"), data.get("environment")
     return Results(
         path=p,
         reports=reports,
-        spec=data.get("spec") or {},
-        environment=data.get("environment") or {},
+        spec=spec if isinstance(spec, dict) else {},
+        environment=env if isinstance(env, dict) else {},
         run_id=str(data.get("run_id") or ""),
         npf_version=str(data.get("npf_version") or ""),
         format_version=version,
@@ -381,6 +528,7 @@ def read_results(path: str | os.PathLike[str]) -> Results:
         commit_dirty=data.get("commit_dirty") if isinstance(data.get("commit_dirty"), bool) else None,
         started_at=float(data["started_at"]) if isinstance(data.get("started_at"), (int, float)) else None,
         plan=[e for e in data["plan"] if isinstance(e, dict)] if isinstance(data.get("plan"), list) else None,
+        damaged=damaged,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from npf_core.errors import SpecError
+from npf_core.spec.bounds import exists
 from npf_core.spec.tokens import OBJECT_PREFIX
 
 __all__ = [
@@ -102,7 +103,7 @@ def validate_evaluate(loaded: Any, check_reference: Callable[[Any, str, str], No
             raise SpecError("evaluate.reference", f"give exactly one of 'target' or 'path' (got {len(given)})")
         if ref.target is not None and not ref.target.startswith(OBJECT_PREFIX):
             check_reference(loaded, "evaluate.reference.target", ref.target)
-        if ref.path is not None and not loaded.resolve(ref.path).exists():
+        if ref.path is not None and not exists(loaded.resolve(ref.path)):
             raise SpecError("evaluate.reference.path", f"file not found: {str(loaded.resolve(ref.path))!r}")
 
 

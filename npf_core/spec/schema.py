@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import msgspec
 
 from npf_core.errors import SpecError
+from npf_core.spec.bounds import MAX_SPEC_BYTES, check_data_depth, check_values, deep_text_path, exists, too_deep
 from npf_core.spec.tokens import OBJECT_PREFIX
 
 __all__ = [
@@ -298,7 +299,11 @@ class LoadedSpec(msgspec.Struct, kw_only=True):
 
     def resolve(self, path: str) -> Path:
         """A path from the spec, relative to the spec file's folder."""
-        p = Path(path).expanduser()
+        p = Path(path)
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # "~user" of no such user: the path as written
+            pass
         return p if p.is_absolute() else self.base_dir / p
 
     @property
@@ -432,14 +437,24 @@ def decode_spec(data: bytes | str | Mapping[str, Any] | Spec, base_dir: Path | s
         if isinstance(data, Spec):
             spec = data
         elif isinstance(data, (bytes, str)):
+            if len(data) > MAX_SPEC_BYTES:
+                raise SpecError("$", f"the spec is {len(data)} bytes, over {MAX_SPEC_BYTES}",
+                                "a spec is settings: put data in files it names")  # fmt: skip
             spec = msgspec.json.decode(data, type=Spec)
         elif isinstance(data, Mapping):
+            check_data_depth(data)  # before anything recurses into it
             plain, objects = _pull_objects(dict(data))
             spec = msgspec.convert(plain, type=Spec)
         else:
             raise SpecError("$", f"expected a JSON object, a dict or a Spec, got {type(data).__name__}")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _spec_error(exc) from None
+    except UnicodeError as exc:  # a lone surrogate (found by check_data_depth in a dict, with its path)
+        raise SpecError("$", f"holds text that is not valid Unicode: {exc}") from None
+    except RecursionError:  # nested deeper than the decoder's stack allows
+        where = deep_text_path(data) if isinstance(data, (bytes, str)) else None
+        raise too_deep(where or "$") from None
+    check_values(spec)  # NULs, control characters in the name, infinities, nesting
     loaded = LoadedSpec(spec=spec, base_dir=Path(base_dir).resolve(), objects=objects)
     validate(loaded)
     return loaded
@@ -449,6 +464,10 @@ def load_spec(path: str | Path) -> LoadedSpec:
     """Read and validate a spec file; relative paths in it are relative to its folder."""
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError("$", f"the spec file {str(p)!r} is {size} bytes, over {MAX_SPEC_BYTES}",
+                            "a spec is settings: put data in files it names")  # fmt: skip
         raw = p.read_bytes()
     except OSError as exc:
         raise SpecError("$", f"cannot read spec file {str(p)!r}: {exc.strerror or exc}") from None
@@ -478,7 +497,7 @@ def validate(loaded: LoadedSpec) -> None:
         check_reference(loaded, "model.target", m.target)
     for key in ("path", "index"):
         value = getattr(m, key)
-        if value is not None and not loaded.resolve(value).exists():
+        if value is not None and not exists(loaded.resolve(value)):
             raise SpecError(f"model.{key}", f"file not found: {str(loaded.resolve(value))!r}")
     for field in ("preprocess", "postprocess", "setup", "env_setup"):
         value = getattr(spec, field)
@@ -532,7 +551,7 @@ def _check_item(loaded: LoadedSpec, where: str, item: InputItem) -> None:
         f = loaded.resolve(item.file)
         if f.suffix not in (".npy", ".npz", ".pt"):
             raise SpecError(f"{where}.file", f"unsupported file type {f.suffix!r}", "use .npy, .npz or .pt")
-        if not f.exists():
+        if not exists(f):
             raise SpecError(f"{where}.file", f"file not found: {str(f)!r}")
 
 
@@ -558,7 +577,7 @@ def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:
         raise SpecError(field, f"{ref!r} is not a reference", "write 'package.module:attr' or 'path/file.py:attr'")
     if module.endswith(".py") or "/" in module or "\\" in module:
         f = loaded.resolve(module)
-        if not f.is_file():
+        if not exists(f, file=True):
             raise SpecError(field, f"file not found: {str(f)!r}")
         names = _top_level_names(f)
         if names is not None and attr.split(".")[0] not in names:
@@ -570,8 +589,11 @@ def check_reference(loaded: LoadedSpec, field: str, ref: str) -> None:
 
     try:
         found = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
+    except (ImportError, ValueError, TypeError):
         found = None
+    except Exception as exc:  # noqa: BLE001 - its parent package failed to import
+        raise SpecError(field, f"module {module!r} cannot be found: importing its package raised "
+                               f"{type(exc).__name__}: {exc}") from None  # fmt: skip
     if found is None:
         raise SpecError(field, f"module {module!r} cannot be found", "is it installed, or on PYTHONPATH?")
 

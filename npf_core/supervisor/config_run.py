@@ -19,13 +19,16 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import msgspec
 import psutil
 
 import npf_core.plugin.events as ev
+import npf_core.supervisor.limits as limits
+import npf_core.supervisor.lineage as lineage
 import npf_core.supervisor.processes as processes
 import npf_core.wire.protocol as pr
-from npf_core.errors import ConfigFailure, MetricError, ProtocolError, ZygoteFailed
+from npf_core.errors import ConfigFailure, MachineLimit, MetricError, ProtocolError, ZygoteFailed
 from npf_core.evaluation.runner import apply_evaluation, eval_job
 from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device
@@ -51,6 +54,10 @@ GO_MARGIN_S = 0.02
 # same signal that is about to stop the supervisor: wait this long for that stop.
 GROUP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 GROUP_SIGNAL_WAIT_S = 1.0
+#: the pause after each copy start in which the event loop handles what came meanwhile (a signal)
+SPAWN_YIELD_S = 0.001
+#: how often the processes copies started are noted while they measure (npf_core.supervisor.lineage)
+LINEAGE_PERIOD_S = 5.0
 
 
 class ConfigRunner:
@@ -91,6 +98,8 @@ class ConfigRunner:
         #: with ``keep_calls``: config_id -> (each copy's Ready, each copy's Result), the
         #: kept calls' stamps in them (NeuronPerf's return_timers reads these)
         self.kept: dict[str, tuple[list[pr.Ready], list[pr.Result]]] = {}
+        #: what one copy of this run takes, measured on the first copy that got ready
+        self.cost: limits.CopyCost | None = None
 
     def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
         spec = self.spec
@@ -162,11 +171,13 @@ class ConfigRunner:
         resources: dict[str, list[float]] = {"cpu": [], "mem": [], "proc_cpu": [], "proc_rss": []}
         send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
         failure: ConfigFailure | None = None
+        refused: MachineLimit | None = None
         results: list[pr.Result] = []
         sampled: TelemetryResult | None = None
         try:
             async with anyio.create_task_group() as tg:
                 try:
+                    await self._check_room(config, children)  # with what the run's first copy took
                     zygote = None
                     if config.start_method == "zygote":
                         try:
@@ -174,6 +185,11 @@ class ConfigRunner:
                         except ZygoteFailed as exc:
                             raise ConfigFailure(_zygote_error(exc)) from exc
                     for i in range(config.n_models):
+                        if i == limits.UNMEASURED_COPIES and self.cost is None and config.start_method != "inline":
+                            # nothing measured yet: the first copy, loaded and warm, tells
+                            # what each of the others will take, before they start
+                            await self._await_ready(config, children[:1], receive)
+                            await self._check_room(config, children)
                         assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
                         env = {k: str(v) for k, v in assignment.get("env", {}).items()}
                         env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
@@ -194,9 +210,16 @@ class ConfigRunner:
                         tg.start_soon(processes.read_wire, child, send)
                         if child.out is not None:
                             tg.start_soon(processes.drain_output, child)
+                        # a stop (Ctrl-C, SIGTERM, a caller's cancellation) is seen between
+                        # any two starts: a start blocks the loop, and a signal takes a few
+                        # rounds of it (wake-up fd, handler, receiver, cancel) that a bare
+                        # checkpoint would not leave it
+                        await anyio.sleep(SPAWN_YIELD_S)
                     results = await self._drive(index, total, config, children, receive, resources)
                 except ConfigFailure as exc:
                     failure = exc
+                except MachineLimit as exc:  # too many copies for this machine: the run stops (exit 2)
+                    refused = exc
                 except Exception as exc:  # a bug (npf's or a plugin's): this config fails, the sweep goes on
                     failure = _internal_failure(exc, "supervisor")
                 tg.cancel_scope.cancel()
@@ -211,6 +234,8 @@ class ConfigRunner:
                 for c in children:
                     self.copy_output.end(config.config_id, c.copy_index)
         calls = sum(self._calls.pop(index, {}).values())
+        if refused is not None:
+            raise refused
         if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
             if spec.keep_calls:
@@ -265,8 +290,13 @@ class ConfigRunner:
             changes: dict[str, Any] = {"output_tail": child.output_tail()}
             if info.exitcode is None and child.returncode is not None:
                 changes["exitcode"] = child.returncode
-                if child.ended_by == "SIGKILL":
-                    grace = self.spec.timeouts.grace_s
+                grace = self.spec.timeouts.grace_s
+                if child.was_stopped:  # SIGTERM meant nothing to it until npf resumed it
+                    how = "SIGKILL" if child.ended_by == "SIGKILL" else "SIGTERM"
+                    changes["message"] = (
+                        f"{info.message}; it was stopped, and npf resumed it (SIGCONT) to end it with {how}"
+                    )
+                elif child.ended_by == "SIGKILL":
                     changes["message"] = (
                         f"{info.message}; it ignored SIGTERM and was killed with SIGKILL after "
                         f"timeouts.grace_s = {grace:g} s"
@@ -289,11 +319,41 @@ class ConfigRunner:
             extra.update(total_calls=calls, total_infs=calls * config.batch_size)
         return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
 
+    async def _check_room(self, config: RunConfig, children: list[Child]) -> None:
+        """Refuse (MachineLimit) the copies of ``config`` not started yet when the
+        machine cannot take them, at what the run's first copy took (or at least a
+        copy's floor). Copies already started beside the first may still be loading:
+        what they hold now is counted as free, and they as copies still to come.
+        The process table and cgroup files are read in a worker thread."""
+        if not children and (self.cost is None or config.n_models == 1):
+            return  # the run's setup checked the floor; one copy is always tried
+        cost = limits.floor_cost(config.start_method)
+        if self.cost is not None:
+            cost = cost.at_least(self.cost)
+        pids = [c.pid for c in children[1:] if c.pid is not None]
+        room = await anyio.to_thread.run_sync(_room_beside, pids, config.workers_per_model)
+        limits.check_copies(config, cost, room, started=min(1, len(children)))
+
+    async def _measure_copy(self, child: Child, config: RunConfig) -> None:
+        """What a copy takes, once loaded and warm: kept (the largest seen) for the
+        checks of this run's next configurations. Read in a worker thread."""
+        if child.pid is None or child.copy_index != 0:
+            return
+        cost = await anyio.to_thread.run_sync(limits.copy_cost, child.pid, config.workers_per_model)
+        if cost is not None:
+            self.cost = cost if self.cost is None else self.cost.at_least(cost)
+
     async def _reap(self, children: list[Child]) -> None:
+        """Call under a shielded scope: every copy ended and reaped, then whatever
+        they started that is still running (see :mod:`npf_core.supervisor.lineage`)."""
         grace = self.spec.timeouts.grace_s
+        for c in children:  # the ones to be ended are frozen (at once) while what they started is noted
+            c.freeze()
+        await anyio.to_thread.run_sync(lineage.note, children)
         async with anyio.create_task_group() as tg:
             for c in children:
                 tg.start_soon(c.reap, grace)
+        await lineage.end_left(children, grace)
 
     def _fail(self, child: Child, config: RunConfig, stage: str, what: str, **kw: Any) -> ConfigFailure:
         return ConfigFailure(
@@ -359,19 +419,21 @@ class ConfigRunner:
         """Hello, Setup, Ready from every copy: all within ``timeouts.load_s``."""
         t = self.spec.timeouts
         deadline = time.monotonic() + t.load_s
-        pending = {id(c) for c in children}
+        pending = {id(c) for c in children if c.ready is None}  # the first copy may be ready already
         while pending:
             item = await self._next(receive, deadline)
             if item is None:
-                slow = next(c for c in children if id(c) in pending)
+                slow = _slowest([c for c in children if id(c) in pending])
+                stage = "warmup" if slow.loaded else "load"
+                hung = "is stopped (SIGSTOP or SIGTSTP)" if slow.stopped() else f"{stage} hung?"
                 raise self._fail(
-                    slow, config, "load", f"not ready after timeouts.load_s = {t.load_s:g} s (load hung?)",
+                    slow, config, stage, f"not ready after timeouts.load_s = {t.load_s:g} s ({hung})",
                     type="LoadTimeout",
                 )  # fmt: skip
             child, msg = item
-            stage = "load" if child.ready is None else "warmup"
+            stage = "warmup" if child.loaded else "load"
             if msg is None:
-                raise await self._died(child, config, "load" if child.hello else "start-up")
+                raise await self._died(child, config, stage if child.hello else "start-up")
             self._check(child, msg, config, stage)
             if isinstance(msg, pr.Hello):
                 if msg.protocol != pr.PROTOCOL_VERSION:
@@ -381,15 +443,20 @@ class ConfigRunner:
                     )  # fmt: skip
                 child.hello = True
                 await processes.send(child, pr.Setup(job=child.job))
+            elif isinstance(msg, pr.Loaded):
+                child.loaded = True
             elif isinstance(msg, pr.Ready):
                 child.ready = msg
                 pending.discard(id(child))
+                await self._measure_copy(child, config)
                 if not pending:
                     load_s = max(c.ready.load_ns for c in children if c.ready is not None) / 1e9
                     logger.info("copies ready", config=config.config_id, copies=len(children),
                                 start_method=config.start_method, load_s=round(load_s, 3))  # fmt: skip
             else:
                 raise self._fail(child, config, "load", f"sent {type(msg).__name__} before Ready", type="ProtocolError")
+
+        await anyio.to_thread.run_sync(lineage.note, children)  # what they started while loading
 
     async def _go(self, children: list[Child]) -> _Clock:
         """GO: one common start time and one common deadline for every copy."""
@@ -429,6 +496,7 @@ class ConfigRunner:
         watch = _Progress(len(children))
         calls = self._calls[index] = {}  # what a failure report counts, should a copy fail
         pending = {id(c) for c in children}
+        next_note = clock.mono_go + LINEAGE_PERIOD_S
         while pending:
             item = await self._next(receive, min(clock.result_deadline, next_sample, next_tick))
             now = time.monotonic()
@@ -445,13 +513,16 @@ class ConfigRunner:
                 next_tick += clock.window_s * max(1, math.floor((now - next_tick) / clock.window_s) + 1)
                 if next_tick > last_tick:
                     next_tick = math.inf
+            if time.monotonic() >= next_note:  # what the copies start while measuring
+                await anyio.to_thread.run_sync(lineage.note, children)
+                next_note = time.monotonic() + LINEAGE_PERIOD_S
             if item is None:
                 if time.monotonic() < clock.result_deadline:
                     continue
-                slow = next(c for c in children if id(c) in pending)
+                slow = _slowest([c for c in children if id(c) in pending])
+                why = "it is stopped (SIGSTOP or SIGTSTP)" if slow.stopped() else "a call is still running"
                 raise self._fail(
-                    slow, config, "stop",
-                    f"no result {t.stop_s:g} s after the deadline (timeouts.stop_s): a call is still running",
+                    slow, config, "stop", f"no result {t.stop_s:g} s after the deadline (timeouts.stop_s): {why}",
                     type="StopTimeout",
                 )  # fmt: skip
             child, msg = item
@@ -535,6 +606,23 @@ class _Progress:
         rate = (sum(counts) - prev) * batch_size / window_s
         self.rates.append(rate)
         return rate
+
+
+def _slowest(pending: list[Child]) -> Child:
+    """The copy to blame for a timeout: a stopped one first (it is why), else the first."""
+    return next((c for c in pending if c.stopped()), pending[0])
+
+
+def _room_beside(pids: list[int], workers: int) -> limits.Headroom:
+    """The machine's headroom, with what the copies ``pids`` hold now counted as free."""
+    room = limits.headroom()
+    tasks, memory = room.tasks, room.memory
+    for pid in pids:
+        now = limits.copy_cost(pid, workers)
+        if now is not None:
+            tasks = None if tasks is None else tasks + now.tasks(workers)
+            memory = None if memory is None else memory + now.memory
+    return limits.Headroom(tasks=tasks, tasks_by=room.tasks_by, memory=memory, memory_by=room.memory_by)
 
 
 def _who(child: Child, config: RunConfig) -> str:

@@ -51,6 +51,9 @@ class Child:
     result: pr.Result | None = None
     ready: pr.Ready | None = None
     hello: bool = False
+    loaded: bool = False  # sent Loaded: warming up
+    was_stopped: bool = False  # found stopped (SIGSTOP, SIGTSTP) by someone else: resumed to be ended
+    frozen: bool = False  # stopped by npf itself (freeze()) while it notes what the copy started
     job: Any = None
     failed: bool = False  # sent Failed: it is exiting on its own
     ended_by: str = ""  # how reap() ended it: "", "SIGTERM" or "SIGKILL"
@@ -58,6 +61,8 @@ class Child:
     pidfd: int = -1  # Linux: readable once the process has ended (no polling)
     zygote: Any = None  # the npf_core.supervisor.zygote_keeper.Zygote that forked it (its parent, which reaps it)
     on_output: Any = None  # called with each chunk it writes (what the copy prints, shown and kept)
+    #: processes it started, seen while it ran: pid -> start time (npf_core.supervisor.lineage)
+    lineage: dict[int, float] = field(default_factory=dict)
 
     def poll(self) -> int | None:
         if self.returncode is not None:
@@ -94,6 +99,28 @@ class Child:
             except ProcessLookupError:
                 pass
 
+    def freeze(self) -> None:
+        """Before it is ended: stop it (and its group) at once with SIGSTOP, so that
+        what it started can be noted before its death orphans them; a stop by someone
+        else is remembered first (``was_stopped``). reap() resumes it with its SIGTERM."""
+        if self.pid is None or self.poll() is not None or self.result is not None or self.failed:
+            return
+        self.was_stopped = self.was_stopped or self.stopped()
+        self.signal(signal.SIGSTOP)
+        self.frozen = True
+
+    def stopped(self) -> bool:
+        """Whether the process is stopped (SIGSTOP, SIGTSTP, a debugger): it then runs
+        no code, and acts on no signal but SIGKILL and SIGCONT."""
+        if self.pid is None or self.returncode is not None:
+            return False
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                stat = f.read()
+            return stat[stat.rindex(")") + 2] in "Tt"
+        except (OSError, ValueError, IndexError):
+            return False
+
     def left_behind(self) -> list[int]:
         """Live processes (not zombies) still in the benchmarker's group once it has
         ended: what the model or its libraries started and did not stop."""
@@ -128,6 +155,8 @@ class Child:
         while self.poll() is None:
             if self.pidfd >= 0:
                 await anyio.wait_readable(self.pidfd)
+                if self.poll() is None:  # ended, but its exit status is not known yet (a zygote's child)
+                    await anyio.sleep(0.01)
             else:
                 await anyio.sleep(0.01)
         return self.poll()  # type: ignore[return-value]
@@ -152,6 +181,9 @@ class Child:
             if self.poll() is None:
                 self.signal(signal.SIGTERM)
                 self.ended_by = "SIGTERM"
+                if self.frozen or self.stopped():  # a stopped process acts on no signal but SIGKILL and SIGCONT
+                    self.was_stopped = self.was_stopped or not self.frozen
+                    self.signal(signal.SIGCONT)
                 if await self._wait(grace_s):
                     return
                 logger.warning("benchmarker ignored SIGTERM; killing it", pid=self.pid, grace_s=grace_s)

@@ -28,6 +28,7 @@ import msgspec
 import structlog
 
 import npf_core.plugin.events as ev
+import npf_core.supervisor.limits as limits
 import npf_core.wire.transfer as transfer
 from npf_core.errors import ResultsError, SpecError, UserError
 from npf_core.evaluation.runner import resolve_metrics
@@ -41,7 +42,7 @@ from npf_core.results.store import (
     comparable_spec,
     git_commit,
     latest_run,
-    load_results,
+    load_resumable,
     run_folder,
     set_latest,
     spec_differences,
@@ -157,6 +158,10 @@ class Supervisor:
         dev = self.loaded.device
         device = plugins.device(dev.type, dev.options, "device")
         plan = make_plan(self.loaded, plugins, device)
+        if self.loaded.launcher.plugin == "local":  # elsewhere, each node checks its own machine
+            room = limits.headroom()  # processes, threads and memory: n_models 100000 stops here
+            for config in plan:
+                limits.check_copies(config, limits.floor_cost(config.start_method), room)
         self._plugins, self._plan, self.device = plugins, plan, device
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)
@@ -249,13 +254,16 @@ class Supervisor:
         path = latest / "results.json" if latest else self.results_root / "results.json"  # or the pre-0.2 layout
         if not path.exists():
             return
-        old_spec, reports = load_results(path)
+        found = load_resumable(path)
+        old_spec, reports = found.spec, found.reports
         differ = spec_differences(comparable_spec(old_spec), comparable_spec(spec_to_dict(self.spec)))
         if differ:
             raise ResultsError(
                 f"{path} holds results of a different spec: {differ}; resume needs the same spec and flags "
                 "(run again without --resume, or use another --output-dir)"
             )
+        for line in found.damaged:  # edited or cut short: not trusted, so run again
+            logger.warning("a damaged report in the results file is run again", file=str(path), report=line)
         # by id; results written before ids named parameters (``NAME-iINPUT-...``) by the legacy id
         by_id = {c.config_id: c for c in self._plan}
         by_id.update({_legacy_id(c): c for c in self._plan if _legacy_id(c) not in by_id})
@@ -331,9 +339,9 @@ class Supervisor:
     def _emit(self, event: ev.Event) -> None:
         """To the event stream, the reporters and the lifecycle hooks. A reporter that
         raises is logged and remembered (``reporter_errors``), never fatal to the run."""
+        if self._results is not None and not self._record(event):
+            event = msgspec.structs.replace(event, recorded=False)
         self._events.put(event)
-        if self._results is not None:
-            self._record(event)
         for reporter in self._reporters:
             try:
                 reporter.on_event(event)
@@ -393,9 +401,10 @@ class Supervisor:
                     self._reporter_failed(reporter, exc)
             self._events.end()
 
-    def _record(self, event: ev.Event) -> None:
+    def _record(self, event: ev.Event) -> bool:
         """The core's results file, rewritten atomically after every configuration,
-        whatever reporters run: what ``--resume`` reads and a crash cannot lose."""
+        whatever reporters run: what ``--resume`` reads and a crash cannot lose.
+        False when a configuration's report could not be written."""
         assert self._results is not None
         try:
             if isinstance(event, ev.RunStarted):
@@ -405,11 +414,14 @@ class Supervisor:
                 if self.telemetry is not None:  # a source may learn more as the run goes (hardware info)
                     self._results.extend_environment(self.telemetry.environment())
                 self._results.record(event.index, event.report)
+                return True
         except OSError as exc:
             first = not any(e.startswith("results file: ") for e in self.reporter_errors)
             (logger.error if first else logger.debug)("cannot write the results file", error=repr(exc))
             if first:
                 self.reporter_errors.append(f"results file: {type(exc).__name__}: {exc}")
+            return not isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped))
+        return True
 
     # -- what a launcher calls (see npf_core.plugin.hookspecs.Launcher) ----------------
 

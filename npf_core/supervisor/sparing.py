@@ -25,6 +25,7 @@ import msgspec
 from npf_core.log import get_logger
 from npf_core.plugin.manager import Plugins
 from npf_core.results.report import ErrorInfo, Report, error_report
+from npf_core.spec.bounds import MAX_SPEC_BYTES
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import LoadedSpec
 
@@ -44,10 +45,12 @@ def framework_first(spec: Any, plugins: Plugins) -> None:
     data: Any = spec
     try:
         if isinstance(spec, (str, os.PathLike)) and not str(spec).lstrip().startswith("{"):
+            if Path(spec).stat().st_size > MAX_SPEC_BYTES:
+                return
             data = json.loads(Path(spec).read_bytes())
         elif isinstance(spec, (str, bytes)):
             data = json.loads(spec)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # the decoder's error says what is wrong
         return
     model = data.get("model") if isinstance(data, Mapping) else None
     name = model.get("framework", "python") if isinstance(model, Mapping) else None

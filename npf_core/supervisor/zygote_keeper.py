@@ -45,8 +45,8 @@ class ZygoteKeeper:
         self.zygote: Zygote | None = None
 
     async def get(self, load_s: float) -> Zygote:
-        if self.zygote is not None and self.zygote.alive():
-            return self.zygote
+        if self.zygote is not None and self.zygote.alive() and not self.zygote.stopped():
+            return self.zygote  # (a stopped one, SIGSTOP, would answer nothing: it is replaced)
         await self.close(1.0)
         self.zygote = Zygote(self.framework, self.options, self.payload)
         try:
@@ -155,6 +155,18 @@ class Zygote:
         self.pump()
         return self.ready is not None and not self.dead
 
+    def stopped(self) -> bool:
+        """Whether the zygote is stopped (SIGSTOP, SIGTSTP): it forks nothing and
+        reaps nothing until it is resumed."""
+        if self.popen is None or self.popen.poll() is not None:
+            return False
+        try:
+            with open(f"/proc/{self.popen.pid}/stat") as f:
+                stat = f.read()
+            return stat[stat.rindex(")") + 2] in "Tt"
+        except (OSError, ValueError, IndexError):
+            return False
+
     def returncode(self) -> int | None:
         return self.popen.poll() if self.popen is not None else None
 
@@ -262,10 +274,12 @@ class Zygote:
             self.pump()
             if copy_index in self._spawned:
                 break
-            if self.dead or time.monotonic() > deadline:
+            stopped = self.stopped()
+            if self.dead or stopped or time.monotonic() > deadline:
                 parent_sock.close()
                 out_r.close()
-                what = "did not answer" if not self.dead else self.describe_exit()
+                what = "is stopped (SIGSTOP or SIGTSTP)" if stopped else (
+                    "did not answer" if not self.dead else self.describe_exit())  # fmt: skip
                 raise ZygoteFailed(f"the zygote {what} when asked for benchmarker {copy_index}",
                                    output_tail=self.output_tail(), exitcode=self.returncode())  # fmt: skip
             assert self.ctl is not None
@@ -281,14 +295,29 @@ class Zygote:
         -SIGKILL once the child is gone (its parent-death signal)."""
         self.pump()
         code = self.exits.get(pid)
-        if code is not None or not self.dead:
+        if code is not None:
             return code
+        if not self.dead:
+            if self.stopped() and _zombie(pid):  # ended, but its stopped parent cannot reap it or say how
+                return UNKNOWN_EXIT
+            return None
         try:
             if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
                 return None
         except psutil.Error:
             pass
         return -signal.SIGKILL
+
+
+#: the return code of a copy that has ended in a way nobody can tell (its parent, the zygote, is stopped)
+UNKNOWN_EXIT = -255
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True  # gone altogether
 
 
 def _wait_readable(sock: socket.socket, deadline: float) -> None:

@@ -10,6 +10,7 @@ Conversation, per benchmarker (one model copy)::
 
     child  -> Hello(protocol, pid)
     parent -> Setup(job)                     what to load and how to run it
+    child  -> Loaded()                       the model is loaded; warm-up begins
     child  -> Ready(load_ns, warmup_ns)      or Failed
     parent -> Go(go_at_ns, stop_at_ns)       one common start for all copies
     child  -> Progress(...)                  once per window while measuring
@@ -47,6 +48,7 @@ __all__ = [
     "Hello",
     "Hist",
     "Job",
+    "Loaded",
     "Progress",
     "Ready",
     "Result",
@@ -169,6 +171,11 @@ class Setup(Message, kw_only=True):
     job: Job
 
 
+class Loaded(Message, kw_only=True):
+    """The model is loaded (and set up, inputs made): warm-up begins. Tells the
+    supervisor which stage a copy that dies before Ready died in."""
+
+
 class Ready(Message, kw_only=True):
     load_ns: int
     setup_ns: int = 0
@@ -245,7 +252,7 @@ class Failed(Message, kw_only=True):
     traceback: str = ""
 
 
-AnyMessage = Union[Hello, Setup, Ready, Go, Stop, Progress, Result, Failed]
+AnyMessage = Union[Hello, Setup, Loaded, Ready, Go, Stop, Progress, Result, Failed]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMessage)

@@ -16,7 +16,9 @@ a ``zygote`` child and a ``fresh`` interpreter get them this way:
    file elsewhere). Buffers of numpy arrays and CPU torch tensors are written
    there **out of band** (pickle protocol 5), straight from the caller's memory:
    that write is the one copy.
-3. Each benchmarker inherits the file's descriptor, maps it copy-on-write and
+3. The file is sealed (``F_SEAL_WRITE``, ``F_SEAL_GROW``, ``F_SEAL_SHRINK``,
+   ``F_SEAL_SEAL``): no process can change it any more, the supervisor included.
+4. Each benchmarker inherits the file's descriptor, maps it copy-on-write and
    unpickles: arrays and tensors are built *on* the mapped pages, not copied again,
    and copies share those pages until one writes to them.
 
@@ -55,8 +57,8 @@ class _Index(msgspec.Struct):
 
 
 class Payload:
-    """The serialised objects and plugins of one run: an open, read-only-by-
-    convention file descriptor that benchmarker processes inherit."""
+    """The serialised objects and plugins of one run: an open file descriptor,
+    sealed read-only (see :func:`_seal`), that benchmarker processes inherit."""
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
@@ -202,7 +204,7 @@ def _pack(objects: Mapping[str, Any], plugins: Sequence[Any], method: str) -> Pa
 
 def _write(sections: dict[str, tuple[bytes, list[pickle.PickleBuffer]]]) -> Payload:
     if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("npf-objects", os.MFD_CLOEXEC)
+        fd = os.memfd_create("npf-objects", os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
     else:  # pragma: no cover - not Linux
         with tempfile.TemporaryFile() as f:
             fd = os.dup(f.fileno())
@@ -232,8 +234,24 @@ def _write(sections: dict[str, tuple[bytes, list[pickle.PickleBuffer]]]) -> Payl
         while view:
             n = os.pwrite(fd, view, offset)
             view, offset = view[n:], offset + n
+    _seal(fd)
     os.set_inheritable(fd, False)
     return Payload(fd, size)
+
+
+def _seal(fd: int) -> None:
+    """Make the payload immutable: no write, no resize, no unsealing, by any process
+    that holds it (Linux memfd seals). Copies inherit the descriptor and map it
+    privately (copy-on-write), so one copy cannot change what later copies read."""
+    import fcntl
+
+    seals = ("F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE")
+    if not hasattr(fcntl, "F_ADD_SEALS"):  # pragma: no cover - not Linux: a private temporary file
+        return
+    try:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, sum(getattr(fcntl, name) for name in seals))
+    except OSError:  # pragma: no cover - a temporary file (no memfd): not sealable
+        pass
 
 
 _maps: dict[int, mmap.mmap] = {}

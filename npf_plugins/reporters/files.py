@@ -45,6 +45,7 @@ class _Collecting(Reporter):
     def __init__(self, ctx: ReporterContext) -> None:
         super().__init__(ctx)
         self.by_index: dict[int, Report] = {}
+        self.unrecorded: set[int] = set()  # indexes of reports results.json could not take
         self.started: ev.RunStarted | None = None
 
     def on_event(self, event: ev.Event) -> None:
@@ -52,7 +53,13 @@ class _Collecting(Reporter):
             self.started = event
         elif isinstance(event, (ev.ConfigFinished, ev.ConfigFailed, ev.ConfigSkipped)):
             self.by_index[event.index] = event.report
-            self.write([self.by_index[i] for i in sorted(self.by_index)])
+            # never ahead of results.json: a report it could not write is left out
+            # until a later write of results.json (which holds every report) succeeds
+            if event.recorded:
+                self.unrecorded.clear()
+            else:
+                self.unrecorded.add(event.index)
+            self.write([self.by_index[i] for i in sorted(self.by_index) if i not in self.unrecorded])
 
     def write(self, reports: list[Report]) -> None:
         raise NotImplementedError

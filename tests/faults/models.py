@@ -44,6 +44,7 @@ MODES = (
     "wire-garbage",  # undecodable bytes on the wire
     "wire-oversized",  # a frame header announcing more than MAX_FRAME bytes
     "wire-unexpected",  # a valid frame of a message the benchmarker must not send
+    "warmup-exit",  # the process exits with code 0 (os._exit) on its first call: in warm-up
 )
 FAULT_AT_CALL = 5
 CALL_S = 0.001
@@ -115,6 +116,8 @@ class Faulty:
 
     def __call__(self, *inputs: Any) -> int:
         self.calls += 1
+        if self.mode == "warmup-exit":
+            os._exit(0)
         if self.mode and self.mode != "setup-raise" and self.calls == FAULT_AT_CALL:
             self._strike()
         time.sleep(CALL_S)
@@ -188,23 +191,47 @@ class Sleepy:
 class Spawner:
     """Starts a helper process of its own while loading (as data loaders and model
     servers do) and never stops it; leaves ``PID.helper`` in ``NPF_MARKER_DIR``.
-    ``NPF_HELPER_NOTERM=1``: the helper ignores SIGTERM. Faults as :class:`Faulty`."""
+    ``NPF_HELPER_NOTERM=1``: the helper ignores SIGTERM. ``NPF_HELPER_SESSION=1``: it
+    starts in a session (and process group) of its own, as some runtimes' daemons do;
+    ``NPF_HELPER_DAEMON=1``: it double-forks into a new session, its parent exits, and
+    the daemon is an orphan from the start. Faults as :class:`Faulty`."""
 
     def __init__(self) -> None:
         import subprocess
 
-        code = "import signal, time\n"
+        daemon = bool(os.environ.get("NPF_HELPER_DAEMON"))
+        code = "import os, signal, sys, time\n"
+        if daemon:
+            code += "if os.fork():\n    os.wait()\n    os._exit(0)\nos.setsid()\nif os.fork():\n    os._exit(0)\n"
         if os.environ.get("NPF_HELPER_NOTERM"):
             code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        code += "print('helper up', flush=True)\ntime.sleep(300)\n"
-        self.helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-        assert self.helper.stdout is not None
-        self.helper.stdout.readline()  # its SIGTERM handler is in place
         marker = os.environ.get("NPF_MARKER_DIR")
         if marker:
-            with open(os.path.join(marker, f"{self.helper.pid}.helper"), "w") as f:
-                f.write(os.environ.get("NPF_CONFIG_ID", ""))
+            path = os.path.join(marker, "{}.helper")
+            code += f"open({path!r}.format(os.getpid()), 'w').write({os.environ.get('NPF_CONFIG_ID', '')!r})\n"
+        code += "print('helper up', flush=True)\ntime.sleep(300)\n"
+        self.helper = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE,
+            start_new_session=bool(os.environ.get("NPF_HELPER_SESSION")),
+        )  # fmt: skip
+        assert self.helper.stdout is not None
+        self.helper.stdout.readline()  # its SIGTERM handler (and marker) are in place
         self.faulty = Faulty()
 
     def __call__(self, *inputs: Any) -> int:
         return self.faulty(*inputs)
+
+
+class Hog:
+    """Holds ``NPF_HOG_MB`` MB (default 64) of memory of its own, written so that it
+    is resident; calls sleep ``CALL_S``. Leaves a marker as it loads."""
+
+    def __init__(self) -> None:
+        self.block = bytearray(int(float(os.environ.get("NPF_HOG_MB", "64")) * 2**20))
+        for i in range(0, len(self.block), 4096):
+            self.block[i] = 1
+        write_marker()
+
+    def __call__(self, *inputs: Any) -> int:
+        time.sleep(CALL_S)
+        return len(inputs)

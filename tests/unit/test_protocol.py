@@ -38,6 +38,7 @@ def job() -> pr.Job:
 MESSAGES: list[pr.Message] = [
     pr.Hello(protocol=pr.PROTOCOL_VERSION, pid=1234),
     pr.Setup(job=job()),
+    pr.Loaded(),
     pr.Ready(load_ns=10, setup_ns=2, warmup_ns=30, warmup_calls=1),
     pr.Go(go_at_ns=1_000, stop_at_ns=2_000),
     pr.Stop(reason="stable"),
