@@ -22,7 +22,7 @@ import numpy as np
 import structlog
 
 from npf_core.neuronperf.timing import Timer
-from npf_core.results.report import NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, TELEMETRY_COLUMNS, Report
+from npf_core.results.report import NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, Report
 
 __all__ = [
     "CONFIG_KEYS",
@@ -362,11 +362,10 @@ def write_csv(
 ) -> str:
     """Write the reports' ``cols`` to a CSV file (``N/A`` where a value is missing);
     returns the filename (generated from the model name and the time when not given).
-    With the default columns, reports that carry device telemetry add its columns
-    (``TELEMETRY_COLUMNS``) after NeuronPerf's 26, which keep their positions."""
+    The default columns are exactly NeuronPerf's (scripts compare headers); device
+    telemetry is written with ``cols=[*CSV_COLS, *TELEMETRY_COLUMNS]`` (npf's own
+    results.csv always has it after the 26)."""
     filename = filename or _filename(reports, "csv")
-    if cols is CSV_COLS and any(_clean(r.get(c)) is not None for r in reports for c in TELEMETRY_COLUMNS):
-        cols = [*CSV_COLS, *TELEMETRY_COLUMNS]
     with open(filename, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)

@@ -332,12 +332,13 @@ def test_the_csv_has_neuronperfs_26_columns_then_the_telemetry_ones() -> None:
     assert "telemetry_windows" not in CSV_COLUMNS and "copy_rss_peak_mb" in CSV_COLUMNS
 
 
-def test_neuronperf_write_csv_adds_the_telemetry_columns_only_when_there_is_telemetry(tmp_path: Path) -> None:
+def test_neuronperf_write_csv_keeps_its_columns_and_adds_telemetry_when_asked(tmp_path: Path) -> None:
+    measured = report(device_util_avg_percent=61.0, power_avg_w=150.0, inf_per_joule=6.0).to_dict()
     plain = tmp_path / "plain.csv"
-    write_csv([report().to_dict()], str(plain))
+    write_csv([measured], str(plain))  # NeuronPerf's header exactly, telemetry or not
     assert next(csv.reader(plain.read_text().splitlines())) == CSV_COLS
     rich = tmp_path / "rich.csv"
-    write_csv([report(device_util_avg_percent=61.0, power_avg_w=150.0, inf_per_joule=6.0).to_dict()], str(rich))
+    write_csv([measured], str(rich), cols=[*CSV_COLS, *TELEMETRY_COLUMNS])
     header, row = list(csv.reader(rich.read_text().splitlines()))
     assert header == [*CSV_COLS, *TELEMETRY_COLUMNS] and header[19] == "total_infs"
     assert dict(zip(header, row, strict=True))["device_mem_used_peak_mb"] == "N/A"
