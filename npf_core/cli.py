@@ -93,6 +93,8 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
                    "when the spec has one input described by its shape)")  # fmt: skip
     g.add_argument("--device", help="the device plugin, e.g. cpu, gpu, neuron")
     g.add_argument("--launcher", help="where configurations run: 'local' (default) or 'ray' (overrides launcher)")
+    g.add_argument("--no-reuse", action="store_true", help="load every configuration's model copies afresh "
+                   "(reuse_copies false: for models whose state must not carry over)")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,6 +176,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["eval_metrics"] = [*(current.metrics if current else []), *metrics]
     if args.launcher:
         overrides["launcher"] = args.launcher
+    if args.no_reuse:
+        overrides["reuse_copies"] = False
     sup = Supervisor(args.spec, resume=args.resume, verbosity=verbosity, **overrides)
     sup.setup()  # no event loop to keep running yet: user errors surface here, plainly
     interrupted = False

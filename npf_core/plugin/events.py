@@ -34,6 +34,11 @@ class RunStarted(Event, kw_only=True):
     configs: list[RunConfig]
     output_dir: str
     spec: dict = {}
+    #: model copies the configurations still to run will load, if none fails (with
+    #: ``reuse_copies`` a copy is loaded once and kept for every configuration that can use it)
+    loads: int | None = None
+    #: whether copies are kept between configurations (``reuse_copies``)
+    reuse: bool = False
 
 
 class ConfigStarted(Event, kw_only=True):

@@ -199,8 +199,9 @@ def environment() -> dict[str, Any]:
 
 def comparable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec that must match for results to be resumed (where the
-    configurations ran, ``launcher``, may differ)."""
-    return {k: v for k, v in spec.items() if k not in ("output", "launcher")}
+    configurations ran, ``launcher``, and whether copies were reused,
+    ``reuse_copies``, may differ)."""
+    return {k: v for k, v in spec.items() if k not in ("output", "launcher", "reuse_copies")}
 
 
 def load_results(path: Path) -> tuple[dict[str, Any], list[Report]]:

@@ -34,6 +34,7 @@ from npf_core.results.report import ErrorInfo, Report, build_report, error_repor
 from npf_core.results.stats import windows_stable
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import LoadedSpec, duration_bounds
+from npf_core.supervisor.copy_pool import CopyPool
 from npf_core.supervisor.processes import Child
 from npf_core.supervisor.resources import ps_processes, sample_resources
 from npf_core.supervisor.zygote_keeper import ZygoteKeeper
@@ -66,6 +67,7 @@ class ConfigRunner:
         payload: Payload | None,
         metrics: dict[str, Any],
         emit: Callable[[ev.Event], None],
+        pool: CopyPool | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -75,6 +77,8 @@ class ConfigRunner:
         self._payload = payload
         self._metrics = metrics
         self._emit = emit
+        #: copies kept between configurations (None: reuse_copies false, each is reaped with its configuration)
+        self._pool = pool
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
 
@@ -116,6 +120,7 @@ class ConfigRunner:
             window_ns=int(self._window_s() * 1e9),
             seed=zlib.crc32(config.config_id.encode()),
             evaluate=eval_job(self.loaded),
+            reuse=self._pool is not None and self._pool.open,
         )
 
     def _window_s(self) -> float:
@@ -138,35 +143,37 @@ class ConfigRunner:
         device = self.device
         assert device is not None
         children: list[Child] = []
+        kept: dict[int, Child] = {}  # idle copies this configuration reuses, until it holds them
+        pool = self._pool if self._pool is not None and self._pool.open else None
         started = time.time()
         timestamps: dict[str, str] = {"start_dts": _dts(started)}
         resources: dict[str, list[float]] = {"cpu": [], "mem": [], "proc_cpu": [], "proc_rss": []}
         send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
         failure: ConfigFailure | None = None
         results: list[pr.Result] = []
+        reaped = completed = False
         try:
             async with anyio.create_task_group() as tg:
                 try:
                     zygote = None
-                    if config.start_method == "zygote":
-                        try:
-                            zygote = await self._zygotes.get(self.spec.timeouts.load_s)
-                        except ZygoteFailed as exc:
-                            raise ConfigFailure(_zygote_error(exc)) from exc
+                    assignments: list[dict[str, Any]] = []
+                    if pool is not None:  # what each copy is given decides which kept copy fits it
+                        assignments = [dict(device.assign(i, config.n_models, config.pipeline_size))
+                                       for i in range(config.n_models)]  # fmt: skip
+                        kept = await pool.take(pool.keys(config, assignments))
                     for i in range(config.n_models):
-                        assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
-                        env = {k: str(v) for k, v in assignment.get("env", {}).items()}
-                        env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
-                        try:
-                            child = processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins,
-                                                    zygote=zygote, payload=self._payload)  # fmt: skip
-                        except ZygoteFailed as exc:
-                            raise ConfigFailure(_zygote_error(exc)) from exc
-                        except OSError as exc:
-                            raise ConfigFailure(
-                                ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}",
-                                          stage="start-up")
-                            ) from exc
+                        if pool is not None:
+                            assignment = assignments[i]
+                        else:
+                            assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
+                        child = kept.pop(i, None)  # a copy that holds this model and share already
+                        if child is None:
+                            if config.start_method == "zygote" and zygote is None:
+                                try:
+                                    zygote = await self._zygotes.get(self.spec.timeouts.load_s)
+                                except ZygoteFailed as exc:
+                                    raise ConfigFailure(_zygote_error(exc)) from exc
+                            child = self._start(config, i, assignment, zygote)
                         children.append(child)  # tracked at once: reaped whatever happens next
                         child.job = self._job(config, i, assignment)
                         tg.start_soon(processes.read_wire, child, send)
@@ -178,11 +185,16 @@ class ConfigRunner:
                 except Exception as exc:  # a bug (npf's or a plugin's): this config fails, the sweep goes on
                     failure = _internal_failure(exc, "supervisor")
                 tg.cancel_scope.cancel()
+            completed = True
         finally:
             send.close()
             receive.close()
-            with anyio.CancelScope(shield=True):
-                await self._reap(children)
+            children.extend(kept.values())
+            if failure is not None or pool is None or not completed:
+                # failed or interrupted (or no pool): every copy is reaped now
+                with anyio.CancelScope(shield=True):
+                    await self._reap(children)
+                reaped = True
         if failure is None:
             readies = [c.ready for c in children if c.ready is not None]
             load = spec.load
@@ -203,13 +215,32 @@ class ConfigRunner:
                 )
                 if spec.evaluate is not None:
                     report = apply_evaluation(report, results, self.loaded, self._metrics)
+                if pool is not None and not reaped:
+                    pool.keep(children)  # for the next configurations (the supervisor trims the pool)
                 return self._fork_note(config, report)
             except MetricError as exc:
                 failure = ConfigFailure(ErrorInfo(type="MetricError", message=str(exc), traceback=exc.tb,
                                                   stage=f"metric {exc.key}"))  # fmt: skip
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
+        if not reaped:  # the report failed: a configuration that failed keeps no copy
+            with anyio.CancelScope(shield=True):
+                await self._reap(children)
         return self._failure_report(config, failure, children, timestamps["start_dts"])
+
+    def _start(self, config: RunConfig, i: int, assignment: dict[str, Any], zygote: Any) -> Child:
+        """Start copy ``i`` (it loads the model once it has its job)."""
+        env = {k: str(v) for k, v in assignment.get("env", {}).items()}
+        env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
+        try:
+            return processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins,
+                                   zygote=zygote, payload=self._payload)  # fmt: skip
+        except ZygoteFailed as exc:
+            raise ConfigFailure(_zygote_error(exc)) from exc
+        except OSError as exc:
+            raise ConfigFailure(
+                ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}", stage="start-up")
+            ) from exc
 
     def _fork_note(self, config: RunConfig, report: Report) -> Report:
         """Copies forked from the caller inherit its state: say so in the report
@@ -243,10 +274,10 @@ class ConfigRunner:
                     changes["message"] = f"{info.message}; stopped with SIGTERM"
             info = msgspec.structs.replace(info, **changes)
         logger.warning("configuration failed", config=config.config_id, error=info.message)
-        readies = [c.ready for c in children if c.ready is not None]
-        extra: dict[str, Any] = {}
-        if readies:
-            extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
+        loads = [c.ready for c in children if c.ready is not None and not c.ready.reused]
+        extra: dict[str, Any] = {"reused_copies": sum(c.reused for c in children)}
+        if loads:
+            extra["load_avg_ms"] = sum(r.load_ns for r in loads) / len(loads) / 1e6
         extra["instance_type"] = self.instance_type
         return error_report(config, info, start_dts=start_dts, stop_dts=_dts(time.time()), **extra)
 
@@ -317,10 +348,15 @@ class ConfigRunner:
         return [c.result for c in children if c.result is not None]
 
     async def _await_ready(self, config: RunConfig, children: list[Child], receive: Any) -> None:
-        """Hello, Setup, Ready from every copy: all within ``timeouts.load_s``."""
+        """Hello, Setup, Ready from every copy: all within ``timeouts.load_s``. A
+        copy kept from an earlier configuration has its model: it gets Reconfigure
+        (its next job) and answers Ready once warmed up again."""
         t = self.spec.timeouts
         deadline = time.monotonic() + t.load_s
         pending = {id(c) for c in children}
+        for c in children:
+            if c.reused:
+                await processes.send(c, pr.Reconfigure(job=c.job))
         while pending:
             item = await self._next(receive, deadline)
             if item is None:
@@ -330,9 +366,9 @@ class ConfigRunner:
                     type="LoadTimeout",
                 )  # fmt: skip
             child, msg = item
-            stage = "load" if child.ready is None else "warmup"
+            stage = "warmup" if child.reused else "load"
             if msg is None:
-                raise await self._died(child, config, "load" if child.hello else "start-up")
+                raise await self._died(child, config, stage if child.hello else "start-up")
             self._check(child, msg, config, stage)
             if isinstance(msg, pr.Hello):
                 if msg.protocol != pr.PROTOCOL_VERSION:

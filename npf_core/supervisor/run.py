@@ -48,7 +48,9 @@ from npf_core.spec.config import RunConfig
 from npf_core.spec.overrides import prepare
 from npf_core.spec.schema import spec_to_dict
 from npf_core.supervisor.config_run import GO_MARGIN_S, GROUP_SIGNAL_WAIT_S, ConfigRunner
+from npf_core.supervisor.copy_pool import CopyPool
 from npf_core.supervisor.plan import make_plan
+from npf_core.supervisor.reuse import ReuseRules, loads_without_reuse
 from npf_core.supervisor.sparing import LoadFailures, framework_first
 from npf_core.supervisor.stream import EventStream
 from npf_core.supervisor.zygote_keeper import ZygoteKeeper
@@ -126,6 +128,9 @@ class Supervisor:
         self._payload: Any = None
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, None)
         self._runner: ConfigRunner | None = None  # made by setup(), with the device and plugins
+        self._rules: ReuseRules | None = None  # reuse_copies: which copy fits which configuration
+        self._pool: CopyPool | None = None  # reuse_copies: the copies kept between configurations
+        self._ran: set[str] = set()  # configurations started in this run (the rest may reuse copies)
         self.instance_type: str | None = None
         self._events = EventStream()
         self._tg: Any = None
@@ -145,6 +150,11 @@ class Supervisor:
         dev = self.loaded.device
         device = plugins.device(dev.type, dev.options, "device")
         plan = make_plan(self.loaded, plugins, device)
+        if self.spec.reuse_copies:
+            # copies outlive a configuration: the sweep runs in the order that loads fewest
+            framework = plugins.framework(self.spec.model.framework, self.spec.model.options)
+            self._rules = ReuseRules(device, framework.copy_depends_on(device))
+            plan = self._rules.order(plan)
         self._plugins, self._plan, self.device = plugins, plan, device
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)
@@ -159,8 +169,9 @@ class Supervisor:
             method = "zygote" if "zygote" in methods else "fresh"
             self._payload = transfer.pack(self.loaded.objects, plugins.programmatic(), method)
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, self._payload)
+        self._pool = CopyPool(self._rules, self.spec.timeouts.grace_s) if self._rules is not None else None
         self._runner = ConfigRunner(self.loaded, device, plugins, zygotes=self._zygotes, payload=self._payload,
-                                    metrics=self._metrics, emit=self._emit)  # fmt: skip
+                                    metrics=self._metrics, emit=self._emit, pool=self._pool)  # fmt: skip
         if self._resume:
             self._load_resume()
         if self.spec.output.results or set(self.spec.output.reporters) - {"console"}:
@@ -277,9 +288,13 @@ class Supervisor:
                 if self._cancel_requested:
                     scope.cancel()
                 await self._asetup()
+                if self._pool is not None:
+                    self._pool.open = True  # copies may outlive a configuration, never this run
                 await self._run()
         finally:
             with anyio.CancelScope(shield=True):
+                if self._pool is not None:
+                    await self._pool.close()  # before the zygote: its copies are its children
                 await self._zygotes.close(self.spec.timeouts.grace_s)
             if self._payload is not None:
                 self._payload.close()
@@ -319,11 +334,15 @@ class Supervisor:
 
     async def _run(self) -> None:
         total = len(self.plan)
+        to_run = [c for c in self.plan if c.config_id not in self._done]
+        loads = self._rules.count_loads(to_run) if self._rules is not None else loads_without_reuse(to_run)
+        logger.debug("plan", configurations=total, loads=loads, reuse_copies=self._rules is not None)
         self._emit(
             ev.RunStarted(
-                run_id=self.run_id, configs=self.plan, output_dir=str(self.output_dir), spec=spec_to_dict(self.spec)
+                run_id=self.run_id, configs=self.plan, output_dir=str(self.output_dir), spec=spec_to_dict(self.spec),
+                loads=loads, reuse=self._rules is not None,
             )
-        )
+        )  # fmt: skip
         interrupted = True
         from npf_core.results.imds import instance_type
 
@@ -393,9 +412,13 @@ class Supervisor:
         if skipped is not None:  # the model failed to load the same way before: not tried again
             return skipped
         structlog.contextvars.bind_contextvars(config=config.config_id)
+        self._ran.add(config.config_id)
         try:
             assert self._runner is not None
             report = await self._runner.run(index, len(self.plan), config)
+            if self._pool is not None and self._pool.open:
+                # copies no configuration still to run can use are released now, not at the end
+                await self._pool.trim([c for c in self.plan if c.config_id not in self._ran | set(self._done)])
         finally:
             structlog.contextvars.unbind_contextvars("config")
         self._load_failures.record(index, config, report)

@@ -16,6 +16,15 @@ Conversation, per benchmarker (one model copy)::
     parent -> Stop()                         optional: early stop or cancel
     child  -> Result(...)                    or Failed, then the child exits
 
+A copy kept for the next configurations (``Job.reuse``, see
+:mod:`npf_core.supervisor.copy_pool`) does not exit after its Result: it keeps its
+loaded model and blocks on the wire until the supervisor sends::
+
+    parent -> Reconfigure(job)               the next configuration, same loaded model
+    child  -> Ready(reused=True)             rebuilt workers and inputs, warmed up again
+    ...                                      Go, Progress, Result as above
+    parent -> Release()                      or a hang-up: the copy exits
+
 New fields always get defaults, so old and new ends can talk.
 """
 
@@ -48,6 +57,8 @@ __all__ = [
     "Job",
     "Progress",
     "Ready",
+    "Reconfigure",
+    "Release",
     "Result",
     "Setup",
     "Stop",
@@ -55,7 +66,7 @@ __all__ = [
     "encode_frame",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Reconfigure and Release (copies kept across configurations)
 MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 
@@ -160,10 +171,23 @@ class Job(msgspec.Struct, kw_only=True):
     window_ns: int
     seed: int = 0
     evaluate: EvalJob | None = None
+    #: after its Result the copy waits for Reconfigure or Release instead of exiting
+    reuse: bool = False
 
 
 class Setup(Message, kw_only=True):
     job: Job
+
+
+class Reconfigure(Message, kw_only=True):
+    """The next configuration for a copy that has its model loaded: the same model
+    (the supervisor checks what the copy holds), new workers, inputs and timing."""
+
+    job: Job
+
+
+class Release(Message, kw_only=True):
+    """A kept copy is not needed any more: it exits (code 0)."""
 
 
 class Ready(Message, kw_only=True):
@@ -172,6 +196,8 @@ class Ready(Message, kw_only=True):
     env_setup_ns: int = 0
     warmup_ns: int
     warmup_calls: int = 0
+    #: the copy was already loaded (Reconfigure): load_ns, setup_ns and env_setup_ns are 0
+    reused: bool = False
 
 
 class Go(Message, kw_only=True):
@@ -224,7 +250,7 @@ class Failed(Message, kw_only=True):
     traceback: str = ""
 
 
-AnyMessage = Union[Hello, Setup, Ready, Go, Stop, Progress, Result, Failed]
+AnyMessage = Union[Hello, Setup, Ready, Go, Stop, Progress, Result, Failed, Reconfigure, Release]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMessage)

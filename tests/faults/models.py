@@ -97,10 +97,13 @@ def write_marker() -> None:
 
 
 class Faulty:
-    """Sleeps ``CALL_S`` per call; fails as ``NPF_FAULT`` says, where it says."""
+    """Sleeps ``CALL_S`` per call; fails as ``NPF_FAULT`` says, where it says. A copy
+    kept for another configuration (reuse_copies) finds that configuration's id in its
+    environment: a call fault is armed, and counted, per configuration."""
 
     def __init__(self) -> None:
         self.mode = armed()
+        self.config = os.environ.get("NPF_CONFIG_ID", "")
         self.calls = 0
         write_marker()
         print(f"planted model loading in {os.environ.get('NPF_CONFIG_ID')} (fault: {self.mode or 'none'})")
@@ -114,6 +117,10 @@ class Faulty:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def __call__(self, *inputs: Any) -> int:
+        if os.environ.get("NPF_CONFIG_ID", "") != self.config:  # reused for the next configuration
+            self.config = os.environ.get("NPF_CONFIG_ID", "")
+            self.mode = armed() if armed() not in ("load-raise", "load-hang", "setup-raise") else ""
+            self.calls = 0
         self.calls += 1
         if self.mode and self.mode != "setup-raise" and self.calls == FAULT_AT_CALL:
             self._strike()
