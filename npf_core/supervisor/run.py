@@ -415,10 +415,12 @@ class Supervisor:
         self._ran.add(config.config_id)
         try:
             assert self._runner is not None
-            report = await self._runner.run(index, len(self.plan), config)
             if self._pool is not None and self._pool.open:
-                # copies no configuration still to run can use are released now, not at the end
-                await self._pool.trim([c for c in self.plan if c.config_id not in self._ran | set(self._done)])
+                # kept copies neither this configuration nor any still to run can use are
+                # released before it starts (the last ones when the run ends)
+                gone = self._ran | set(self._done)
+                await self._pool.trim([config, *(c for c in self.plan if c.config_id not in gone)])
+            report = await self._runner.run(index, len(self.plan), config)
         finally:
             structlog.contextvars.unbind_contextvars("config")
         self._load_failures.record(index, config, report)

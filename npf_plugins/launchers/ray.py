@@ -340,9 +340,12 @@ class RayLauncher(Launcher):
 
     async def _release(self, ray: Any, pool: NodePool, node: Node, fault: str) -> None:
         """Back to the pool, unless the node died (Ray may still list a dead node as
-        alive for a while: a NodeDiedError is believed at once)."""
-        if fault:
-            self._drop_agent(ray, node)
+        alive for a while: a NodeDiedError is believed at once). A node that just ran
+        a configuration without a fault is alive: no need to ask Ray."""
+        if not fault:
+            pool.release(node)
+            return
+        self._drop_agent(ray, node)
         if fault == "node":
             pool.drop(node)
             return

@@ -215,3 +215,22 @@ class Spawner:
 
     def __call__(self, *inputs: Any) -> int:
         return self.faulty(*inputs)
+
+
+class SlowLoading:
+    """A model with a load cost: loading sleeps ``NPF_LOAD_S`` seconds (default 0.3);
+    a call sleeps ``NPF_SLEEP_S`` (default 0.01). Each load leaves ``PID-N.load`` in
+    ``NPF_MARKER_DIR``, holding the configuration it loaded for and its copy index:
+    tests count loads and find a copy's process (N tells inline copies apart)."""
+
+    def __init__(self) -> None:
+        time.sleep(float(os.environ.get("NPF_LOAD_S", "0.3")))
+        self.sleep_s = float(os.environ.get("NPF_SLEEP_S", "0.01"))
+        marker = os.environ.get("NPF_MARKER_DIR")
+        if marker:
+            with open(os.path.join(marker, f"{os.getpid()}-{id(self)}.load"), "w") as f:
+                f.write(f"{os.environ.get('NPF_CONFIG_ID', '')} {os.environ.get('NPF_COPY_INDEX', '')}")
+
+    def __call__(self, *inputs: Any) -> int:
+        time.sleep(self.sleep_s)
+        return len(inputs)
