@@ -351,14 +351,15 @@ class Benchmarker:
         """Every configuration this copy is given: the first (after loading), then,
         with ``Job.reuse``, each Reconfigure until Release or a hang-up."""
         ready = self.prepare()
-        while True:
+        if self.job.preload:  # loaded ahead of the configuration that needs it: idle until it comes
+            self.channel.send(ready)
+        else:
             self._run_config(ready)
-            if not self.job.reuse:
-                return
+        while self.job.reuse:
             job = self._next_job()
             if job is None:
                 return
-            ready = self.reconfigure(job)
+            self._run_config(self.reconfigure(job))
 
     def _next_job(self) -> Job | None:
         """Idle between configurations: blocked on the wire (no thread of ours runs)

@@ -255,9 +255,13 @@ def benchmark_model(
     model_name: str | None = None,
     verbosity: int | None = None,
     loop_dataset: bool = False,
+    reuse_copies: bool | None = None,
     **kwargs: Any,
 ) -> list[Any]:
-    """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md)."""
+    """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md).
+    ``reuse_copies`` (npf's): keep loaded copies between configurations; by default
+    they are kept unless ``setup_fn`` or ``env_setup_fn`` is given, which NeuronPerf
+    calls for every configuration with that configuration."""
     for key in _INTERNAL:
         kwargs.pop(key, None)
     if kwargs:
@@ -326,6 +330,9 @@ def benchmark_model(
             data["start_method"] = "fresh"
         elif not multiprocess:
             data["start_method"] = "inline"
+        if reuse_copies is None:
+            reuse_copies = setup_fn is None and env_setup_fn is None
+        data["reuse_copies"] = bool(reuse_copies)
         reports = _run(data, objects, level, display=_display_name(model))
     shown = _display_name(model)
     if return_timers:

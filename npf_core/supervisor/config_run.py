@@ -149,9 +149,13 @@ class ConfigRunner:
         timestamps: dict[str, str] = {"start_dts": _dts(started)}
         resources: dict[str, list[float]] = {"cpu": [], "mem": [], "proc_cpu": [], "proc_rss": []}
         send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
+        # copies of a later configuration that load beside this one's (pool.ahead), on a wire of their own
+        ahead: list[Child] = []
+        asend, areceive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
         failure: ConfigFailure | None = None
         results: list[pr.Result] = []
         reaped = completed = False
+        load_deadline = time.monotonic() + spec.timeouts.load_s
         try:
             async with anyio.create_task_group() as tg:
                 try:
@@ -160,7 +164,8 @@ class ConfigRunner:
                     if pool is not None:  # what each copy is given decides which kept copy fits it
                         assignments = [dict(device.assign(i, config.n_models, config.pipeline_size))
                                        for i in range(config.n_models)]  # fmt: skip
-                        kept = await pool.take(pool.keys(config, assignments))
+                        keys = pool.keys(config, assignments)
+                        kept = await pool.take(keys)
                     for i in range(config.n_models):
                         if pool is not None:
                             assignment = assignments[i]
@@ -179,7 +184,16 @@ class ConfigRunner:
                         tg.start_soon(processes.read_wire, child, send)
                         if child.out is not None:
                             tg.start_soon(processes.drain_output, child)
-                    results = await self._drive(index, total, config, children, receive, resources)
+                    if pool is not None:
+                        for later, key in pool.ahead(keys):
+                            if later.start_method == "zygote" and zygote is None:
+                                try:
+                                    zygote = await self._zygotes.get(self.spec.timeouts.load_s)
+                                except ZygoteFailed:
+                                    break  # the configuration that needs the copy reports it
+                            await self._load_ahead(later, key, zygote, ahead, tg, asend)
+                    results = await self._drive(index, total, config, children, receive, resources,
+                                                ahead=(ahead, areceive, load_deadline))  # fmt: skip
                 except ConfigFailure as exc:
                     failure = exc
                 except Exception as exc:  # a bug (npf's or a plugin's): this config fails, the sweep goes on
@@ -187,16 +201,16 @@ class ConfigRunner:
                 tg.cancel_scope.cancel()
             completed = True
         finally:
-            send.close()
-            receive.close()
+            for stream in (send, receive, asend, areceive):
+                stream.close()
             children.extend(kept.values())
             if failure is not None or pool is None or not completed:
-                # failed or interrupted (or no pool): every copy is reaped now
+                # failed or interrupted (or no pool): every copy is reaped now, those loaded ahead too
                 with anyio.CancelScope(shield=True):
-                    await self._reap(children)
+                    await self._reap(children + ahead)
                 reaped = True
         if failure is None:
-            readies = [c.ready for c in children if c.ready is not None]
+            readies = [_load_of(c) for c in children if c.ready is not None]
             load = spec.load
             try:
                 report = build_report(
@@ -216,7 +230,9 @@ class ConfigRunner:
                 if spec.evaluate is not None:
                     report = apply_evaluation(report, results, self.loaded, self._metrics)
                 if pool is not None and not reaped:
-                    pool.keep(children)  # for the next configurations (the supervisor trims the pool)
+                    for c in children:  # a load done ahead is reported once, by this configuration
+                        c.ahead_key, c.ahead_ready = None, None
+                    pool.keep(children + ahead)  # for the next configurations (the supervisor trims the pool)
                 return self._fork_note(config, report)
             except MetricError as exc:
                 failure = ConfigFailure(ErrorInfo(type="MetricError", message=str(exc), traceback=exc.tb,
@@ -225,8 +241,54 @@ class ConfigRunner:
                 failure = _internal_failure(exc, "report")
         if not reaped:  # the report failed: a configuration that failed keeps no copy
             with anyio.CancelScope(shield=True):
-                await self._reap(children)
+                await self._reap(children + ahead)
         return self._failure_report(config, failure, children, timestamps["start_dts"])
+
+    async def _load_ahead(
+        self, later: RunConfig, key: Any, zygote: Any, ahead: list[Child], tg: Any, sink: Any
+    ) -> None:
+        """Start copy ``key.copy_index`` of a later configuration now, so that its load
+        overlaps this configuration's loads (it only loads: Job.preload). One that
+        cannot start is left to the configuration that needs it."""
+        j = key.copy_index
+        assignment = dict(self.device.assign(j, later.n_models, later.pipeline_size))
+        try:
+            child = self._start(later, j, assignment, zygote)
+        except ConfigFailure as exc:
+            logger.debug("a copy to load ahead did not start; it loads when needed", error=exc.info.message)
+            return
+        ahead.append(child)
+        child.job = msgspec.structs.replace(self._job(later, j, assignment), preload=True)
+        child.ahead_key = key
+        tg.start_soon(processes.read_wire, child, sink)
+        if child.out is not None:
+            tg.start_soon(processes.drain_output, child)
+        await processes.send(child, pr.Setup(job=child.job))  # read once it has said Hello
+
+    async def _await_ahead(self, ahead: list[Child], receive: Any, deadline: float) -> None:
+        """Copies loading ahead are loaded (idle) before GO, so that none loads while
+        this configuration measures. One that fails, dies or is still loading at
+        ``timeouts.load_s`` is reaped and forgotten: the configuration that needs it
+        loads it again, and reports what goes wrong."""
+        pending = {id(c) for c in ahead}
+        while pending:
+            item = await self._next(receive, deadline)
+            if item is None:
+                break
+            child, msg = item
+            if isinstance(msg, pr.Hello) and msg.protocol == pr.PROTOCOL_VERSION:
+                child.hello = True
+                continue
+            if isinstance(msg, pr.Ready):
+                child.ahead_ready = msg
+            pending.discard(id(child))
+        gone = [c for c in ahead if c.ahead_ready is None]
+        if gone:
+            logger.info("copies loading ahead for a later configuration were not ready; they load when needed",
+                        copies=[c.copy_index for c in gone])  # fmt: skip
+            ahead[:] = [c for c in ahead if c.ahead_ready is not None]
+            with anyio.CancelScope(shield=True):
+                await self._reap(gone)
 
     def _start(self, config: RunConfig, i: int, assignment: dict[str, Any], zygote: Any) -> Child:
         """Start copy ``i`` (it loads the model once it has its job)."""
@@ -274,8 +336,8 @@ class ConfigRunner:
                     changes["message"] = f"{info.message}; stopped with SIGTERM"
             info = msgspec.structs.replace(info, **changes)
         logger.warning("configuration failed", config=config.config_id, error=info.message)
-        loads = [c.ready for c in children if c.ready is not None and not c.ready.reused]
-        extra: dict[str, Any] = {"reused_copies": sum(c.reused for c in children)}
+        loads = [r for r in (_load_of(c) for c in children if c.ready is not None) if not r.reused]
+        extra: dict[str, Any] = {"reused_copies": sum(c.reused and c.ahead_ready is None for c in children)}
         if loads:
             extra["load_avg_ms"] = sum(r.load_ns for r in loads) / len(loads) / 1e6
         extra["instance_type"] = self.instance_type
@@ -340,9 +402,13 @@ class ConfigRunner:
         children: list[Child],
         receive: Any,
         resources: dict[str, list[float]],
+        ahead: tuple[list[Child], Any, float] | None = None,
     ) -> list[pr.Result]:
-        """The phases of a configuration once its copies are started."""
+        """The phases of a configuration once its copies are started (and the copies
+        of a later one it loads ahead, ready before GO)."""
         await self._await_ready(config, children, receive)
+        if ahead is not None and ahead[0]:
+            await self._await_ahead(*ahead)
         clock = await self._go(children)
         await self._measure(index, total, config, children, receive, resources, clock)
         return [c.result for c in children if c.result is not None]
@@ -506,6 +572,17 @@ class _Progress:
         rate = (sum(counts) - prev) * batch_size / window_s
         self.rates.append(rate)
         return rate
+
+
+def _load_of(child: Child) -> pr.Ready:
+    """A copy's Ready as its configuration reports it: a copy loaded ahead for this
+    configuration counts as loaded by it, with that load's figures."""
+    assert child.ready is not None
+    first = child.ahead_ready
+    if first is None:
+        return child.ready
+    return msgspec.structs.replace(child.ready, load_ns=first.load_ns, setup_ns=first.setup_ns,
+                                   env_setup_ns=first.env_setup_ns, reused=False)  # fmt: skip
 
 
 def _who(child: Child, config: RunConfig) -> str:

@@ -54,9 +54,9 @@ class CopyPool:
         #: the supervisor's run is on: copies may be kept (off: every copy is reaped
         #: with its configuration, as when a launcher runs a configuration outside run())
         self.open = False
-        #: copies loaded and reused so far (for the run's log line)
-        self.loaded = 0
-        self.reused = 0
+        #: the configurations still to run after the current one (set by trim): what
+        #: copies are kept and loaded ahead for
+        self.upcoming: list[RunConfig] = []
 
     def keys(self, config: RunConfig, assignments: Sequence[dict[str, Any]]) -> list[CopyKey]:
         keys = self.rules.keys(config, assignments)
@@ -76,23 +76,31 @@ class CopyPool:
                                copy=j, pid=child.pid, how=child.describe_exit())  # fmt: skip
                 self.slots.forget([j])
                 await self._release([self.idle.pop(j)])
-        reused, loaded, evicted = self.slots.step(keys)
+        reused, _, evicted = self.slots.step(keys)
         await self._release([self.idle.pop(j) for j in evicted if j in self.idle])
-        self.loaded += len(loaded)
-        self.reused += len(reused)
         out = {j: self.idle.pop(j) for j in reused}
         for child in out.values():
             child.next_config()
         return out
 
+    def ahead(self, keys: Sequence[CopyKey]) -> list[tuple[RunConfig, CopyKey]]:
+        """Copies of a later configuration to load beside this one's (after
+        :meth:`take`): see :meth:`~npf_core.supervisor.reuse.ReuseRules.ahead`."""
+        return self.rules.ahead(self.slots, keys, self.upcoming)
+
     def keep(self, children: Sequence[Child]) -> None:
-        """A configuration ended well: its copies wait for the next one. (Those of a
-        configuration that failed are reaped by it and never handed back.)"""
+        """A configuration ended well: its copies wait for the next one, and so do
+        the copies it loaded ahead and that are ready (``ahead_key`` set). (Those of
+        a configuration that failed are reaped by it and never handed back.)"""
         for c in children:
             self.idle[c.copy_index] = c
+            if c.ahead_key is not None:
+                self.slots.held[c.copy_index] = c.ahead_key
 
     async def trim(self, still_to_run: Sequence[RunConfig]) -> None:
-        """Release the idle copies no configuration still to run can use."""
+        """Release the idle copies no configuration still to run can use (the first
+        of ``still_to_run`` is the one starting)."""
+        self.upcoming = list(still_to_run[1:])
         gone = self.slots.trim(self.rules.future(still_to_run))
         await self._release([self.idle.pop(j) for j in gone if j in self.idle])
 

@@ -60,6 +60,8 @@ class Child:
     wire_buffer: bytearray = field(default_factory=bytearray)  # bytes of a frame not complete yet
     reused: bool = False  # kept from an earlier configuration (npf_core.supervisor.copy_pool)
     released: bool = False  # sent Release: it is exiting on its own
+    ahead_key: Any = None  # loaded ahead for a later configuration: what it holds (a reuse.CopyKey)
+    ahead_ready: pr.Ready | None = None  # its Ready then: the load a later configuration reports
 
     def next_config(self) -> None:
         """A kept copy starts another configuration: nothing of the last one's

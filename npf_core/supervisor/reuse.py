@@ -96,6 +96,11 @@ class Slots:
             self.held[k.copy_index] = k
         return reused, loaded, evicted
 
+    def copy(self) -> Slots:
+        other = Slots()
+        other.held = dict(self.held)
+        return other
+
     def forget(self, indices: Iterable[int]) -> None:
         """Copies that are gone (failed, or their configuration failed)."""
         for j in indices:
@@ -154,10 +159,10 @@ class ReuseRules:
         """Every copy key some of ``configs`` could reuse."""
         return {k for c in configs for k in (self.keys(c) or [])}
 
-    def count_loads(self, plan: Sequence[RunConfig]) -> int:
+    def count_loads(self, plan: Sequence[RunConfig], slots: Slots | None = None) -> int:
         """The copies the plan loads with reuse, if nothing fails: what the pool
-        will do, step by step."""
-        slots = Slots()
+        will do, step by step (from what ``slots`` holds, else from nothing)."""
+        slots = slots.copy() if slots is not None else Slots()
         loads = 0
         for i, c in enumerate(plan):
             keys = self.keys(c)
@@ -168,6 +173,39 @@ class ReuseRules:
             loads += len(slots.step(keys)[1])
             slots.trim(self.future(plan[i + 1 :]))
         return loads
+
+    def ahead(
+        self, slots: Slots, now: Sequence[CopyKey], upcoming: Sequence[RunConfig]
+    ) -> list[tuple[RunConfig, CopyKey]]:
+        """Copies a later configuration will load that can load now, beside the
+        copies of the configuration starting (``now``, already stepped into
+        ``slots``), so that loads overlap instead of following each other: those the
+        next configuration that loads anything loads, at a copy index this one does
+        not use and nothing holds, on devices nothing holds. Taken only when they
+        cost no extra load: the plan, simulated from here, loads as many copies with
+        them loaded ahead (and counted) as without."""
+        n = len(now)
+        sim = slots.copy()
+        for i, c in enumerate(upcoming):
+            keys = self.keys(c)
+            if keys is None:
+                return []
+            loaded = sim.step(keys)[1]
+            if loaded:
+                break
+            sim.trim(self.future(upcoming[i + 1 :]))
+        else:
+            return []
+        held = {d for k in slots.held.values() for d in k.devices}
+        picks = [(c, keys[j]) for j in loaded if j >= n and j not in slots.held and not held & set(keys[j].devices)]
+        if not picks:
+            return []
+        with_them = slots.copy()
+        for _, k in picks:
+            with_them.held[k.copy_index] = k
+        if self.count_loads(upcoming, with_them) + len(picks) > self.count_loads(upcoming, slots):
+            return []
+        return picks
 
 
 def loads_without_reuse(plan: Sequence[RunConfig]) -> int:

@@ -173,6 +173,9 @@ class Job(msgspec.Struct, kw_only=True):
     evaluate: EvalJob | None = None
     #: after its Result the copy waits for Reconfigure or Release instead of exiting
     reuse: bool = False
+    #: load only, ahead of the configuration that needs the copy: Ready, then wait
+    #: (no warm-up, no measurement) for Reconfigure or Release
+    preload: bool = False
 
 
 class Setup(Message, kw_only=True):

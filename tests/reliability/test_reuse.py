@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,15 @@ def test_a_sweep_loads_each_copy_once_and_each_report_says_what_it_reused(
     assert all(r.warmup_avg_ms > 0 and r.total_infs > 0 for r in reports)
     if method != "inline":  # (inline copies are threads of this process)
         assert {index for _, _, index in loads(markers)} == {0, 1}
+    # copy 1 loaded beside copy 0, during the first configuration's load (one load time,
+    # not two), and was loaded before that configuration started measuring
+    copy1_loaded = max(f.stat().st_mtime for f in markers.glob("*.load"))
+    first = reports[0]
+    assert copy1_loaded <= when(first.stop_dts) - first.total_s + 0.05
+
+
+def when(dts: str) -> float:
+    return datetime.strptime(dts, "%Y-%m-%dT%H:%M:%S.%f").timestamp()
 
 
 def test_reuse_copies_false_loads_every_configurations_copies(markers: Path, tmp_path: Path) -> None:

@@ -131,6 +131,39 @@ def test_neuron_cores_an_idle_copy_holds_are_freed_before_a_copy_is_given_them(
     assert rules.count_loads(plan) == 4
 
 
+def test_a_copy_a_later_configuration_loads_loads_ahead_when_that_costs_no_load(sleepy_file: Path) -> None:
+    plan, device = sweep(sleepy_file)
+    rules = ReuseRules(device, frozenset())
+    slots = Slots()
+    keys = rules.keys(plan[0])
+    assert keys is not None
+    slots.step(keys)
+    # copy 1 of the first two-copy configuration loads beside copy 0: one load time, not two
+    picks = rules.ahead(slots, keys, plan[1:])
+    assert [(c.config_id, k.copy_index) for c, k in picks] == [(plan[2].config_id, 1)]
+    # pinned CPUs: the next group's copies need CPUs the copy loading now holds: nothing ahead
+    plan, device = sweep(sleepy_file, Pinned({}))
+    rules = ReuseRules(device, frozenset())
+    ordered = rules.order(plan)
+    slots = Slots()
+    keys = rules.keys(ordered[0])
+    assert keys is not None
+    slots.step(keys)
+    assert rules.ahead(slots, keys, ordered[1:]) == []
+    # the next configuration that loads is another model's, which needs copy 0's place
+    # (in use now): nothing ahead; and nothing of the model after it either
+    plan, device = sweep(sleepy_file, n_models=[1, 2], workers_per_model=[1])
+    rules = ReuseRules(device, frozenset())
+    other = [RunConfig(**{**_fields(c), "model_ref": "other.py:Model", "config_id": c.config_id + "-other"})
+             for c in plan]  # fmt: skip
+    mixed = [plan[0], other[0], other[1], plan[1]]
+    slots = Slots()
+    keys = rules.keys(mixed[0])
+    assert keys is not None
+    slots.step(keys)
+    assert rules.ahead(slots, keys, mixed[1:]) == []
+
+
 def test_a_device_that_cannot_assign_counts_as_loads_and_stays_in_place(sleepy_file: Path) -> None:
     plan, _ = sweep(sleepy_file, Broken({}))
     rules = ReuseRules(Broken({}), frozenset())
