@@ -19,9 +19,13 @@ What holds:
   running configuration is never given a device an idle copy holds, because the pool
   releases every idle copy whose devices a new copy is assigned before that copy
   starts (see docs/copy-reuse.md);
-- copies no configuration still to run can use are released after each
-  configuration; every copy left is released when the run ends, on every exit path
-  (the supervisor closes the pool under a shielded scope, before its zygote).
+- copies no configuration still to run can use are released before the next
+  configuration starts; every copy left is released when the run ends, on every
+  exit path (the supervisor closes the pool under a shielded scope, before its
+  zygote);
+- copies a later configuration will load may load *ahead*, beside the loads of the
+  configuration starting (:meth:`CopyPool.ahead`); they are ready, idle, before its
+  GO (the configuration runner waits for them), or dropped.
 """
 
 from __future__ import annotations
