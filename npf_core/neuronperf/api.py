@@ -255,13 +255,13 @@ def benchmark_model(
     model_name: str | None = None,
     verbosity: int | None = None,
     loop_dataset: bool = False,
-    reuse_copies: bool | None = None,
+    reuse_copies: bool = False,
     **kwargs: Any,
 ) -> list[Any]:
     """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md).
-    ``reuse_copies`` (npf's): keep loaded copies between configurations; by default
-    they are kept unless ``setup_fn`` or ``env_setup_fn`` is given, which NeuronPerf
-    calls for every configuration with that configuration."""
+    ``reuse_copies`` (npf's, default False as NeuronPerf): keep loaded copies between
+    configurations instead of loading them for each one (NeuronPerf's ``load`` timers
+    then hold the loads where they happened)."""
     for key in _INTERNAL:
         kwargs.pop(key, None)
     if kwargs:
@@ -330,9 +330,7 @@ def benchmark_model(
             data["start_method"] = "fresh"
         elif not multiprocess:
             data["start_method"] = "inline"
-        if reuse_copies is None:
-            reuse_copies = setup_fn is None and env_setup_fn is None
-        data["reuse_copies"] = bool(reuse_copies)
+        data["reuse_copies"] = bool(reuse_copies)  # NeuronPerf loads every configuration's copies
         reports = _run(data, objects, level, display=_display_name(model))
     shown = _display_name(model)
     if return_timers:
