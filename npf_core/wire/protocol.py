@@ -25,6 +25,10 @@ loaded model and blocks on the wire until the supervisor sends::
     ...                                      Go, Progress, Result as above
     parent -> Release()                      or a hang-up: the copy exits
 
+A copy loaded ahead for a later configuration (``Job.preload``) answers its Setup
+with Ready once loaded, runs nothing (no warm-up, no Go), and waits for
+Reconfigure or Release like a kept copy.
+
 New fields always get defaults, so old and new ends can talk.
 """
 
