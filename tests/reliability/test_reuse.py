@@ -252,3 +252,21 @@ def _alive(p: psutil.Process) -> bool:
         return p.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except psutil.NoSuchProcess:
         return False
+
+
+def test_kept_copies_across_early_stops_and_in_open_loop(markers: Path, tmp_path: Path) -> None:
+    """Configurations stopped early (stable windows: the Stop may cross a copy's Result
+    on the wire) and an open-loop load run on the same kept copy, each on its own."""
+    spec = sweep_spec(tmp_path / "out", model=SLOW, workers_per_model=[1, 2, 3], duration_s=5.0, window_s=0.05,
+                      stability={"windows": 2, "tolerance": 0.9, "min_s": 0.2})  # fmt: skip
+    reports = npf_core.benchmark(spec)
+    assert [r.status for r in reports] == ["ok"] * 3, [r.error for r in reports]
+    assert [r.stopped_by for r in reports] == ["stable"] * 3
+    assert [r.reused_copies for r in reports] == [0, 1, 1]
+    assert len(loads(markers)) == 1
+    open_loop = sweep_spec(tmp_path / "out2", model=SLOW, workers_per_model=[1, 2], duration_s=0.5,
+                           load={"mode": "poisson", "rate": 40})  # fmt: skip
+    reports = npf_core.benchmark(open_loop)
+    assert [r.status for r in reports] == ["ok"] * 2, [r.error for r in reports]
+    assert [r.reused_copies for r in reports] == [0, 1]
+    assert all(r.load_mode == "poisson" and r.scheduled for r in reports)
