@@ -298,7 +298,8 @@ class RayLauncher(Launcher):
         """The next configuration for ``node``: the first waiting one of the model (and
         pipeline size) the node ran last, whose copies it keeps loaded; else the first
         waiting one."""
-        waiting = [(i, c) for i, c in todo if c.config_id in set(self._waiting)]
+        still = set(self._waiting)
+        waiting = [(i, c) for i, c in todo if c.config_id in still]
         last = self._last.get(node.id) if node is not None else None
         if last is not None:
             for i, c in waiting:
