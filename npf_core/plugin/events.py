@@ -35,7 +35,8 @@ class RunStarted(Event, kw_only=True):
     output_dir: str
     spec: dict = {}
     #: model copies the configurations still to run will load, if none fails (with
-    #: ``reuse_copies`` a copy is loaded once and kept for every configuration that can use it)
+    #: ``reuse_copies`` a copy is loaded once and kept for every configuration that can use
+    #: it); None when another launcher than ``local`` runs them (each node loads its own)
     loads: int | None = None
     #: whether copies are kept between configurations (``reuse_copies``)
     reuse: bool = False

@@ -335,7 +335,9 @@ class Supervisor:
     async def _run(self) -> None:
         total = len(self.plan)
         to_run = [c for c in self.plan if c.config_id not in self._done]
-        loads = self._rules.count_loads(to_run) if self._rules is not None else loads_without_reuse(to_run)
+        loads: int | None = None
+        if self.loaded.launcher.plugin == "local":  # elsewhere each node loads its own copies
+            loads = self._rules.count_loads(to_run) if self._rules is not None else loads_without_reuse(to_run)
         logger.debug("plan", configurations=total, loads=loads, reuse_copies=self._rules is not None)
         self._emit(
             ev.RunStarted(
