@@ -35,6 +35,22 @@ class Sleep2ms:
         return x
 
 
+class SlowLoad:
+    """A model with a load cost: loading sleeps ``NPF_BENCH_LOAD_S`` seconds (default
+    2), as a large model or a device load does; each load leaves a file in
+    ``NPF_BENCH_LOADS`` (when set), so a script counts loads. A call sleeps 2 ms."""
+
+    def __init__(self) -> None:
+        time.sleep(float(os.environ.get("NPF_BENCH_LOAD_S", "2")))
+        folder = os.environ.get("NPF_BENCH_LOADS")
+        if folder:
+            Path(folder, f"{os.getpid()}-{id(self)}").touch()
+
+    def __call__(self, *x: Any) -> Any:
+        time.sleep(0.002)
+        return x
+
+
 def _spin(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:

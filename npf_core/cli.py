@@ -130,6 +130,8 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
                    "when the spec has one input described by its shape)")  # fmt: skip
     g.add_argument("--device", help="the device plugin, e.g. cpu, gpu, neuron")
     g.add_argument("--launcher", help="where configurations run: 'local' (default) or 'ray' (overrides launcher)")
+    g.add_argument("--no-reuse", action="store_true", help="load every configuration's model copies afresh "
+                   "(reuse_copies false: for models whose state must not carry over)")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,6 +271,8 @@ def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
     if args.launcher:
         overrides["launcher"] = args.launcher
     label = getattr(args, "label", None)
+    if args.no_reuse:
+        overrides["reuse_copies"] = False
     if interrupts.process_entry:  # npf's own process: orphans of what copies start come here
         from npf_core.child.process import become_subreaper
 

@@ -56,6 +56,8 @@ from npf_core.wire.protocol import (
     Loaded,
     Progress,
     Ready,
+    Reconfigure,
+    Release,
     Result,
     Setup,
     Stop,
@@ -65,16 +67,26 @@ __all__ = ["child_main", "main", "resolve_reference"]
 
 
 class Benchmarker:
-    """One model copy: load, warm up, measure, report."""
+    """One model copy: load, warm up, measure, report; with ``Job.reuse``, the same
+    loaded model again for each configuration the supervisor sends (Reconfigure)."""
 
     def __init__(
-        self, job: Job, channel: Channel, objects: dict[str, Any], plugins: Any, objects_ns: int = 0
-    ) -> None:
-        self.job = job
+        self, job: Job, channel: Channel, objects: dict[str, Any], plugins: Any, objects_ns: int = 0,
+        inline: bool = False,
+    ) -> None:  # fmt: skip
         self.objects_ns = objects_ns  # time spent unpickling the API objects (part of the load)
         self.channel = channel
         self.objects = objects
         self.plugins = plugins
+        self.inline = inline
+        self.model: Any = None
+        self._reference: Any = None  # evaluate mode: the reference model, loaded once per copy
+        self._begin(job)
+
+    def _begin(self, job: Job) -> None:
+        """The state of one configuration (a new job): nothing of the last one's
+        workers, clock or inputs is kept; the loaded model is."""
+        self.job = job
         self.stopping = False
         self.ctl = [0]  # stop time (ns) once known
         self.go_event = threading.Event()
@@ -103,6 +115,7 @@ class Benchmarker:
     # -- setup ---------------------------------------------------------------
 
     def prepare(self) -> Ready:
+        """Load the model (timed) and set up the first configuration."""
         from npf_core.plugin.hookspecs import Assignment, ChildContext
 
         job = self.job
@@ -129,6 +142,7 @@ class Benchmarker:
             model = self.framework.load(job.model_kind, job.model_ref, self.ctx)
             load_ns = time.perf_counter_ns() - t0 + self.objects_ns
             stamps["load"] = [t0 - self.objects_ns, t0 - self.objects_ns + load_ns]
+            self.model = model
             stage = "setup"
             t0 = time.perf_counter_ns()
             if job.setup:
@@ -139,18 +153,52 @@ class Benchmarker:
             setup_ns = time.perf_counter_ns() - t0
             if job.setup:
                 stamps["setup"] = [t0, t0 + setup_ns]
-            stage = "input"
-            if job.evaluate is not None:
+            self._configure()
+        except StageError:
+            raise
+        except Exception as exc:
+            raise StageError(stage, exc) from exc
+        return Ready(load_ns=load_ns, setup_ns=setup_ns, env_setup_ns=env_setup_ns, warmup_ns=0,
+                     stamps=stamps if job.keep_calls else {})  # fmt: skip
+
+    def reconfigure(self, job: Job) -> Ready:
+        """The next configuration on the model already loaded: the framework adapts
+        what depends on the job (thread pools), then inputs (and evaluate mode) are
+        made anew. Nothing is loaded: ``load_ns`` is 0 and ``reused`` is set."""
+        held = (self.job.framework, self.job.model_kind, self.job.model_ref, self.job.pipeline_size,
+                self.job.copy_index, self.job.assignment)  # fmt: skip
+        wanted = (job.framework, job.model_kind, job.model_ref, job.pipeline_size, job.copy_index, job.assignment)
+        if held != wanted:  # the supervisor decides reuse; this guards against a bug there
+            raise StageError("setup", ValueError(
+                f"Reconfigure for another model or device share ({job.model_ref!r}, copy {job.copy_index}) "
+                f"than this copy holds ({self.job.model_ref!r}, copy {self.job.copy_index})"))  # fmt: skip
+        self._begin(job)
+        if not self.inline and "NPF_CONFIG_ID" in os.environ:
+            os.environ["NPF_CONFIG_ID"] = job.config_id  # as a copy started for this configuration finds it
+        try:
+            self.ctx.job = job
+            self.framework.reconfigure(self.model, self.ctx)
+        except Exception as exc:
+            raise StageError("setup", exc) from exc
+        self._configure()
+        return Ready(load_ns=0, warmup_ns=0, reused=True)
+
+    def _configure(self) -> None:
+        """What one configuration needs beyond the loaded model: evaluate mode's
+        state and the inputs."""
+        stage = "input"
+        try:
+            if self.job.evaluate is not None:
                 from npf_core.evaluation.runner import Evaluation
 
                 stage = "evaluate"
                 self.evaluation = Evaluation(self)
                 stage = "input"
             self._prepare_inputs()
+        except StageError:
+            raise
         except Exception as exc:
             raise StageError(stage, exc) from exc
-        return Ready(load_ns=load_ns, setup_ns=setup_ns, env_setup_ns=env_setup_ns, warmup_ns=0,
-                     stamps=stamps if job.keep_calls else {})  # fmt: skip
 
     def _prepare_inputs(self) -> None:
         job = self.job
@@ -315,8 +363,35 @@ class Benchmarker:
     # -- measurement ---------------------------------------------------------
 
     def run(self) -> None:
+        """Every configuration this copy is given: the first (after loading), then,
+        with ``Job.reuse``, each Reconfigure until Release or a hang-up."""
         ready = self.prepare()
-        self.channel.send(Loaded())  # warm-up begins: a death from here on is the warm-up's
+        if self.job.preload:  # loaded ahead of the configuration that needs it: idle until it comes
+            self.channel.send(ready)
+        else:
+            self.channel.send(Loaded())  # warm-up begins: a death from here on is the warm-up's
+            self._run_config(ready)
+        while self.job.reuse:
+            job = self._next_job()
+            if job is None:
+                return
+            self._run_config(self.reconfigure(job))
+
+    def _next_job(self) -> Job | None:
+        """Idle between configurations: blocked on the wire (no thread of ours runs)
+        until the next job, or None (Release, or the supervisor hung up). A Stop that
+        crossed our Result on the wire is stale: dropped."""
+        while True:
+            try:
+                msg = self.channel.recv(None)
+            except EOFError:
+                return None
+            if isinstance(msg, Reconfigure):
+                return msg.job
+            if isinstance(msg, Release):
+                return None
+
+    def _run_config(self, ready: Ready) -> None:
         workers = [Worker(self, i) for i in range(self.job.workers)]
         try:
             go = self._warm_up_and_wait(workers, ready)
@@ -478,7 +553,9 @@ def serve(
     inline: bool = False,
     payload: int = -1,
 ) -> int:
-    """Speak the protocol on ``sock`` for one configuration; returns the exit code.
+    """Speak the protocol on ``sock`` for one configuration (or, with ``Job.reuse``,
+    each configuration the supervisor sends until it releases the copy); returns the
+    exit code.
     ``inline`` (threads in the supervisor's process, for debugging) leaves the
     process alone: no environment, affinity or watchdog. ``objects`` may be a
     function that returns them (unpickled from the run's payload, see
@@ -512,7 +589,7 @@ def serve(
             t0 = time.perf_counter_ns()
             objects = objects()
             objects_ns = time.perf_counter_ns() - t0
-        Benchmarker(job, channel, objects, plugins, objects_ns).run()
+        Benchmarker(job, channel, objects, plugins, objects_ns, inline=inline).run()
         return ChildExit.OK
     except EOFError:
         return ChildExit.NO_SETUP

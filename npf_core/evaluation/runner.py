@@ -175,8 +175,16 @@ class Evaluation:
         ]
         self.ref_fn: Any = None
         if self.ev.reference is not None:
+            kept = getattr(bench, "_reference", None)  # a reused copy loaded it for an earlier configuration
             try:
-                self._load_reference(self.ev.reference)
+                if kept is not None:
+                    self.ref_framework, self.ref_ctx, self.ref_fn = kept
+                    self.ref_ctx.job = msgspec.structs.replace(job, framework=self.ref_ctx.job.framework,
+                        model_options=self.ref_ctx.job.model_options, model_kind=self.ref_ctx.job.model_kind,
+                        model_ref=self.ref_ctx.job.model_ref)  # fmt: skip
+                else:
+                    self._load_reference(self.ev.reference)
+                    bench._reference = (self.ref_framework, self.ref_ctx, self.ref_fn)
             except Exception as exc:
                 raise StageError("reference", exc) from exc
         self._memory: list[tuple[Any, ...]] | None = None

@@ -303,6 +303,7 @@ def benchmark_model(
     eval_metrics: Any = None,
     eval_target_col: int | None = -1,
     eval_reference: Any = None,
+    reuse_copies: bool = False,
     **kwargs: Any,
 ) -> list[Any]:
     """NeuronPerf's ``benchmark`` for one framework plugin (see docs/migrating.md).
@@ -310,7 +311,10 @@ def benchmark_model(
     With ``eval_metrics`` (or ``eval_reference``) it evaluates (NeuronPerf's
     ``evaluate`` is this call): ``inputs`` is then a dataset of ``(*inputs, target)``
     rows, the target in column ``eval_target_col``; ``duration`` defaults to 0, the
-    dataset once. Each metric is in the report under its name (docs/evaluate.md)."""
+    dataset once. Each metric is in the report under its name (docs/evaluate.md).
+    ``reuse_copies`` (npf's, default False as NeuronPerf): keep loaded copies between
+    configurations instead of loading them for each one (NeuronPerf's ``load`` timers
+    then hold the loads where they happened)."""
     evaluating = eval_metrics is not None or eval_reference is not None
     if kwargs:
         raise TypeError(f"benchmark() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
@@ -385,6 +389,7 @@ def benchmark_model(
             data["start_method"] = "inline"
         if return_timers:
             data["keep_calls"] = KEEP_CALLS
+        data["reuse_copies"] = bool(reuse_copies)  # NeuronPerf loads every configuration's copies
         reports, kept = _run(data, objects, level, display=_display_name(model))
     shown = _display_name(model)
     if return_timers:

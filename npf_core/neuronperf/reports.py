@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import structlog
 
+from npf_core.log import get_logger
 from npf_core.neuronperf.timing import Timer
 from npf_core.results.report import NEURONPERF_CSV_COLUMNS, PRINT_COLUMNS, Report
 
@@ -42,7 +42,7 @@ __all__ = [
     "write_json",
 ]
 
-logger = structlog.get_logger("npf_core.neuronperf")
+logger = get_logger("npf_core.neuronperf")
 
 #: NeuronPerf's default columns of ``print_reports`` (the docs call them ``SUMMARY_COLS``)
 PRINT_COLS = list(PRINT_COLUMNS)

@@ -37,6 +37,12 @@ class RunStarted(Event, kw_only=True):
     #: what the telemetry sources found (driver versions, device counts, which sources
     #: sample), to add to the machine's environment record
     environment: dict = {}
+    #: model copies the configurations still to run will load, if none fails (with
+    #: ``reuse_copies`` a copy is loaded once and kept for every configuration that can use
+    #: it); None when another launcher than ``local`` runs them (each node loads its own)
+    loads: int | None = None
+    #: whether copies are kept between configurations (``reuse_copies``)
+    reuse: bool = False
 
 
 class ConfigStarted(Event, kw_only=True):

@@ -370,6 +370,16 @@ class Framework:
             "'zygote' (the default) or 'fresh'"
         )
 
+    def copy_depends_on(self, device: Device) -> frozenset[str]:
+        """*supervisor*: the configuration fields (:class:`~npf_core.spec.config.RunConfig`
+        names: ``n_models``, ``workers_per_model``, ``batch_size``) that a loaded copy
+        depends on beyond its model and its device share, because :meth:`load` fixed
+        something from them that cannot change later (a runtime's thread count read
+        once at start-up). A copy kept from an earlier configuration is reused only for
+        one with the same values (docs/copy-reuse.md). The default: none, for copies
+        whose :meth:`reconfigure` adapts them."""
+        return frozenset()
+
     def check(self, kind: str, ref: str, spec: Spec) -> None:
         """*supervisor*: validate a model reference (``kind`` is ``"target"`` or
         ``"path"``) before any process starts; raise ``SpecError``."""
@@ -377,6 +387,13 @@ class Framework:
     def load(self, kind: str, ref: str, ctx: ChildContext) -> Any:
         """*benchmarker*: load one model copy and return it (timed as load)."""
         raise NotImplementedError
+
+    def reconfigure(self, model: Any, ctx: ChildContext) -> None:
+        """*benchmarker*: ``model``, loaded for an earlier configuration, runs the next
+        one (``ctx.job`` is its job: other workers, batch size, copies or load mode);
+        adapt what :meth:`load` sized from the job (thread pools sized by
+        ``n_models``). Whatever cannot be adapted belongs in :meth:`copy_depends_on`.
+        The default does nothing."""
 
     def convert_inputs(self, example: tuple[Any, ...], ctx: ChildContext) -> tuple[Any, ...]:
         """*benchmarker*: turn one example (numpy arrays, or whatever the dataset

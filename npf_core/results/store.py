@@ -234,9 +234,9 @@ def git_commit(folder: Path) -> tuple[str, bool] | None:
 
 def comparable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec that must match for results to be resumed (where the
-    configurations ran, ``launcher``, and what sampled the devices, ``telemetry``, may
-    differ)."""
-    return {k: v for k, v in spec.items() if k not in ("output", "launcher", "telemetry")}
+    configurations ran, ``launcher``, what sampled the devices, ``telemetry``, and
+    whether copies were reused, ``reuse_copies``, may differ)."""
+    return {k: v for k, v in spec.items() if k not in ("output", "launcher", "telemetry", "reuse_copies")}
 
 
 #: the command-line flag that sets a spec field, named when a resume finds it changed

@@ -264,6 +264,9 @@ class Spec(SpecBase, frozen=True):
     setup: str | None = None
     env_setup: str | None = None
     start_method: StartMethod = "auto"
+    #: keep loaded model copies for the next configurations that can use them (docs/copy-reuse.md);
+    #: false: every configuration loads its copies afresh (NeuronPerf's way)
+    reuse_copies: bool = True
     timeouts: Timeouts = Timeouts()
     cost_per_hour: NonNegativeFloat | None = None
     output: Output = Output()

@@ -39,6 +39,7 @@ from npf_core.results.telemetry import TelemetryResult, apply_telemetry
 from npf_core.spec.config import RunConfig
 from npf_core.spec.schema import LoadedSpec, duration_bounds
 from npf_core.supervisor.copy_output import CopyOutput
+from npf_core.supervisor.copy_pool import CopyPool
 from npf_core.supervisor.processes import Child
 from npf_core.supervisor.resources import ps_processes, sample_resources
 from npf_core.supervisor.telemetry import TelemetryHub
@@ -79,6 +80,7 @@ class ConfigRunner:
         emit: Callable[[ev.Event], None],
         telemetry: TelemetryHub | None = None,
         copy_output: CopyOutput | None = None,
+        pool: CopyPool | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -91,6 +93,8 @@ class ConfigRunner:
         self.telemetry = telemetry
         #: what copies print: shown and kept in the run folder
         self.copy_output = copy_output
+        #: copies kept between configurations (None: reuse_copies false, each is reaped with its configuration)
+        self._pool = pool
         #: the EC2 instance type (None elsewhere), recorded in every report
         self.instance_type: str | None = None
         #: per configuration being measured (by plan index): calls each copy reported so far
@@ -140,6 +144,7 @@ class ConfigRunner:
             seed=zlib.crc32(config.config_id.encode()),
             evaluate=eval_job(self.loaded),
             keep_calls=spec.keep_calls,
+            reuse=self._pool is not None and self._pool.open,
         )
 
     def window_s(self) -> float:
@@ -166,43 +171,50 @@ class ConfigRunner:
         device = self.device
         assert device is not None
         children: list[Child] = []
+        kept: dict[int, Child] = {}  # idle copies this configuration reuses, until it holds them
+        pool = self._pool if self._pool is not None and self._pool.open else None
         started = time.time()
         timestamps: dict[str, str] = {"start_dts": _dts(started)}
         resources: dict[str, list[float]] = {"cpu": [], "mem": [], "proc_cpu": [], "proc_rss": []}
         send, receive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
+        # copies of a later configuration that load beside this one's (pool.ahead), on a wire of their own
+        ahead: list[Child] = []
+        asend, areceive = anyio.create_memory_object_stream[tuple[Child, Any]](math.inf)
         failure: ConfigFailure | None = None
         refused: MachineLimit | None = None
         results: list[pr.Result] = []
         sampled: TelemetryResult | None = None
+        reaped = completed = False
+        load_deadline = time.monotonic() + spec.timeouts.load_s
         try:
             async with anyio.create_task_group() as tg:
                 try:
                     await self._check_room(config, children)  # with what the run's first copy took
                     zygote = None
-                    if config.start_method == "zygote":
-                        try:
-                            zygote = await self._zygotes.get(self.spec.timeouts.load_s)
-                        except ZygoteFailed as exc:
-                            raise ConfigFailure(_zygote_error(exc)) from exc
+                    assignments: list[dict[str, Any]] = []
+                    if pool is not None:  # what each copy is given decides which kept copy fits it
+                        assignments = [dict(device.assign(i, config.n_models, config.pipeline_size))
+                                       for i in range(config.n_models)]  # fmt: skip
+                        keys = pool.keys(config, assignments)
+                        kept = await pool.take(keys)
                     for i in range(config.n_models):
                         if i == limits.UNMEASURED_COPIES and self.cost is None and config.start_method != "inline":
                             # nothing measured yet: the first copy, loaded and warm, tells
                             # what each of the others will take, before they start
                             await self._await_ready(config, children[:1], receive)
                             await self._check_room(config, children)
-                        assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
-                        env = {k: str(v) for k, v in assignment.get("env", {}).items()}
-                        env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
-                        try:
-                            child = processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins,
-                                                    zygote=zygote, payload=self._payload)  # fmt: skip
-                        except ZygoteFailed as exc:
-                            raise ConfigFailure(_zygote_error(exc)) from exc
-                        except OSError as exc:
-                            raise ConfigFailure(
-                                ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}",
-                                          stage="start-up")
-                            ) from exc
+                        if pool is not None:
+                            assignment = assignments[i]
+                        else:
+                            assignment = dict(device.assign(i, config.n_models, config.pipeline_size))
+                        child = kept.pop(i, None)  # a copy that holds this model and share already
+                        if child is None:
+                            if config.start_method == "zygote" and zygote is None:
+                                try:
+                                    zygote = await self._zygotes.get(self.spec.timeouts.load_s)
+                                except ZygoteFailed as exc:
+                                    raise ConfigFailure(_zygote_error(exc)) from exc
+                            child = self._start(config, i, assignment, zygote)
                         children.append(child)  # tracked at once: reaped whatever happens next
                         child.job = self._job(config, i, assignment)
                         if self.copy_output is not None:
@@ -215,7 +227,16 @@ class ConfigRunner:
                         # rounds of it (wake-up fd, handler, receiver, cancel) that a bare
                         # checkpoint would not leave it
                         await anyio.sleep(SPAWN_YIELD_S)
-                    results = await self._drive(index, total, config, children, receive, resources)
+                    if pool is not None:
+                        for later, key in pool.ahead(keys):
+                            if later.start_method == "zygote" and zygote is None:
+                                try:
+                                    zygote = await self._zygotes.get(self.spec.timeouts.load_s)
+                                except ZygoteFailed:
+                                    break  # the configuration that needs the copy reports it
+                            await self._load_ahead(later, key, zygote, ahead, tg, asend)
+                    results = await self._drive(index, total, config, children, receive, resources,
+                                                ahead=(ahead, areceive, load_deadline))  # fmt: skip
                 except ConfigFailure as exc:
                     failure = exc
                 except MachineLimit as exc:  # too many copies for this machine: the run stops (exit 2)
@@ -223,13 +244,18 @@ class ConfigRunner:
                 except Exception as exc:  # a bug (npf's or a plugin's): this config fails, the sweep goes on
                     failure = _internal_failure(exc, "supervisor")
                 tg.cancel_scope.cancel()
+            completed = True
         finally:
             if self.telemetry is not None:
                 sampled = self.telemetry.end()
-            send.close()
-            receive.close()
-            with anyio.CancelScope(shield=True):
-                await self._reap(children)
+            for stream in (send, receive, asend, areceive):
+                stream.close()
+            children.extend(kept.values())
+            if failure is not None or refused is not None or pool is None or not completed:
+                # failed, refused or interrupted (or no pool): every copy is reaped now, those loaded ahead too
+                with anyio.CancelScope(shield=True):
+                    await self._reap(children + ahead)
+                reaped = True
             if self.copy_output is not None:
                 for c in children:
                     self.copy_output.end(config.config_id, c.copy_index)
@@ -237,7 +263,7 @@ class ConfigRunner:
         if refused is not None:
             raise refused
         if failure is None:
-            readies = [c.ready for c in children if c.ready is not None]
+            readies = [_load_of(c) for c in children if c.ready is not None]
             if spec.keep_calls:
                 self.kept[config.config_id] = (readies, list(results))
             load = spec.load
@@ -259,13 +285,80 @@ class ConfigRunner:
                 if spec.evaluate is not None:
                     report = apply_evaluation(report, results, self.loaded, self._metrics)
                 report = apply_telemetry(report, sampled)
+                if pool is not None and not reaped:
+                    for c in children:  # a load done ahead is reported once, by this configuration
+                        c.ahead_key, c.ahead_ready = None, None
+                    pool.keep(children + ahead)  # for the next configurations (the supervisor trims the pool)
                 return self._fork_note(config, report)
             except MetricError as exc:
                 failure = ConfigFailure(ErrorInfo(type="MetricError", message=str(exc), traceback=exc.tb,
                                                   stage=f"metric {exc.key}"))  # fmt: skip
             except Exception as exc:
                 failure = _internal_failure(exc, "report")
+        if not reaped:  # the report failed: a configuration that failed keeps no copy
+            with anyio.CancelScope(shield=True):
+                await self._reap(children + ahead)
         return self._failure_report(config, failure, children, timestamps["start_dts"], calls)
+
+    async def _load_ahead(
+        self, later: RunConfig, key: Any, zygote: Any, ahead: list[Child], tg: Any, sink: Any
+    ) -> None:
+        """Start copy ``key.copy_index`` of a later configuration now, so that its load
+        overlaps this configuration's loads (it only loads: Job.preload). One that
+        cannot start is left to the configuration that needs it."""
+        j = key.copy_index
+        assignment = dict(self.device.assign(j, later.n_models, later.pipeline_size))
+        try:
+            child = self._start(later, j, assignment, zygote)
+        except ConfigFailure as exc:
+            logger.debug("a copy to load ahead did not start; it loads when needed", error=exc.info.message)
+            return
+        ahead.append(child)
+        child.job = msgspec.structs.replace(self._job(later, j, assignment), preload=True)
+        child.ahead_key = key
+        tg.start_soon(processes.read_wire, child, sink)
+        if child.out is not None:
+            tg.start_soon(processes.drain_output, child)
+        await processes.send(child, pr.Setup(job=child.job))  # read once it has said Hello
+
+    async def _await_ahead(self, ahead: list[Child], receive: Any, deadline: float) -> None:
+        """Copies loading ahead are loaded (idle) before GO, so that none loads while
+        this configuration measures. One that fails, dies or is still loading at
+        ``timeouts.load_s`` is reaped and forgotten: the configuration that needs it
+        loads it again, and reports what goes wrong."""
+        pending = {id(c) for c in ahead}
+        while pending:
+            item = await self._next(receive, deadline)
+            if item is None:
+                break
+            child, msg = item
+            if isinstance(msg, pr.Hello) and msg.protocol == pr.PROTOCOL_VERSION:
+                child.hello = True
+                continue
+            if isinstance(msg, pr.Ready):
+                child.ahead_ready = msg
+            pending.discard(id(child))
+        gone = [c for c in ahead if c.ahead_ready is None]
+        if gone:
+            logger.info("copies loading ahead for a later configuration were not ready; they load when needed",
+                        copies=[c.copy_index for c in gone])  # fmt: skip
+            ahead[:] = [c for c in ahead if c.ahead_ready is not None]
+            with anyio.CancelScope(shield=True):
+                await self._reap(gone)
+
+    def _start(self, config: RunConfig, i: int, assignment: dict[str, Any], zygote: Any) -> Child:
+        """Start copy ``i`` (it loads the model once it has its job)."""
+        env = {k: str(v) for k, v in assignment.get("env", {}).items()}
+        env.update(NPF_CONFIG_ID=config.config_id, NPF_COPY_INDEX=str(i))
+        try:
+            return processes.spawn(i, config.start_method, env, self.loaded.objects, self.plugins,
+                                   zygote=zygote, payload=self._payload)  # fmt: skip
+        except ZygoteFailed as exc:
+            raise ConfigFailure(_zygote_error(exc)) from exc
+        except OSError as exc:
+            raise ConfigFailure(
+                ErrorInfo(type=type(exc).__name__, message=f"cannot start benchmarker {i}: {exc}", stage="start-up")
+            ) from exc
 
     def _fork_note(self, config: RunConfig, report: Report) -> Report:
         """Copies forked from the caller inherit its state: say so in the report
@@ -308,10 +401,10 @@ class ConfigRunner:
         if hint and hint not in info.message:
             info = msgspec.structs.replace(info, message=f"{info.message} ({hint})")
         logger.debug("configuration failed", config=config.config_id, error=info.message)  # the console tells it
-        readies = [c.ready for c in children if c.ready is not None]
-        extra: dict[str, Any] = {}
-        if readies:
-            extra["load_avg_ms"] = sum(r.load_ns for r in readies) / len(readies) / 1e6
+        loads = [r for r in (_load_of(c) for c in children if c.ready is not None) if not r.reused]
+        extra: dict[str, Any] = {"reused_copies": sum(c.reused and c.ahead_ready is None for c in children)}
+        if loads:
+            extra["load_avg_ms"] = sum(r.load_ns for r in loads) / len(loads) / 1e6
         extra["instance_type"] = self.instance_type
         results = [c.result for c in children if c.result is not None]
         calls = max(calls, sum(r.completed for r in results))
@@ -408,18 +501,28 @@ class ConfigRunner:
         children: list[Child],
         receive: Any,
         resources: dict[str, list[float]],
+        ahead: tuple[list[Child], Any, float] | None = None,
     ) -> list[pr.Result]:
-        """The phases of a configuration once its copies are started."""
+        """The phases of a configuration once its copies are started (and the copies
+        of a later one it loads ahead, ready before GO)."""
         await self._await_ready(config, children, receive)
+        if ahead is not None and ahead[0]:
+            await self._await_ahead(*ahead)
         clock = await self._go(children)
         await self._measure(index, total, config, children, receive, resources, clock)
         return [c.result for c in children if c.result is not None]
 
     async def _await_ready(self, config: RunConfig, children: list[Child], receive: Any) -> None:
-        """Hello, Setup, Ready from every copy: all within ``timeouts.load_s``."""
+        """Hello, Setup, Ready from every copy: all within ``timeouts.load_s``. A
+        copy kept from an earlier configuration has its model: it gets Reconfigure
+        (its next job) and answers Ready once warmed up again."""
         t = self.spec.timeouts
         deadline = time.monotonic() + t.load_s
         pending = {id(c) for c in children if c.ready is None}  # the first copy may be ready already
+        for c in children:
+            if c.reused and id(c) in pending and not c.reconfigured:
+                c.reconfigured = True
+                await processes.send(c, pr.Reconfigure(job=c.job))
         while pending:
             item = await self._next(receive, deadline)
             if item is None:
@@ -431,7 +534,7 @@ class ConfigRunner:
                     type="LoadTimeout",
                 )  # fmt: skip
             child, msg = item
-            stage = "warmup" if child.loaded else "load"
+            stage = "warmup" if child.loaded or child.reused else "load"
             if msg is None:
                 raise await self._died(child, config, stage if child.hello else "start-up")
             self._check(child, msg, config, stage)
@@ -623,6 +726,15 @@ def _room_beside(pids: list[int], workers: int) -> limits.Headroom:
             tasks = None if tasks is None else tasks + now.tasks(workers)
             memory = None if memory is None else memory + now.memory
     return limits.Headroom(tasks=tasks, tasks_by=room.tasks_by, memory=memory, memory_by=room.memory_by)
+def _load_of(child: Child) -> pr.Ready:
+    """A copy's Ready as its configuration reports it: a copy loaded ahead for this
+    configuration counts as loaded by it, with that load's figures."""
+    assert child.ready is not None
+    first = child.ahead_ready
+    if first is None:
+        return child.ready
+    return msgspec.structs.replace(child.ready, load_ns=first.load_ns, setup_ns=first.setup_ns,
+                                   env_setup_ns=first.env_setup_ns, reused=False)  # fmt: skip
 
 
 def _who(child: Child, config: RunConfig) -> str:

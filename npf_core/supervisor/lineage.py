@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 import psutil
-import structlog
+
+from npf_core.log import get_logger
 
 if TYPE_CHECKING:
     from npf_core.supervisor.processes import Child
 
 __all__ = ["end_adopted", "end_left", "note", "survivors"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 
 def note(children: list[Child]) -> None:

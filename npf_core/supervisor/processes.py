@@ -63,6 +63,36 @@ class Child:
     on_output: Any = None  # called with each chunk it writes (what the copy prints, shown and kept)
     #: processes it started, seen while it ran: pid -> start time (npf_core.supervisor.lineage)
     lineage: dict[int, float] = field(default_factory=dict)
+    wire_buffer: bytearray = field(default_factory=bytearray)  # bytes of a frame not complete yet
+    reused: bool = False  # kept from an earlier configuration (npf_core.supervisor.copy_pool)
+    released: bool = False  # sent Release: it is exiting on its own
+    ahead_key: Any = None  # loaded ahead for a later configuration: what it holds (a reuse.CopyKey)
+    ahead_ready: pr.Ready | None = None  # its Ready then: the load a later configuration reports
+    reconfigured: bool = False  # sent Reconfigure for the configuration under way
+
+    def next_config(self) -> None:
+        """A kept copy starts another configuration: nothing of the last one's
+        messages is left on it."""
+        self.result = None
+        self.ready = None
+        self.failed = False
+        self.ended_by = ""
+        self.reused = True
+        self.reconfigured = False
+        self.loaded = True  # it holds its model: a death now is in warm-up
+
+    def idle_and_well(self) -> bool:
+        """A kept copy is still alive and has said nothing since its Result (it has
+        nothing to say while idle): safe to give another configuration."""
+        if self.poll() is not None or self.sock.fileno() < 0:
+            return False
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:  # nothing to read: the idle state
+            return not self.wire_buffer
+        except OSError:
+            return False
+        return False  # EOF (b""), or a message it should not have sent while idle
 
     def poll(self) -> int | None:
         if self.returncode is not None:
@@ -170,13 +200,13 @@ class Child:
     async def reap(self, grace_s: float) -> None:
         """End the process and collect its exit status; call under a shielded scope.
 
-        One that finished its work (sent Result or Failed) first gets ``grace_s`` to
+        One that finished its work (sent Result or Failed, or was released) first gets ``grace_s`` to
         exit on its own (device runtimes like to close cleanly); then SIGTERM,
         ``grace_s`` more, SIGKILL, and wait."""
         try:
             if self.pid is None:
                 return
-            if (self.result is not None or self.failed) and await self._wait(grace_s):
+            if (self.result is not None or self.failed or self.released) and await self._wait(grace_s):
                 return
             if self.poll() is None:
                 self.signal(signal.SIGTERM)
@@ -435,8 +465,10 @@ async def _recv(sock: socket.socket) -> bytes:
 
 
 async def read_wire(child: Child, sink: Any) -> None:
-    """Frames from one child into the config's shared stream; EOF as None."""
-    buffer = bytearray()
+    """Frames from one child into the config's shared stream; EOF as None. The
+    partial frame lives on the child, so a copy kept for the next configuration
+    loses nothing when this reader is cancelled at the end of one."""
+    buffer = child.wire_buffer
     try:
         while True:
             chunk = await _recv(child.sock)
@@ -451,13 +483,15 @@ async def read_wire(child: Child, sink: Any) -> None:
 
 
 async def drain_output(child: Child) -> None:
-    """Keep the last OUTPUT_TAIL bytes of what the child writes to stdout/stderr."""
+    """Keep the last OUTPUT_TAIL bytes of what the child writes to stdout/stderr.
+    Cancelled at the end of a configuration, it leaves the output open: a kept copy
+    gets a new drain in its next configuration."""
     assert child.out is not None
-    try:
-        while True:
-            chunk = await _recv(child.out)
-            if not chunk:
-                return
-            child.keep_output(chunk)
-    finally:
-        child.out_closed = True
+    if child.out_closed:
+        return
+    while True:
+        chunk = await _recv(child.out)
+        if not chunk:
+            child.out_closed = True
+            return
+        child.keep_output(chunk)

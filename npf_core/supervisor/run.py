@@ -55,7 +55,9 @@ from npf_core.spec.schema import spec_to_dict
 from npf_core.supervisor.blocking import run_blocking
 from npf_core.supervisor.config_run import GO_MARGIN_S, GROUP_SIGNAL_WAIT_S, ConfigRunner
 from npf_core.supervisor.copy_output import CopyOutput
+from npf_core.supervisor.copy_pool import CopyPool
 from npf_core.supervisor.plan import make_plan
+from npf_core.supervisor.reuse import ReuseRules, loads_without_reuse
 from npf_core.supervisor.sparing import LoadFailures, framework_first
 from npf_core.supervisor.stream import EventStream
 from npf_core.supervisor.telemetry import TelemetryHub
@@ -139,6 +141,9 @@ class Supervisor:
         self._runner: ConfigRunner | None = None  # made by setup(), with the device and plugins
         self.telemetry: TelemetryHub | None = None  # made and probed by setup()
         self._copy_output: CopyOutput | None = None  # what copies print (setup() knows the folder)
+        self._rules: ReuseRules | None = None  # reuse_copies: which copy fits which configuration
+        self._pool: CopyPool | None = None  # reuse_copies: the copies kept between configurations
+        self._ran: set[str] = set()  # configurations started in this run (the rest may reuse copies)
         self.instance_type: str | None = None
         self._events = EventStream()
         self._tg: Any = None
@@ -162,6 +167,11 @@ class Supervisor:
             room = limits.headroom()  # processes, threads and memory: n_models 100000 stops here
             for config in plan:
                 limits.check_copies(config, limits.floor_cost(config.start_method), room)
+        if self.spec.reuse_copies:
+            # copies outlive a configuration: the sweep runs in the order that loads fewest
+            framework = plugins.framework(self.spec.model.framework, self.spec.model.options)
+            self._rules = ReuseRules(device, framework.copy_depends_on(device))
+            plan = self._rules.order(plan)
         self._plugins, self._plan, self.device = plugins, plan, device
         self.name = plan[0].model_name if plan else self.name
         self.output_dir = run_folder(self.results_root, self.name, self.run_id)
@@ -178,9 +188,10 @@ class Supervisor:
         self._zygotes = ZygoteKeeper(self.spec.model.framework, self.spec.model.options, self._payload)
         keeps_folder = bool(self.spec.output.results or set(self.spec.output.reporters) - {"console"})
         self._copy_output = CopyOutput(self.output_dir if keeps_folder else None)
+        self._pool = CopyPool(self._rules, self.spec.timeouts.grace_s) if self._rules is not None else None
         self._runner = ConfigRunner(self.loaded, device, plugins, zygotes=self._zygotes, payload=self._payload,
                                     metrics=self._metrics, emit=self._emit,
-                                    copy_output=self._copy_output)  # fmt: skip
+                                    copy_output=self._copy_output, pool=self._pool)  # fmt: skip
         # device telemetry: the sources for this device, probed now (one the spec names
         # that cannot sample here is a user error, before anything starts)
         telemetry = TelemetryHub(self.loaded, plugins, device, self._runner.window_s())
@@ -319,11 +330,15 @@ class Supervisor:
                 if self._cancel_requested:
                     scope.cancel()
                 await self._asetup()
+                if self._pool is not None:
+                    self._pool.open = True  # copies may outlive a configuration, never this run
                 assert self.telemetry is not None
                 async with self.telemetry.running():  # the sources' background tasks, for the run
                     await self._run()
         finally:
             with anyio.CancelScope(shield=True):
+                if self._pool is not None:
+                    await self._pool.close()  # before the zygote: its copies are its children
                 await self._zygotes.close(self.spec.timeouts.grace_s)
             if self._payload is not None:
                 self._payload.close()
@@ -365,12 +380,18 @@ class Supervisor:
 
     async def _run(self) -> None:
         total = len(self.plan)
+        to_run = [c for c in self.plan if c.config_id not in self._done]
+        loads: int | None = None
+        if self.loaded.launcher.plugin == "local":  # elsewhere each node loads its own copies
+            loads = self._rules.count_loads(to_run) if self._rules is not None else loads_without_reuse(to_run)
+        logger.debug("plan", configurations=total, loads=loads, reuse_copies=self._rules is not None)
         self._emit(
             ev.RunStarted(
                 run_id=self.run_id, configs=self.plan, output_dir=str(self.output_dir), spec=spec_to_dict(self.spec),
                 environment=self.telemetry.environment() if self.telemetry is not None else {},
+                loads=loads, reuse=self._rules is not None,
             )
-        )
+        )  # fmt: skip
         interrupted = True
         from npf_core.results.imds import instance_type
 
@@ -466,8 +487,14 @@ class Supervisor:
         if skipped is not None:  # the model failed to load the same way before: not tried again
             return skipped
         structlog.contextvars.bind_contextvars(config=config.config_id)
+        self._ran.add(config.config_id)
         try:
             assert self._runner is not None
+            if self._pool is not None and self._pool.open:
+                # kept copies neither this configuration nor any still to run can use are
+                # released before it starts (the last ones when the run ends)
+                gone = self._ran | set(self._done)
+                await self._pool.trim([config, *(c for c in self.plan if c.config_id not in gone)])
             report = await self._runner.run(index, len(self.plan), config)
         finally:
             structlog.contextvars.unbind_contextvars("config")

@@ -21,9 +21,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import structlog
 
 from npf_core.errors import TelemetryUnavailable
+from npf_core.log import get_logger
 from npf_core.plugin.hookspecs import Device, Telemetry, TelemetryTarget
 from npf_core.plugin.manager import Plugins
 from npf_core.results.telemetry import DEVICE_METRICS, WINDOW_TIME, TelemetryResult
@@ -32,7 +32,7 @@ from npf_core.spec.schema import LoadedSpec, TelemetrySourceSpec
 
 __all__ = ["BUILT_IN_ORDER", "TelemetryHub"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 #: under ``"auto"``, the built-in sources come first (in this order), then the others by name
 BUILT_IN_ORDER = ("neuron-monitor", "nvml", "host")

@@ -17,6 +17,19 @@ Conversation, per benchmarker (one model copy)::
     parent -> Stop()                         optional: early stop or cancel
     child  -> Result(...)                    or Failed, then the child exits
 
+A copy kept for the next configurations (``Job.reuse``, see
+:mod:`npf_core.supervisor.copy_pool`) does not exit after its Result: it keeps its
+loaded model and blocks on the wire until the supervisor sends::
+
+    parent -> Reconfigure(job)               the next configuration, same loaded model
+    child  -> Ready(reused=True)             rebuilt workers and inputs, warmed up again
+    ...                                      Go, Progress, Result as above
+    parent -> Release()                      or a hang-up: the copy exits
+
+A copy loaded ahead for a later configuration (``Job.preload``) answers its Setup
+with Ready once loaded, runs nothing (no warm-up, no Go), and waits for
+Reconfigure or Release like a kept copy.
+
 New fields always get defaults, so old and new ends can talk.
 """
 
@@ -51,6 +64,8 @@ __all__ = [
     "Loaded",
     "Progress",
     "Ready",
+    "Reconfigure",
+    "Release",
     "Result",
     "Setup",
     "Stop",
@@ -58,7 +73,7 @@ __all__ = [
     "encode_frame",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: Reconfigure and Release (copies kept across configurations)
 MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 
@@ -165,6 +180,11 @@ class Job(msgspec.Struct, kw_only=True):
     evaluate: EvalJob | None = None
     #: keep each call's stamps, up to this many calls per copy (NeuronPerf's return_timers)
     keep_calls: int = 0
+    #: after its Result the copy waits for Reconfigure or Release instead of exiting
+    reuse: bool = False
+    #: load only, ahead of the configuration that needs the copy: Ready, then wait
+    #: (no warm-up, no measurement) for Reconfigure or Release
+    preload: bool = False
 
 
 class Setup(Message, kw_only=True):
@@ -176,6 +196,17 @@ class Loaded(Message, kw_only=True):
     supervisor which stage a copy that dies before Ready died in."""
 
 
+class Reconfigure(Message, kw_only=True):
+    """The next configuration for a copy that has its model loaded: the same model
+    (the supervisor checks what the copy holds), new workers, inputs and timing."""
+
+    job: Job
+
+
+class Release(Message, kw_only=True):
+    """A kept copy is not needed any more: it exits (code 0)."""
+
+
 class Ready(Message, kw_only=True):
     load_ns: int
     setup_ns: int = 0
@@ -184,6 +215,8 @@ class Ready(Message, kw_only=True):
     warmup_calls: int = 0
     #: with ``Job.keep_calls``: stage -> [start, end] (perf_counter_ns) of env_setup, load, setup, warmup
     stamps: dict[str, list[int]] = {}
+    #: the copy was already loaded (Reconfigure): load_ns, setup_ns and env_setup_ns are 0
+    reused: bool = False
 
 
 class Go(Message, kw_only=True):
@@ -252,7 +285,7 @@ class Failed(Message, kw_only=True):
     traceback: str = ""
 
 
-AnyMessage = Union[Hello, Setup, Loaded, Ready, Go, Stop, Progress, Result, Failed]
+AnyMessage = Union[Hello, Setup, Loaded, Ready, Go, Stop, Progress, Result, Failed, Reconfigure, Release]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMessage)

@@ -103,6 +103,12 @@ class MxnetFramework(Framework):
     def start_method_for(self, device: Device) -> str:
         return "fresh"
 
+    def copy_depends_on(self, device: Device) -> frozenset[str]:
+        """MXNet reads its engine's thread counts (from the workers per copy and the
+        copy's CPU share) once, at import: a copy is reused only for the same
+        workers (and copies, unless ``threads`` fixes the operator threads)."""
+        return frozenset({"workers_per_model"} if self.opts.threads is not None else {"workers_per_model", "n_models"})
+
     def check(self, kind: str, ref: str, spec: Any) -> None:
         if not installed("mxnet"):
             raise PluginError(

@@ -124,6 +124,12 @@ class TensorflowFramework(Framework):
     def start_method_for(self, device: Device) -> str:
         return "fresh"
 
+    def copy_depends_on(self, device: Device) -> frozenset[str]:
+        """TensorFlow's thread pools are sized once, before its runtime starts, from
+        the copy's CPU share (which depends on ``n_models``): a copy is reused only
+        with as many copies beside it, unless ``threads`` fixes the size."""
+        return frozenset() if self.opts.threads else frozenset({"n_models"})
+
     def check(self, kind: str, ref: str, spec: Any) -> None:
         start = getattr(spec, "start_method", "auto")
         if start in FORK_METHODS:

@@ -217,7 +217,7 @@ class TorchFramework(Framework):
             return "cuda"
         return "cpu"  # also for Neuron: torch-neuronx models take and return CPU tensors
 
-    def _set_threads(self, ctx: ChildContext) -> None:
+    def _set_threads(self, ctx: ChildContext, interop: bool = True) -> None:
         import torch
 
         threads = self.opts.threads
@@ -230,7 +230,7 @@ class TorchFramework(Framework):
             n_models = max(1, int(getattr(ctx.job, "n_models", 1)))
             threads = usable if pinned else max(1, usable // n_models)
         torch.set_num_threads(threads)
-        if self.opts.interop_threads is not None:
+        if interop and self.opts.interop_threads is not None:
             try:
                 torch.set_num_interop_threads(self.opts.interop_threads)
             except RuntimeError as exc:  # once inter-op work has started (e.g. inherited by fork)
@@ -260,6 +260,11 @@ class TorchFramework(Framework):
             model = model.to(device)
         self.device = torch.device(device)
         return model
+
+    def reconfigure(self, model: Any, ctx: ChildContext) -> None:
+        """A reused copy: its intra-op pool sized for the new ``n_models`` (the
+        inter-op pool can be sized only once per process)."""
+        self._set_threads(ctx, interop=False)
 
     def _load_file(self, path: Path, device: str, neuron: bool) -> Any:
         import torch

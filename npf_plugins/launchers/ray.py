@@ -1,12 +1,14 @@
 """Launcher ``ray``: spread a sweep over the nodes of a Ray cluster (see docs/ray.md).
 
-The driver (this process) plans the sweep as for a local run; each configuration
-then goes to one node as a Ray task that runs the ordinary local supervisor there,
-on that one configuration, and streams its events back (a Ray streaming generator).
-A benchmark needs its node to itself: the driver keeps a pool of eligible nodes and
-sends a node one configuration at a time (pinned with a hard node-affinity
-strategy, asking for the node's whole device resource), so configurations run in
-parallel only across nodes.
+The driver (this process) plans the sweep as for a local run; each node it uses
+gets one agent, a Ray actor (:class:`NodeAgent`, pinned with a hard node-affinity
+strategy, holding the node's whole device resource) that runs the ordinary local
+supervisor there for the whole run. The driver sends a node one configuration at a
+time and the agent streams its events back (a Ray streaming generator); between
+configurations the agent keeps its supervisor side: its zygote and, with
+``reuse_copies``, the model copies it loaded. A benchmark needs its node to itself,
+so configurations run in parallel only across nodes; a free node takes the next
+configuration of the model it holds loaded.
 
 Ray is imported only when a spec asks for this launcher: install ``npf[ray]``.
 """
@@ -146,7 +148,10 @@ class RayLauncher(Launcher):
         self._payload: Any = None
         self._runtime_env: dict[str, Any] = {}
         self._owns_ray = False
-        self._remote_fn: Any = None
+        self._agent_cls: Any = None
+        self._agents: dict[str, Any] = {}  # node id -> its NodeAgent actor
+        self._waiting: list[str] = []
+        self._last: dict[str, RunConfig] = {}
 
     # -- before anything runs ---------------------------------------------------
 
@@ -267,20 +272,45 @@ class RayLauncher(Launcher):
     async def run(self, run: LaunchHost, todo: list[tuple[int, RunConfig]]) -> None:
         ray = import_ray()
         pool = NodePool(self.nodes)
+        #: configurations not handed to a node yet: what the nodes keep idle copies for
+        self._waiting = [c.config_id for _, c in todo]
+        self._last = {}  # node id -> the configuration it ran last
+        clean = False
         try:
             async with anyio.create_task_group() as tg:
-                for index, config in todo:
+                while self._waiting:
                     node = await pool.acquire()
+                    index, config = self._next_for(node, todo)
+                    self._waiting.remove(config.config_id)
                     if node is None:
                         run.config_started(index, config)
                         run.config_done(index, config, self._failure(config, time.time(), "NoRayNode",
                                                                      "no eligible Ray node is alive"))
                         continue
+                    self._last[node.id] = config
                     tg.start_soon(self._one, ray, run, pool, index, config, node)
+            clean = True
         finally:
+            with anyio.CancelScope(shield=True):
+                await self._close_agents(ray, graceful=clean)
             if self._owns_ray:
                 ray.shutdown()
                 self._owns_ray = False
+
+    def _next_for(self, node: Node | None, todo: list[tuple[int, RunConfig]]) -> tuple[int, RunConfig]:
+        """The next configuration for ``node``: the first waiting one of the model (and
+        pipeline size) the node ran last, whose copies it keeps loaded; else the first
+        waiting one."""
+        still = set(self._waiting)
+        waiting = [(i, c) for i, c in todo if c.config_id in still]
+        last = self._last.get(node.id) if node is not None else None
+        if last is not None:
+            for i, c in waiting:
+                if (c.model_ref, c.pipeline_size, c.performance_level) == (
+                    last.model_ref, last.pipeline_size, last.performance_level
+                ):
+                    return i, c
+        return waiting[0]
 
     async def _one(self, ray: Any, run: Any, pool: NodePool, index: int, config: Any, node: Node | None) -> None:
         run.config_started(index, config)
@@ -294,6 +324,7 @@ class RayLauncher(Launcher):
                 except Exception as exc:  # a bug (npf's or Ray's): this configuration fails, the sweep goes on
                     report, fault = self._failure(config, time.time(), type(exc).__name__,
                                                   f"unexpected error launching on Ray: {exc!r}", node), ""
+                    self._drop_agent(ray, node)
                 if not fault or tries >= self.opts.retries:
                     break
                 tries += 1
@@ -313,7 +344,12 @@ class RayLauncher(Launcher):
 
     async def _release(self, ray: Any, pool: NodePool, node: Node, fault: str) -> None:
         """Back to the pool, unless the node died (Ray may still list a dead node as
-        alive for a while: a NodeDiedError is believed at once)."""
+        alive for a while: a NodeDiedError is believed at once). A node that just ran
+        a configuration without a fault is alive: no need to ask Ray."""
+        if not fault:
+            pool.release(node)
+            return
+        self._drop_agent(ray, node)
         if fault == "node":
             pool.drop(node)
             return
@@ -323,21 +359,24 @@ class RayLauncher(Launcher):
         else:
             pool.drop(node)
 
-    def _task(self, ray: Any) -> Any:
-        if self._remote_fn is None:
-            self._remote_fn = ray.remote(node_main)
-        return self._remote_fn
+    # -- the node agents: one Ray actor per node, kept across its configurations ----
 
-    async def _remote(self, ray: Any, run: Any, index: int, config: Any, node: Node) -> tuple[Report, str]:
-        """Run one configuration on ``node``; the report, and what failed if not the
-        configuration itself: "node" (it died), "worker" (its Ray worker died) or ""."""
+    def _agent(self, ray: Any, node: Node) -> Any:
+        """The node's agent (started on first use): a Ray actor pinned to the node
+        that holds its whole device resource and runs the local supervisor there,
+        with its zygote and kept model copies, for every configuration the node runs."""
+        agent = self._agents.get(node.id)
+        if agent is not None:
+            return agent
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        if self._agent_cls is None:
+            self._agent_cls = ray.remote(NodeAgent)
         opts: dict[str, Any] = {
             "scheduling_strategy": NodeAffinitySchedulingStrategy(node.id, soft=False),
             "num_cpus": self.opts.num_cpus,
-            "max_retries": 0,
-            "num_returns": "streaming",
+            "max_restarts": 0,
+            "max_task_retries": 0,
         }
         if self.resource == "GPU":
             opts["num_gpus"] = node.resources["GPU"]
@@ -345,8 +384,43 @@ class RayLauncher(Launcher):
             opts["resources"] = {self.resource: node.resources[self.resource]}  # the node's whole device
         if self._runtime_env:
             opts["runtime_env"] = self._runtime_env
+        agent = self._agent_cls.options(**opts).remote(*self._payload)
+        self._agents[node.id] = agent
+        return agent
+
+    def _drop_agent(self, ray: Any, node: Node) -> None:
+        """An agent whose worker or node died, or that failed: ended (its supervisor
+        process, with every copy it kept); the node's next configuration starts another."""
+        agent = self._agents.pop(node.id, None)
+        self._last.pop(node.id, None)
+        if agent is not None:
+            try:
+                ray.kill(agent, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    async def _close_agents(self, ray: Any, graceful: bool) -> None:
+        """The run ends: each agent releases its copies and its zygote (graceful), and
+        its actor ends (at once when the run was interrupted)."""
+        agents, self._agents = dict(self._agents), {}
+        if graceful and agents:
+            refs = [a.close.remote() for a in agents.values()]
+            with anyio.move_on_after(AGENT_CLOSE_S):
+                await anyio.to_thread.run_sync(lambda: ray.wait(refs, num_returns=len(refs), timeout=AGENT_CLOSE_S),
+                                               abandon_on_cancel=True)  # fmt: skip
+        for agent in agents.values():
+            try:
+                ray.kill(agent, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    async def _remote(self, ray: Any, run: Any, index: int, config: Any, node: Node) -> tuple[Report, str]:
+        """Run one configuration on ``node``'s agent; the report, and what failed if
+        not the configuration itself: "node" (it died), "worker" (its Ray worker, the
+        agent, died) or ""."""
         started = time.time()
-        gen = self._task(ray).options(**opts).remote(*self._payload, config.config_id)
+        agent = self._agent(ray, node)
+        gen = agent.run.options(num_returns="streaming").remote(config.config_id, list(self._waiting))
         report: Report | None = None
         where = f"Ray node {node.host} ({node.id[:12]})"
         ended = False
@@ -363,21 +437,19 @@ class RayLauncher(Launcher):
             ended = True
         except ray.exceptions.RayTaskError as exc:  # npf itself raised on the node: a bad spec there, a bug
             ended = True
+            self._drop_agent(ray, node)
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             return self._failure(config, started, type(cause).__name__, f"on {where}: {cause}", node), ""
-        except ray.exceptions.RayError as exc:  # the worker or the node died, the task was cancelled
+        except ray.exceptions.RayError as exc:  # the agent's worker or the node died
             ended = True
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             msg = f"{where} lost the configuration: {type(exc).__name__}: {first}"
             fault = "node" if isinstance(exc, ray.exceptions.NodeDiedError) else "worker"
             return self._failure(config, started, type(exc).__name__, msg, node), fault
         finally:
-            if not ended:  # cancelled (Ctrl-C, the embedding task): stop the remote work now
+            if not ended:  # cancelled (Ctrl-C, the embedding task): end the node's work now
                 with anyio.CancelScope(shield=True):
-                    try:
-                        ray.cancel(gen, force=True)
-                    except Exception:  # noqa: BLE001 - it may have ended meanwhile
-                        pass
+                    self._drop_agent(ray, node)
         if report is None:
             msg = f"{where}: the task ended without a report"
             return self._failure(config, started, "RayTaskEnded", msg, node), "worker"
@@ -439,56 +511,100 @@ def _next_ref(gen: Any) -> Any:
 
 # -- on the node ------------------------------------------------------------------
 
-
-def node_main(loaded: Any, blob: bytes | None, config_id: str) -> Any:
-    """The Ray task (a streaming generator): the local supervisor on one
-    configuration, its events yielded as they happen."""
-    from npf_core import Supervisor
-
-    folder = None
-    if blob is not None:  # the spec's folder, shipped: unpacked here for this configuration
-        folder = Path(tempfile.mkdtemp(prefix="npf-ship-"))
-        with zipfile.ZipFile(io.BytesIO(blob)) as z:
-            z.extractall(folder)
-        loaded = msgspec.structs.replace(loaded, base_dir=folder)
-    try:
-        yield from _node_run(Supervisor, loaded, config_id)
-    finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+#: how long the driver waits for the agents to release their copies at the end of a run
+AGENT_CLOSE_S = 30.0
 
 
-def _node_run(supervisor: Any, loaded: Any, config_id: str) -> Any:
-    sup = supervisor(loaded, reporters=[], results=False, launcher="local")  # the driver keeps the results
-    sup.plan = [c for c in sup.plan if c.config_id == config_id]
-    if not sup.plan:
-        raise SpecError("launcher", f"configuration {config_id!r} is not in the plan made on {socket.gethostname()} "
-                                    "(its device count differs from the driver's?)")  # fmt: skip
-    events: queue.Queue[Any] = queue.Queue()
-    errors: list[BaseException] = []
+class NodeAgent:
+    """The Ray actor on one node: the local supervisor (with ``reuse_copies``, its
+    zygote and the model copies it keeps) runs in a thread of its own for the whole
+    run, and serves the configurations the driver sends, one at a time (:meth:`run`
+    streams each one's events back). The thread lives until every benchmarker it
+    started is reaped: they are forked from it, and die with it."""
 
-    async def main() -> None:
-        async with sup:
-            async for event in sup.events():
-                events.put(event)
+    def __init__(self, loaded: Any, blob: bytes | None) -> None:
+        from npf_core import Supervisor
 
-    def runner() -> None:
+        self.folder: Path | None = None
+        if blob is not None:  # the spec's folder, shipped: unpacked here for the run
+            self.folder = Path(tempfile.mkdtemp(prefix="npf-ship-"))
+            with zipfile.ZipFile(io.BytesIO(blob)) as z:
+                z.extractall(self.folder)
+            loaded = msgspec.structs.replace(loaded, base_dir=self.folder)
+        self.requests: queue.Queue[Any] = queue.Queue()
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.errors: list[BaseException] = []
+        self.ended = False
+        self.sup = Supervisor(loaded, reporters=[], results=False, launcher="local")  # the driver keeps the results
+        self.sup.setup()
+        self.plan = list(self.sup.plan)
+        self.sup.launcher = _Served(self)
+        self.thread = threading.Thread(target=self._main, name="npf-supervisor", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        async def main() -> None:
+            async with self.sup:
+                async for event in self.sup.events():
+                    if isinstance(event, (ev.Progress, ev.ConfigFinished, ev.ConfigFailed)):
+                        self.events.put(event)
+
         try:
             anyio.run(main)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the task below
-            errors.append(exc)
+        except BaseException as exc:  # noqa: BLE001 - raised again in run()
+            self.errors.append(exc)
         finally:
-            events.put(_END)
+            self.events.put(_END)
 
-    # The benchmarkers are forked from this thread: it lives until they are reaped.
-    thread = threading.Thread(target=runner, name="npf-supervisor", daemon=True)
-    thread.start()
-    while (item := events.get()) is not _END:
-        if isinstance(item, (ev.Progress, ev.ConfigFinished, ev.ConfigFailed)):
+    def run(self, config_id: str, waiting: list[str]) -> Any:
+        """One configuration (a streaming generator of its events). ``waiting``: the
+        driver's configurations not handed out yet, which copies are kept for."""
+        if not any(c.config_id == config_id for c in self.plan):
+            where = socket.gethostname()
+            raise SpecError("launcher", f"configuration {config_id!r} is not in the plan made on {where} "
+                                        "(its device count differs from the driver's?)")  # fmt: skip
+        if self.ended:
+            raise RuntimeError("the node's supervisor has ended")
+        self.requests.put((config_id, set(waiting)))
+        while True:
+            item = self.events.get()
+            if item is _END:
+                self.ended = True
+                if self.errors:
+                    raise self.errors[0]
+                raise RuntimeError("the node's supervisor ended before the configuration did")
             yield item
-    thread.join()
-    if errors:
-        raise errors[0]
+            if isinstance(item, (ev.ConfigFinished, ev.ConfigFailed)) and item.config.config_id == config_id:
+                return
+
+    def close(self) -> None:
+        """Release the kept copies and the zygote, end the supervisor."""
+        self.requests.put(None)
+        self.thread.join(AGENT_CLOSE_S)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _Served(Launcher):
+    """The node supervisor's launcher: the configurations the driver sends."""
+
+    def __init__(self, agent: NodeAgent) -> None:
+        super().__init__({})
+        self.agent = agent
+
+    async def run(self, run: LaunchHost, todo: list[tuple[int, RunConfig]]) -> None:
+        where = {c.config_id: (i, c) for i, c in todo}
+        while True:
+            request = await anyio.to_thread.run_sync(self.agent.requests.get, abandon_on_cancel=True)
+            if request is None:
+                return
+            config_id, waiting = request
+            index, config = where[config_id]
+            # what this node may still be asked for: the rest of its kept copies are released
+            self.agent.sup.plan = [c for c in self.agent.plan if c.config_id in waiting or c is config]
+            run.config_started(index, config)
+            report = await run.run_config(index, config)
+            run.config_done(index, config, report)
 
 
 @hookimpl

@@ -545,7 +545,11 @@ class ConsoleReporter(Reporter):
             if not quiet:
                 n = len(event.configs)
                 where = f" -> {_shown(event.output_dir)}" if Path(event.output_dir).is_dir() else " (no results files)"
-                c.print(f"npf: {n} configuration{'s' * (n != 1)}{where}", soft_wrap=True)
+                loads = ""
+                if event.loads is not None:  # what the sweep costs beyond measuring: loading copies
+                    how = "copies kept between configurations" if event.reuse else "reuse_copies off"
+                    loads = f", {event.loads} model load{'s' * (event.loads != 1)} ({how})"
+                c.print(f"npf: {n} configuration{'s' * (n != 1)}{loads}{where}", soft_wrap=True)
         elif isinstance(event, ev.ConfigStarted):
             self._started_at[event.index] = time.monotonic()
             self.total = event.total

@@ -98,10 +98,13 @@ def write_marker() -> None:
 
 
 class Faulty:
-    """Sleeps ``CALL_S`` per call; fails as ``NPF_FAULT`` says, where it says."""
+    """Sleeps ``CALL_S`` per call; fails as ``NPF_FAULT`` says, where it says. A copy
+    kept for another configuration (reuse_copies) finds that configuration's id in its
+    environment: a call fault is armed, and counted, per configuration."""
 
     def __init__(self) -> None:
         self.mode = armed()
+        self.config = os.environ.get("NPF_CONFIG_ID", "")
         self.calls = 0
         write_marker()
         print(f"planted model loading in {os.environ.get('NPF_CONFIG_ID')} (fault: {self.mode or 'none'})")
@@ -115,6 +118,10 @@ class Faulty:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def __call__(self, *inputs: Any) -> int:
+        if os.environ.get("NPF_CONFIG_ID", "") != self.config:  # reused for the next configuration
+            self.config = os.environ.get("NPF_CONFIG_ID", "")
+            self.mode = armed() if armed() not in ("load-raise", "load-hang", "setup-raise") else ""
+            self.calls = 0
         self.calls += 1
         if self.mode == "warmup-exit":
             os._exit(0)
@@ -234,4 +241,20 @@ class Hog:
 
     def __call__(self, *inputs: Any) -> int:
         time.sleep(CALL_S)
+class SlowLoading:
+    """A model with a load cost: loading sleeps ``NPF_LOAD_S`` seconds (default 0.3);
+    a call sleeps ``NPF_SLEEP_S`` (default 0.01). Each load leaves ``PID-N.load`` in
+    ``NPF_MARKER_DIR``, holding the configuration it loaded for and its copy index:
+    tests count loads and find a copy's process (N tells inline copies apart)."""
+
+    def __init__(self) -> None:
+        time.sleep(float(os.environ.get("NPF_LOAD_S", "0.3")))
+        self.sleep_s = float(os.environ.get("NPF_SLEEP_S", "0.01"))
+        marker = os.environ.get("NPF_MARKER_DIR")
+        if marker:
+            with open(os.path.join(marker, f"{os.getpid()}-{id(self)}.load"), "w") as f:
+                f.write(f"{os.environ.get('NPF_CONFIG_ID', '')} {os.environ.get('NPF_COPY_INDEX', '')}")
+
+    def __call__(self, *inputs: Any) -> int:
+        time.sleep(self.sleep_s)
         return len(inputs)

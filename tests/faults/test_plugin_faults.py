@@ -38,9 +38,10 @@ class HalfBrokenPlugin:
         registry.add("half-broken", HalfBrokenDevice)
 
 
-def test_plugin_bug_while_starting_is_a_failed_config(tmp_path: Path, spawn_guard) -> None:
+@pytest.mark.parametrize("reuse", [False, True])
+def test_plugin_bug_while_starting_is_a_failed_config(tmp_path: Path, spawn_guard, reuse: bool) -> None:
     spec = make_spec(tmp_path / "out", device="half-broken", n_models=[1, 2], workers_per_model=[1],
-                     start_method="fork")  # fmt: skip
+                     start_method="fork", reuse_copies=reuse)  # fmt: skip
     reports = npf_core.benchmark(spec, extra_plugins=(HalfBrokenPlugin(),))
     assert [(r.n_models, r.status) for r in reports] == [(1, "ok"), (2, "error")]
     error = reports[1].error
@@ -48,8 +49,10 @@ def test_plugin_bug_while_starting_is_a_failed_config(tmp_path: Path, spawn_guar
     assert error.type == "RuntimeError" and error.stage == "supervisor"
     assert "planted: the device plugin cannot assign copy 1" in error.message
     assert "assign" in error.traceback
-    # copy 0 of the failed configuration had started: it was reaped all the same
-    assert spawn_guard == [(0, "fork"), (0, "fork")]
+    # without reuse, copy 0 of the failed configuration had started: it was reaped all the
+    # same; with reuse, the copy 0 kept from the first configuration waited, and the run
+    # released it at its end (nothing is left either way)
+    assert spawn_guard == ([(0, "fork")] if reuse else [(0, "fork"), (0, "fork")])
     assert psutil.Process().children(recursive=True) == []
 
 

@@ -45,6 +45,7 @@ def test_two_by_two_sweep_of_a_2ms_model(
     assert set(doc) >= {"npf_version", "spec", "environment", "reports"}
     reports = doc["reports"]
     assert [(r["n_models"], r["workers_per_model"]) for r in reports] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert [r["reused_copies"] for r in reports] == [0, 1, 1, 2]
     for r in reports:
         assert r["status"] == "ok", r.get("error")
         assert set(NEURONPERF_COLUMNS) <= set(r)
@@ -57,11 +58,14 @@ def test_two_by_two_sweep_of_a_2ms_model(
             "latency_ms_p100",
             "e2e_avg_ms",
             "infer_avg_ms",
-            "load_avg_ms",
             "warmup_avg_ms",
             "total_s",
         ):
             assert isinstance(r[field], float) and r[field] > 0, (field, r[field])  # fmt: skip
+        # the copies each configuration loaded (reuse_copies): copy 0 in the first, copy 1
+        # when n_models grows; a configuration that reused every copy loaded none
+        loaded = r["n_models"] - r["reused_copies"]
+        assert (isinstance(r["load_avg_ms"], float) and r["load_avg_ms"] > 0) if loaded else r["load_avg_ms"] is None
         assert r["model_name"] == "Sleepy" and r["batch_size"] == 1 and r["pipeline_size"] == 1
         assert r["device_type"] == "cpu"
         assert r["total_infs"] > 0

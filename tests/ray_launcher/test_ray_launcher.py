@@ -142,7 +142,9 @@ def test_a_ray_worker_killed_mid_run_fails_one_configuration(
     assert not still_alive([killed[0][1]])
     # every benchmarker of the run, the killed worker's included, has ended (the fixture checks it too)
     started = benchmarkers(pid_dir, before)
-    assert len(started) >= 4
+    # each node's agent loads the copy and keeps it for the configurations after
+    # (reuse_copies); the killed agent's node starts a new agent, which loads again
+    assert len(started) >= 2
     assert not still_alive([pid for _, pid, _ in started])
     # the cluster is whole again for the next test
     assert len(node_ids()) == 2

@@ -61,14 +61,19 @@ def zygote_processes() -> list[psutil.Process]:
     return [p for p in psutil.Process().children() if "npf_core.child.zygote" in " ".join(p.cmdline())]
 
 
-def test_one_zygote_forks_every_copy_of_the_run(probe: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("reuse", [True, False])
+def test_one_zygote_forks_every_copy_of_the_run(
+    probe: tuple[dict[str, Any], Path], tmp_path: Path, reuse: bool
+) -> None:
     model, markers = probe
-    spec = sweep_spec(tmp_path / "out", model=model, n_models=[1, 2], workers_per_model=[1, 2], duration_s=0.1)
+    spec = sweep_spec(tmp_path / "out", model=model, n_models=[1, 2], workers_per_model=[1, 2], duration_s=0.1,
+                      reuse_copies=reuse)  # fmt: skip
     reports = npf_core.benchmark(spec)
     assert [(r.status, r.start_method) for r in reports] == [("ok", "zygote")] * 4, [r.error for r in reports]
     assert all(r.valid or "fork" not in " ".join(r.validity_reasons) for r in reports)
     seen = marks(markers)
-    assert len(seen) == 6  # 1 + 1 + 2 + 2 copies
+    # reuse: copy 0, and copy 1 once n_models grows, each kept for the rest; else 1 + 1 + 2 + 2 copies
+    assert len(seen) == (2 if reuse else 6)
     parents = {ppid for _, ppid, _, _, _ in seen}
     assert len(parents) == 1 and os.getpid() not in parents  # one zygote, not this process
     assert all(pgrp == pid for pid, _, pgrp, _, _ in seen)  # each leads its own process group

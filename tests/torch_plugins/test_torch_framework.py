@@ -83,16 +83,27 @@ def test_module_object_through_the_api(tmp_path: Path) -> None:
     assert_ok(reports)
 
 
-def test_threads_are_shared_between_copies(tmp_path: Path, record: Path) -> None:
+@pytest.mark.parametrize("reuse", [False, True])
+def test_threads_are_shared_between_copies(tmp_path: Path, record: Path, reuse: bool) -> None:
     usable = len(os.sched_getaffinity(0))
-    reports = run({"framework": "torch", "target": f"{MODELS}:Probe"}, tmp_path, n_models=[1, 2])
+    reports = run({"framework": "torch", "target": f"{MODELS}:Probe"}, tmp_path, n_models=[1, 2],
+                  reuse_copies=reuse)  # fmt: skip
     assert_ok(reports, 2)
     loads = [e for e in read_jsonl(record) if e["event"] == "load"]
-    # copies of the n=1 config, then the two of the n=2 config (warm-up runs in the
-    # same process as its load, so the order of 'load' events per config is kept)
-    assert len(loads) == 3
-    assert loads[0]["threads"] == usable
-    assert {e["threads"] for e in loads[1:]} == {max(1, usable // 2)}
+    if not reuse:
+        # copies of the n=1 config, then the two of the n=2 config (warm-up runs in the
+        # same process as its load, so the order of 'load' events per config is kept)
+        assert len(loads) == 3
+        assert loads[0]["threads"] == usable
+        assert {e["threads"] for e in loads[1:]} == {max(1, usable // 2)}
+    else:
+        # copy 0 loads for n=1, copy 1 for n=2 (ahead, beside it); copy 0 is kept for n=2
+        # and its pool resized for two copies (Framework.reconfigure)
+        assert sorted(e["threads"] for e in loads) == sorted([usable, max(1, usable // 2)])
+    calls = {(e["config"], e["pid"]): e["threads"] for e in read_jsonl(record) if e["event"] == "call"}
+    assert {t for (config, _), t in calls.items() if "-n1-" in config} == {usable}
+    assert {t for (config, _), t in calls.items() if "-n2-" in config} == {max(1, usable // 2)}
+    assert len([c for c, _ in calls if "-n2-" in c]) == 2
 
 
 def test_threads_option(tmp_path: Path, record: Path) -> None:

@@ -29,11 +29,13 @@ class Net(torch.nn.Module):
 
 class Probe(Net):
     """``Net`` that records, at load, the copy's thread count, cores and training
-    flag, and at its first call the grad mode and the type and device of its input."""
+    flag, and at its first call in each configuration (a copy kept for the next one
+    runs several) the grad mode, the thread count and the type and device of its
+    input."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.seen = False
+        self.seen = ""
         record(
             event="load",
             threads=torch.get_num_threads(),
@@ -42,10 +44,13 @@ class Probe(Net):
         )
 
     def forward(self, x: Any) -> Any:
-        if not self.seen:
-            self.seen = True
+        config = os.environ.get("NPF_CONFIG_ID", "?")
+        if self.seen != config:
+            self.seen = config
             record(
                 event="call",
+                config=config,
+                threads=torch.get_num_threads(),
                 training=self.training,
                 inference_mode=torch.is_inference_mode_enabled(),
                 grad_enabled=torch.is_grad_enabled(),

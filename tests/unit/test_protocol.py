@@ -52,6 +52,9 @@ MESSAGES: list[pr.Message] = [
         stopped_by="deadline",
     ),
     pr.Failed(stage="load", type="ImportError", message="no module x", traceback="Traceback ..."),
+    pr.Reconfigure(job=msgspec.structs.replace(job(), workers=2, batch_size=8, reuse=True)),
+    pr.Ready(load_ns=0, warmup_ns=30, reused=True),
+    pr.Release(),
 ]
 
 
