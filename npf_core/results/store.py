@@ -327,7 +327,15 @@ def _row_id(row: Any) -> str:
 
 #: what every report npf writes holds, whatever its version: NeuronPerf's fields and the identity
 CORE_FIELDS = (*NEURONPERF_COLUMNS, "config_id")
-_REPORT_FIELDS = tuple(f.encode_name for f in msgspec.structs.fields(Report))
+#: report fields added after results format 2 first shipped: a file written before them
+#: lacks them, and that is no damage (its rows are resumed, with the defaults)
+LATER_FIELDS = frozenset({
+    "input_signature", "reused_copies", "device_util_avg_percent", "device_util_peak_percent",
+    "device_mem_used_peak_mb", "power_avg_w", "power_peak_w", "inf_per_joule", "device_clock_avg_mhz",
+    "copy_cores_util_avg_percent", "copy_rss_peak_mb", "telemetry_avg", "telemetry_sources", "telemetry_note",
+    "telemetry_windows",
+})  # fmt: skip
+_REPORT_FIELDS = tuple(f.encode_name for f in msgspec.structs.fields(Report) if f.encode_name not in LATER_FIELDS)
 
 
 def decode_row(row: Any, *, strict: bool) -> tuple[Report | None, list[str]]:

@@ -229,6 +229,12 @@ class ConfigRunner:
                         await anyio.sleep(SPAWN_YIELD_S)
                     if pool is not None:
                         for later, key in pool.ahead(keys):
+                            if self.cost is None and later.n_models > limits.UNMEASURED_COPIES:
+                                break  # what a copy takes is not known yet: that configuration starts its own
+                            try:
+                                await self._check_room(later, children)
+                            except MachineLimit:
+                                break  # refused when its turn comes, before it starts anything
                             if later.start_method == "zygote" and zygote is None:
                                 try:
                                     zygote = await self._zygotes.get(self.spec.timeouts.load_s)

@@ -19,7 +19,7 @@ from npf_core.results.store import ResultsFile, read_results, results_file
 
 from .conftest import sweep_spec, write_json
 
-IDS = ["Sleepy-i0-b1-p1-n1-w1", "Sleepy-i0-b1-p1-n1-w2"]
+IDS = ["Sleepy-b1-p1-n1-w1", "Sleepy-b1-p1-n1-w2"]
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_resume_over_a_non_finite_number_reruns_that_report(
 ) -> None:
     spec, path = finished_run
     _put_raw(path, "latency_ms_p50", raw)
-    code, _out, err = run_cli("run", str(spec), "-q", "--resume")
+    code, _out, err = run_cli("run", str(spec), "--resume")
     assert code == 0, err
     assert "Traceback" not in err and "ExceptionGroup" not in err, err
     assert len(spawn_guard) == 1  # the damaged one ran again; the sound one was kept
@@ -71,7 +71,7 @@ def test_resume_over_a_report_with_a_field_deleted_reruns_it(
 ) -> None:
     spec, path = finished_run
     _edit_first_report(path, lambda r: r.pop(key))
-    code, _out, err = run_cli("run", str(spec), "-q", "--resume")
+    code, _out, err = run_cli("run", str(spec), "--resume")
     assert code == 0, err
     assert "Traceback" not in err
     assert len(spawn_guard) == 1
@@ -92,7 +92,7 @@ def test_resume_over_a_report_of_the_wrong_type_reruns_it(finished_run: tuple[Pa
 def test_resume_over_a_file_that_is_not_results_is_exit_2(finished_run: tuple[Path, Path], run_cli) -> None:
     spec, path = finished_run
     path.write_text("[" * 100_000 + "]" * 100_000)
-    code, _out, err = run_cli("run", str(spec), "-q", "--resume")
+    code, _out, err = run_cli("run", str(spec), "--resume")
     assert code == 2, err
     assert "Traceback" not in err and "results file" in err
 

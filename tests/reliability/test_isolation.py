@@ -73,6 +73,7 @@ def test_a_copy_cannot_change_what_later_copies_read(method: str, tmp_path: Path
     spec = sweep_spec(
         tmp_path / "out", model={"framework": "python", "target": Tamperer}, n_models=[2],
         workers_per_model=[1, 2], start_method=method, duration_s=0.05,
+        reuse_copies=False,  # every configuration's copies start anew and read the payload
     )  # fmt: skip
     reports = npf_core.benchmark(spec)
     assert [r.status for r in reports] == ["ok", "ok"], [r.error for r in reports]
@@ -138,6 +139,7 @@ def test_a_helper_in_a_session_of_its_own_ends_with_the_run(
     spec = sweep_spec(
         tmp_path / "out", model={"framework": "python", "target": f"{MODELS}:Spawner"},
         n_models=[2], workers_per_model=[1, 2], start_method=method,
+        reuse_copies=False,  # each configuration starts its copies, and they their helpers
     )  # fmt: skip
     reports = npf_core.benchmark(spec)
     assert [r.status for r in reports] == (["error", "ok"] if fault else ["ok", "ok"]), [r.error for r in reports]

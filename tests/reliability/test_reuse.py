@@ -120,7 +120,7 @@ def test_copies_of_a_configuration_that_failed_are_not_reused(
     assert [r.reused_copies for r in reports] == [0, 2, 0]
     assert reports[1].error is not None and "killed by SIGKILL" in reports[1].error.message
     configs = sorted(Path(m).read_text() for m in markers.glob("*.pid"))
-    assert configs == ["Faulty-i0-b1-p1-n2-w1"] * 2 + ["Faulty-i0-b1-p1-n2-w3"] * 2
+    assert configs == ["Faulty-b1-p1-n2-w1"] * 2 + ["Faulty-b1-p1-n2-w3"] * 2
 
 
 def test_an_idle_copy_takes_no_cpu_and_one_that_died_idle_is_loaded_again(
