@@ -16,6 +16,15 @@ Conversation, per benchmarker (one model copy)::
     parent -> Stop()                         optional: early stop or cancel
     child  -> Result(...)                    or Failed, then the child exits
 
+A job with ``repeat`` (the capacity search's probes) keeps its copy loaded after a
+Result: the next ``Go`` measures again, with the loaded model and the same worker
+threads, under the load that Go names (``load_mode``, ``rate_per_copy``); ``Stop``
+or a closed wire ends it::
+
+    parent -> Go(go_at_ns, stop_at_ns, load_mode, rate_per_copy)
+    child  -> Progress(...) ... Result(...)
+    parent -> Stop()                         no more probes: the child exits
+
 New fields always get defaults, so old and new ends can talk.
 """
 
@@ -160,6 +169,10 @@ class Job(msgspec.Struct, kw_only=True):
     window_ns: int
     seed: int = 0
     evaluate: EvalJob | None = None
+    #: after its Result the copy waits for another Go (or Stop) instead of exiting
+    repeat: bool = False
+    #: calls slower than this (ns) are counted (Progress.over, Result.over); 0: not counted
+    slo_ns: int = 0
 
 
 class Setup(Message, kw_only=True):
@@ -177,6 +190,10 @@ class Ready(Message, kw_only=True):
 class Go(Message, kw_only=True):
     go_at_ns: int
     stop_at_ns: int
+    #: a repeat job's load for this measurement ("closed", "poisson", "constant"); "" keeps the job's
+    load_mode: str = ""
+    #: the open loop's rate for this measurement (calls/s of this copy); with ``load_mode``
+    rate_per_copy: float = 0.0
 
 
 class Stop(Message, kw_only=True):
@@ -186,6 +203,8 @@ class Stop(Message, kw_only=True):
 class Progress(Message, kw_only=True):
     window: int
     completed: int
+    #: of those, calls slower than the job's ``slo_ns``
+    over: int = 0
 
 
 class Hist(msgspec.Struct, array_like=True):
@@ -215,6 +234,8 @@ class Result(Message, kw_only=True):
     #: (the state only: the supervisor rebuilds each with the class it resolved)
     metric_states: dict[str, list[bytes]] = {}
     eval_examples: int = 0
+    #: calls slower than the job's ``slo_ns``
+    over: int = 0
 
 
 class Failed(Message, kw_only=True):
