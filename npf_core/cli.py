@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", help="where results go (overrides output.dir)")
     run.add_argument("--duration-s", type=float, help="seconds per configuration (overrides duration_s)")
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
+    run.add_argument("--slo-p99-ms", type=float, metavar="MS",
+                     help="find each configuration's capacity at this p99 budget (load mode 'capacity')")  # fmt: skip
     _sweep_flags(run)
     _verbosity(run)
 
@@ -159,6 +161,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     if args.duration_s is not None:
         overrides["duration_s"] = args.duration_s
+    if getattr(args, "slo_p99_ms", None) is not None:
+        overrides["slo_p99_ms"] = args.slo_p99_ms
     from npf_core.spec.overrides import sweep_overrides
 
     overrides.update(
