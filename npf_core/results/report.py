@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from npf_core.results.capacity import CapacityProbe
 from npf_core.results.stats import Histogram, StoredHistogram, coefficient_of_variation, rate_ci
 from npf_core.spec.config import RunConfig
 from npf_core.wire.protocol import Ready, Result
@@ -149,6 +150,14 @@ class Report(msgspec.Struct, kw_only=True):
     mem_percents: list[float] = []
     node_host: str = ""
     node_id: str = ""
+    #: load mode "capacity": the p99 budget, the highest Poisson rate (inferences/s)
+    #: whose p99 stays within it, its interval, how the search ended, and its probes
+    slo_p99_ms: float | None = None
+    slo_capacity_inf_s: float | None = None
+    slo_capacity_ci_low: float | None = None
+    slo_capacity_ci_high: float | None = None
+    slo_search: str = ""
+    slo_probes: list[CapacityProbe] = []
 
     def __getitem__(self, key: str) -> Any:
         try:
