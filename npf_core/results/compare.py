@@ -9,6 +9,8 @@ Significance, at 95% confidence for the comparison as a whole:
 - p50, p99: from the latency histograms, the distribution-free (order-statistic)
   interval of each run's percentile, read as a standard error, and a z test on the
   difference; from the reports' stored intervals for older results files.
+- capacity (load mode "capacity"): like throughput, a z test on the two runs'
+  capacity intervals.
 - Bonferroni: with m tests in the comparison (3 per configuration pair), each
   interval is at level 1 - 0.05/m, so the intervals hold simultaneously and two runs
   with no real difference are flagged, anywhere, at most 5% of the time.
@@ -38,7 +40,7 @@ __all__ = ["Comparison", "ConfigComparison", "MetricChange", "compare", "welch"]
 Z95 = 1.959964
 CONFIDENCE = 0.95
 DEFAULT_THRESHOLD_PCT = 5.0
-METRICS = ("throughput", "p50", "p99")
+METRICS = ("throughput", "p50", "p99", "capacity")
 #: windows a run needs for the t test on them (as for its own batch-means interval)
 MIN_WINDOWS = 3
 
@@ -251,8 +253,22 @@ def _percentile(a: Report, b: Report, q: float) -> _Test:
     return _Test(name, "ms", values[0], values[1], _combined(ses), math.inf, method, False)
 
 
+def _capacity(a: Report, b: Report) -> _Test:
+    """Load mode "capacity": the capacity at the p99 budget, compared like a throughput
+    (higher is better), its interval (highest rate passed .. lowest failed) read as a
+    95% one; not tested when the two runs' budgets differ."""
+    values = [math.nan if r.slo_capacity_inf_s is None else r.slo_capacity_inf_s for r in (a, b)]
+    se = _combined(_se_from_interval(r.slo_capacity_ci_low, r.slo_capacity_ci_high) for r in (a, b))
+    if a.slo_p99_ms != b.slo_p99_ms:
+        se = None
+    return _Test("capacity", "inf/s", values[0], values[1], se, math.inf, "z_intervals", True)
+
+
 def _tests(a: Report, b: Report) -> list[_Test]:
-    return [_throughput(a, b), _percentile(a, b, 50), _percentile(a, b, 99)]
+    tests = [_throughput(a, b), _percentile(a, b, 50), _percentile(a, b, 99)]
+    if a.slo_p99_ms is not None or b.slo_p99_ms is not None:
+        tests.append(_capacity(a, b))
+    return tests
 
 
 def compare_reports(

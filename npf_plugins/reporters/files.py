@@ -25,9 +25,10 @@ from npf_core.plugin import (
 from npf_core.plugin import events as ev
 
 # NeuronPerf's CSV columns first, in its order; then its other report fields; then ours.
-# Not columns: the histogram (thousands of numbers, results.json only) and evaluate
-# mode's metrics (they follow, one column per metric name).
-_NOT_IN_CSV = ("latency_histogram", "metrics")
+# Not columns: the histogram (thousands of numbers, results.json only), the capacity
+# search's probes (results.json only) and evaluate mode's metrics (they follow, one
+# column per metric name).
+_NOT_IN_CSV = ("latency_histogram", "metrics", "slo_probes")
 CSV_COLUMNS = tuple(
     dict.fromkeys(
         NEURONPERF_CSV_COLUMNS
