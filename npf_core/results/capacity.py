@@ -175,16 +175,21 @@ def log_over(over: float, calls: float) -> float:
 
 
 def next_rate(passed: Sequence[tuple[float, float]], failed: Sequence[tuple[float, float]], upper: float,
-              idle_log_over: float, same_side: bool = False, q: float = AT_Q) -> float:  # fmt: skip
+              idle_log_over: float, same_side: bool = False, q: float = AT_Q,
+              first: float | None = None) -> float:  # fmt: skip
     """The next offered rate (calls/s) to probe, from the probes so far:
     ``(rate, log fraction over the budget)`` of those on the passing and on the
     failing side, the closed loop's bound on the rate (where the fraction is taken
     as 1), and the fraction over the budget of the closed loop's calls (as the idle
     system's, at rate 0).
 
-    Where the line through the bracketing points crosses ``log (1 - q)``, kept 10%
-    of the bracket away from its ends; the bracket's middle when the last two probes
-    fell on the same side (so that a poor line cannot make the search creep)."""
+    Before any probe, ``first`` (a queueing model's prediction, when there is one
+    above 0), kept within 5% .. 95% of the bound. Then where the line through the
+    bracketing points crosses ``log (1 - q)``, kept 10% of the bracket away from its
+    ends; the bracket's middle when the last two probes fell on the same side (so
+    that a poor line cannot make the search creep)."""
+    if not passed and not failed and first is not None and first > 0:
+        return min(max(first, 0.05 * upper), 0.95 * upper)
     lo_r, lo_y = max(passed) if passed else (0.0, idle_log_over)
     hi_r, hi_y = min(failed) if failed else (upper, 0.0)
     width = hi_r - lo_r

@@ -5,25 +5,30 @@ time in system (waiting + service) within a budget?
 - :func:`sojourn_times`: a FIFO queue with ``servers`` servers fed by Poisson
   arrivals, simulated on service times drawn from the measured ones (M/G/1 by
   Lindley's recursion ``W[k+1] = max(0, W[k] + S[k] - A[k+1])``, vectorised; M/G/c by
-  the Kiefer-Wolfowitz workload vector).
+  the servers' next free times in a heap: each customer starts when it has arrived
+  and the earliest server is free).
 - :func:`capacity_at`: the highest rate whose simulated p99 stays within the budget,
   by bisection on common random numbers (the same unit arrival gaps and service
   draws at every rate, so the p99 grows monotonically with the rate).
 - :func:`pk_mean_wait`: the Pollaczek-Khinchine mean wait of M/G/1,
   ``lambda E[S^2] / (2 (1 - rho))``, the closed form the simulation is checked against.
 
-Used by the tests and ``benchmarks/capacity.py``; npf's search itself measures, it
-does not model.
+The capacity search uses :func:`capacity_at` once per configuration, on the closed
+loop's latencies, to place its first Poisson probe; the probes then decide. The tests
+and ``benchmarks/capacity.py`` use it to check the search against theory.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["capacity_at", "pk_mean_wait", "sojourn_times"]
+from npf_core.results.stats import GAMMA, Histogram
+
+__all__ = ["capacity_at", "pk_mean_wait", "service_samples", "sojourn_times"]
 
 
 def pk_mean_wait(service_s: Sequence[float] | np.ndarray, rate: float) -> float:
@@ -48,15 +53,22 @@ def _sojourn(gaps: np.ndarray, service: np.ndarray, rate: float, servers: int) -
         x = np.concatenate(([0.0], np.cumsum(service[:-1] - a[1:])))
         wait = x - np.minimum.accumulate(np.minimum(x, 0.0))
         return wait + service
-    work = np.zeros(servers)  # each server's remaining work, sorted: the first frees first
-    wait = np.empty(service.size)
-    for k in range(service.size):
-        if k:
-            work = np.maximum(work - a[k], 0.0)
-        wait[k] = work[0]
-        work[0] += service[k]
-        work.sort()
-    return wait + service
+    arrivals = np.cumsum(a).tolist()
+    free = [0.0] * servers  # when each server is next free: a heap
+    out = []
+    for t, s in zip(arrivals, service.tolist(), strict=True):
+        start = max(t, free[0])
+        heapq.heapreplace(free, start + s)
+        out.append(start + s - t)
+    return np.asarray(out)
+
+
+def service_samples(hist: Histogram, n: int = 50_000, seed: int = 0) -> np.ndarray:
+    """``n`` service times (seconds) drawn from a latency histogram (ns), at its
+    buckets' midpoints: e.g. a closed loop's, whose latencies are service times."""
+    idx = np.flatnonzero(hist.counts)
+    draws = np.random.default_rng(seed).choice(idx, n, p=hist.counts[idx] / hist.counts[idx].sum())
+    return np.asarray(GAMMA ** (draws + 0.5) / 1e9)
 
 
 def sojourn_times(service_s: Sequence[float] | np.ndarray, rate: float, *, servers: int = 1, n: int = 200_000,

@@ -18,10 +18,12 @@ below it is not searched, and one whose bracket falls below it stops being searc
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+import anyio.to_thread
 import msgspec
 import structlog
 
@@ -38,6 +40,7 @@ from npf_core.results.capacity import (
     quantile_interval,
     side,
 )
+from npf_core.results.queueing import capacity_at, service_samples
 from npf_core.results.report import Report, build_report
 from npf_core.results.stats import Histogram
 from npf_core.spec.config import RunConfig
@@ -123,7 +126,8 @@ class CapacitySearch:
         closed_over = sum(r.over for r in results)
         probes[0].over = closed_over
         probes[0].over_fraction = _finite(closed_over / closed.total_calls if closed.total_calls else math.nan)
-        how = await self._search(config, probe, probes, upper, log_over(closed_over, closed.total_calls))
+        first = await self._predict(config, results)
+        how = await self._search(config, probe, probes, upper, log_over(closed_over, closed.total_calls), first)
         point, low, high = estimate(probes, budget, closed.throughput_ci95_high)
         if point is not None and (self.best is None or point > self.best.capacity):
             self.best = _Incumbent(point, config.config_id)
@@ -138,8 +142,21 @@ class CapacitySearch:
                      probes=len(probes) - 1)  # fmt: skip
         return results, outcome
 
+    async def _predict(self, config: RunConfig, results: list[Result]) -> float | None:
+        """Where the first Poisson probe goes (calls/s): the rate at which each copy, an
+        M/G/c queue (c its workers) fed its share of the arrivals and serving the
+        closed loop's latencies as service times, would meet the budget. Computed in
+        a worker thread (a fraction of a second)."""
+        hist = Histogram.merged(Histogram.from_wire(r.latency) for r in results)
+        if not hist.n:
+            return None
+        service = service_samples(hist, 20_000)
+        run = functools.partial(capacity_at, service, self.load.p99_ms / 1000, servers=config.workers_per_model,
+                                n=30_000, rel_tol=0.01)  # fmt: skip
+        return config.n_models * await anyio.to_thread.run_sync(run)
+
     async def _search(self, config: RunConfig, probe: Probe, probes: list[CapacityProbe], upper: float,
-                      idle_log_over: float) -> str:  # fmt: skip
+                      idle_log_over: float, first: float | None = None) -> str:  # fmt: skip
         """The open-loop probes of one configuration (appended to ``probes``); returns
         how the search ended."""
         load = self.load
@@ -178,7 +195,8 @@ class CapacitySearch:
             if self.remaining_s() < load.probe_s:
                 return f"stopped: max_s ({load.max_s:g} s) spent"
             sides = [side(p, budget) for p in open_[-2:]]
-            rate = next_rate(passed, failed, upper, idle_log_over, len(sides) == 2 and sides[0] == sides[1])
+            rate = next_rate(passed, failed, upper, idle_log_over, len(sides) == 2 and sides[0] == sides[1],
+                             first=first)  # fmt: skip
             p = await self._probe(config, probe, rate)
             probes.append(p)
             undecided = undecided + 1 if p.verdict == UNDECIDED else 0
