@@ -40,6 +40,7 @@ from npf_core.plugin.references import resolve_reference
 from npf_core.results.stats import Histogram
 from npf_core.wire.protocol import (
     PROTOCOL_VERSION,
+    STOP_DONE,
     Channel,
     ChildExit,
     Failed,
@@ -349,9 +350,9 @@ class Benchmarker:
                 msg = self.channel.recv(None)
             except EOFError:
                 return False
-            if isinstance(msg, Stop):
+            if isinstance(msg, Stop) and msg.reason == STOP_DONE:
                 return False
-            if isinstance(msg, Go):
+            if isinstance(msg, Go):  # (another Stop: the last measurement's early stop, crossed with its Result)
                 break
         self._set_load(msg)
         self.stopping = False

@@ -354,7 +354,7 @@ class ConfigRunner:
 
         results, outcome = await search.search(config, probe, self._window_s())
         for c in children:
-            await processes.send(c, pr.Stop(reason="done"))
+            await processes.send(c, pr.Stop(reason=pr.STOP_DONE))
         return results, outcome
 
     async def _await_ready(self, config: RunConfig, children: list[Child], receive: Any) -> None:

@@ -23,7 +23,10 @@ or a closed wire ends it::
 
     parent -> Go(go_at_ns, stop_at_ns, load_mode, rate_per_copy)
     child  -> Progress(...) ... Result(...)
-    parent -> Stop()                         no more probes: the child exits
+    parent -> Stop(reason="done")            no more probes: the child exits
+
+(A Stop with another reason that arrives between measurements is the early stop of
+the one just finished, crossed on the wire with its Result: it is ignored.)
 
 New fields always get defaults, so old and new ends can talk.
 """
@@ -47,6 +50,7 @@ __all__ = [
     "AssignmentBlock",
     "MAX_FRAME",
     "PROTOCOL_VERSION",
+    "STOP_DONE",
     "AnyMessage",
     "Channel",
     "EvalJob",
@@ -194,6 +198,10 @@ class Go(Message, kw_only=True):
     load_mode: str = ""
     #: the open loop's rate for this measurement (calls/s of this copy); with ``load_mode``
     rate_per_copy: float = 0.0
+
+
+#: the reason of the Stop that ends a repeat job between measurements
+STOP_DONE = "done"
 
 
 class Stop(Message, kw_only=True):

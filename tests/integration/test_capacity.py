@@ -153,3 +153,54 @@ def test_two_by_two_carries_three_times_one_by_one_and_is_named(
     assert cap[(2, 2)] is not None and cap[(1, 1)] is not None
     assert cap[(2, 2)] >= 3 * cap[(1, 1)]
     assert took <= 150
+
+
+def test_a_copy_measures_again_on_each_go_and_ignores_a_stop_crossed_with_its_result() -> None:
+    """The child's side of a repeat job, over a real socket: Go -> Result, a late early
+    stop (sent as the copy finished on its own) is ignored, the next Go runs the loop
+    it names at its rate, and only Stop("done") ends the copy."""
+    import socket
+
+    from npf_core.child.benchmarker import serve
+    from npf_core.plugin.manager import get_plugins
+    from npf_core.spec.schema import DeviceSpec, InputItem
+    from npf_core.wire import protocol as pr
+
+    parent, child = socket.socketpair()
+    code: list[int] = []
+    thread = threading.Thread(target=lambda: code.append(serve(child, {}, get_plugins(), inline=True)))
+    thread.start()
+    wire = pr.Channel(parent)
+    try:
+        assert isinstance(wire.recv(10), pr.Hello)
+        job = pr.Job(config_id="c", copy_index=0, n_models=1, workers=2, batch_size=1, pipeline_size=1,
+                     framework="python", model_kind="target", model_ref=f"{MODELS}:Sleep2ms",
+                     inputs=[InputItem(shape=[1])], device=DeviceSpec(), load_mode="closed", warmup_iterations=1,
+                     warmup_s=0.0, window_ns=100_000_000, repeat=True, slo_ns=1_000_000)  # fmt: skip
+        wire.send(pr.Setup(job=job))
+        assert isinstance(wire.recv(10), pr.Ready)
+
+        def measure(seconds: float, **load: Any) -> pr.Result:
+            now = time.perf_counter_ns()
+            wire.send(pr.Go(go_at_ns=now + 10_000_000, stop_at_ns=now + int(seconds * 1e9), **load))
+            while True:
+                msg = wire.recv(10)
+                assert msg is not None and not isinstance(msg, pr.Failed), msg
+                if isinstance(msg, pr.Result):
+                    return msg
+
+        closed = measure(0.5)
+        assert closed.completed > 300  # two workers, 2 ms calls: about 1,000/s
+        assert closed.over == closed.latency.n  # every timed call is slower than slo_ns (1 ms)
+        wire.send(pr.Stop(reason="decided"))  # crossed with the Result: the copy must not end
+        slow = measure(1.0, load_mode="poisson", rate_per_copy=100.0)
+        assert slow.scheduled == pytest.approx(100, abs=40) and slow.completed <= slow.scheduled
+        fast = measure(1.0, load_mode="poisson", rate_per_copy=400.0)
+        assert fast.scheduled == pytest.approx(400, abs=80)
+        wire.send(pr.Stop(reason=pr.STOP_DONE))
+        thread.join(10)
+        assert not thread.is_alive() and code == [pr.ChildExit.OK]
+    finally:
+        parent.close()
+        thread.join(10)
+        child.close()
