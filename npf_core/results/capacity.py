@@ -183,12 +183,13 @@ def next_rate(passed: Sequence[tuple[float, float]], failed: Sequence[tuple[floa
     as 1), and the fraction over the budget of the closed loop's calls (as the idle
     system's, at rate 0).
 
-    Before any probe, ``first`` (a queueing model's prediction, when there is one
-    above 0), kept within 5% .. 95% of the bound. Then where the line through the
+    Before any probe, ``first`` (a queueing model's prediction, when there is one),
+    kept within 5% .. 95% of the bound (0: the model says even an idle copy misses
+    the budget, so a light load first, to confirm). Then where the line through the
     bracketing points crosses ``log (1 - q)``, kept 10% of the bracket away from its
     ends; the bracket's middle when the last two probes fell on the same side (so
     that a poor line cannot make the search creep)."""
-    if not passed and not failed and first is not None and first > 0:
+    if not passed and not failed and first is not None:
         return min(max(first, 0.05 * upper), 0.95 * upper)
     lo_r, lo_y = max(passed) if passed else (0.0, idle_log_over)
     hi_r, hi_y = min(failed) if failed else (upper, 0.0)
