@@ -81,6 +81,18 @@ def test_a_configuration_that_cannot_beat_the_incumbent_is_not_searched(tmp_path
     assert time.monotonic() - t0 < 60
 
 
+def test_the_cli_flag_exits_2_on_a_bad_budget(
+    tmp_path: Path, cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({"model": {"framework": "python", "target": f"{MODELS}:Sleep2ms"},
+                                     "inputs": [{"shape": [1]}]}))  # fmt: skip
+    done = cli("run", str(spec_file), "--slo-p99-ms", "0", "--output-dir", "out", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--slo-p99-ms" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_max_s_ends_the_search(tmp_path: Path) -> None:
     (r,) = npf_core.benchmark(spec(tmp_path, "Sleep2ms", workers_per_model=[1], load={"max_s": 0.5}))
     assert r.status == "ok"

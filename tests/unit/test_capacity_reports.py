@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from npf_core.cli import main
 from npf_core.errors import FlagError, SpecError
 from npf_core.results.capacity import CapacityProbe
 from npf_core.results.compare import compare
@@ -67,14 +66,6 @@ def test_slo_p99_ms_turns_any_load_into_the_search_and_keeps_its_options() -> No
     assert prepare({**SPEC, "load": {"mode": "poisson", "rate": 5}}, slo_p99_ms=7).spec.load == Capacity(p99_ms=7.0)
     with pytest.raises(FlagError, match="--slo-p99-ms"):
         prepare(SPEC, slo_p99_ms=-1)
-
-
-def test_the_cli_flag_exits_2_on_a_bad_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps(SPEC))
-    assert main(["run", str(spec), "--slo-p99-ms", "0", "--output-dir", str(tmp_path / "out")]) == 2
-    assert "--slo-p99-ms" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
 
 
 # -- reports ----------------------------------------------------------------------
