@@ -536,6 +536,9 @@ def _check_capacity(spec: Spec) -> None:
     if spec.evaluate is not None:
         raise SpecError("load.mode", "'capacity' cannot be combined with an 'evaluate' block",
                         "evaluate accuracy in a run of its own, without the capacity search")  # fmt: skip
+    if spec.dataset is not None and not spec.dataset.loop:
+        raise SpecError("dataset.loop", "a dataset read once runs out, and the capacity search needs examples "
+                        "for every probe", "set loop: true")  # fmt: skip
 
 
 def _check_item(loaded: LoadedSpec, where: str, item: InputItem) -> None:

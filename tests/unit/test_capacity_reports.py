@@ -57,6 +57,11 @@ def test_a_bad_capacity_block_names_its_field(load: dict[str, object], path: str
 def test_capacity_and_evaluate_do_not_mix() -> None:
     with pytest.raises(SpecError, match="evaluate"):
         decode_spec({**SPEC, "load": {"mode": "capacity", "p99_ms": 5}, "evaluate": {"metrics": ["accuracy"]}})
+    once = {"model": SPEC["model"], "dataset": {"plugin": "synthetic", "loop": False},
+            "load": {"mode": "capacity", "p99_ms": 5}}  # fmt: skip
+    with pytest.raises(SpecError) as info:
+        decode_spec(once)
+    assert info.value.path == "$.dataset.loop"
 
 
 def test_slo_p99_ms_turns_any_load_into_the_search_and_keeps_its_options() -> None:
