@@ -131,7 +131,7 @@ class Capacity(SpecBase, frozen=True, tag="capacity", tag_field="mode"):
     probe_max_s: PositiveFloat = 8.0
     #: the search of a configuration ends when (lowest failing - highest passing rate)
     #: / highest passing rate is at most this
-    tolerance: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.05
+    tolerance: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.1
     #: open-loop probes per configuration at most
     max_probes: PositiveInt = 10
 

@@ -29,6 +29,7 @@ import structlog
 
 from npf_core.results.capacity import (
     BOUND,
+    BURSTS,
     FAIL,
     PASS,
     UNDECIDED,
@@ -168,7 +169,6 @@ class CapacitySearch:
                     f"the capacity of {best.config_id} ({best.capacity:,.0f} inf/s)")  # fmt: skip
         if not (upper > 0):
             return "not searched: no call completed in the closed loop"
-        undecided = 0
         while True:
             open_ = probes[1:]
             passed = [(p.rate, log_over(p.over, p.calls + p.dropped)) for p in open_ if side(p, budget) == PASS]
@@ -188,8 +188,10 @@ class CapacitySearch:
             if best is not None and hi_rate * bs <= best.capacity:
                 return (f"cut short: cannot beat {best.config_id} ({best.capacity:,.0f} inf/s); "
                         f"it fails at {hi_rate * bs:,.0f} inf/s")  # fmt: skip
-            if undecided >= 2:
-                return "resolved: two probes in a row could not tell the p99 from the budget"
+            if _resolved(open_[-2:], budget, load.tolerance):
+                last = open_[-2:]
+                return (f"resolved: the p99 cannot be told from {budget:g} ms at {last[0].inf_s:,.0f} "
+                        f"and {last[1].inf_s:,.0f} inf/s, one on each side of it")  # fmt: skip
             if len(open_) >= load.max_probes:
                 return f"stopped: max_probes ({load.max_probes}) spent"
             if self.remaining_s() < load.probe_s:
@@ -199,7 +201,6 @@ class CapacitySearch:
                              first=first)  # fmt: skip
             p = await self._probe(config, probe, rate)
             probes.append(p)
-            undecided = undecided + 1 if p.verdict == UNDECIDED else 0
             logger.debug("capacity probe", config=config.config_id, inf_s=round(p.inf_s, 1), p99_ms=p.p99_ms,
                          over=p.over_fraction, verdict=p.verdict, seconds=round(p.seconds, 2))  # fmt: skip
 
@@ -211,7 +212,7 @@ class CapacitySearch:
         def rule(windows: Sequence[tuple[int, int]], elapsed: float) -> str | None:
             if elapsed < load.probe_s:
                 return None
-            verdict = decide(windows).verdict
+            verdict = decide(windows, min_design_effect=BURSTS).verdict
             if verdict:
                 decided.append(verdict)
                 return "decided"
@@ -221,7 +222,7 @@ class CapacitySearch:
         hist = Histogram.merged(Histogram.from_wire(r.latency) for r in results)
         dropped = sum(r.dropped for r in results)
         over = sum(r.over for r in results) + dropped
-        d = decide(windows, calls=hist.n + dropped, over=over)
+        d = decide(windows, calls=hist.n + dropped, over=over, min_design_effect=BURSTS)
         verdict = d.verdict or (decided[-1] if decided else UNDECIDED)
         low, high = quantile_interval(hist, d, dropped)
         seconds = max((r.interval_ns for r in results), default=0) / 1e9
@@ -233,6 +234,16 @@ class CapacitySearch:
             over=over, over_fraction=_finite(d.fraction), design_effect=d.design_effect, verdict=verdict,
             stopped_by=results[0].stopped_by if results else "", dropped=dropped,
         )  # fmt: skip
+
+
+def _resolved(last: Sequence[CapacityProbe], budget_ms: float, tolerance: float) -> bool:
+    """The last two probes were undecided, on either side of the budget, and within
+    twice the tolerance of each other: the measurement cannot place the capacity
+    more closely between them."""
+    if len(last) != 2 or any(p.verdict != UNDECIDED for p in last):
+        return False
+    a, b = last
+    return side(a, budget_ms) != side(b, budget_ms) and abs(a.rate - b.rate) <= 2 * tolerance * min(a.rate, b.rate)
 
 
 def _finite(x: float | None) -> float | None:

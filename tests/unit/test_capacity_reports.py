@@ -35,7 +35,7 @@ SPEC = {"model": {"framework": "python", "target": "npf_core:__version__"}, "inp
 def test_a_capacity_load_decodes_with_its_defaults() -> None:
     load = decode_spec({**SPEC, "load": {"mode": "capacity", "p99_ms": 10}}).spec.load
     assert load == Capacity(p99_ms=10.0)
-    assert (load.probe_s, load.probe_max_s, load.max_s, load.tolerance) == (2.0, 8.0, None, 0.05)
+    assert (load.probe_s, load.probe_max_s, load.max_s, load.tolerance) == (2.0, 8.0, None, 0.1)
 
 
 @pytest.mark.parametrize(
