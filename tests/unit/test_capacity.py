@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from npf_core.results.capacity import (
+    BURSTS,
     FAIL,
     PASS,
     UNDECIDED,
@@ -172,3 +173,13 @@ def test_a_model_prediction_places_the_first_probe_within_the_bound() -> None:
     assert next_rate([], [], 1000.0, -9.0, first=0.0) == 50.0
     # once a probe ran, the prediction is not used again
     assert next_rate([(400.0, math.log(0.001))], [], 1000.0, -9.0, first=400.0) != 400.0
+
+
+def test_a_short_probe_that_saw_no_burst_does_not_pass_on_binomial_luck() -> None:
+    """760 calls, 2 of them over the budget, evenly spread: independent calls would
+    pass, but near a queue's capacity slow calls come in bursts that a 2.5 s probe may
+    simply not have met; with the floor on the design effect it goes on measuring."""
+    windows = [(76, 0)] * 8 + [(76, 1)] * 2
+    assert decide(windows).verdict == PASS
+    assert decide(windows, min_design_effect=BURSTS).verdict == ""
+    assert decide([(250, 0)] * 20, min_design_effect=BURSTS).verdict == PASS  # 5,000 calls, none over
