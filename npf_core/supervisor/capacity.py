@@ -57,6 +57,8 @@ CLOSED_CALLS = 1000
 #: with nothing passed yet, a failure at this fraction of the closed loop's bound
 #: (or below) means the budget cannot be met at any useful rate
 LIGHT_LOAD = 0.05
+#: undecided probes (each probe_max_s long) after which a configuration's search ends
+MAX_UNDECIDED = 3
 
 #: a stop rule for a probe: (calls, calls over the budget) per window, seconds
 #: measured -> a stop reason, or None to go on
@@ -194,6 +196,9 @@ class CapacitySearch:
                         f"and {last[1].inf_s:,.0f} inf/s, one on each side of it")  # fmt: skip
             if len(open_) >= load.max_probes:
                 return f"stopped: max_probes ({load.max_probes}) spent"
+            if sum(p.verdict == UNDECIDED for p in open_) >= MAX_UNDECIDED:
+                return (f"resolved: {MAX_UNDECIDED} probes of probe_max_s could not tell the p99 from the "
+                        f"budget")  # fmt: skip
             if self.remaining_s() < load.probe_s:
                 return f"stopped: max_s ({load.max_s:g} s) spent"
             sides = [side(p, budget) for p in open_[-2:]]
