@@ -7,8 +7,9 @@ Model: ``Sleep2ms`` (``time.sleep(0.002)``), budget ``--budget`` ms (10).
 
 Per repetition, 1 copy x 1 worker (an M/G/1 server):
 
-1. **Service times**: the bare timed loop in a fresh interpreter (5 s,
-   ``_bare_loop.py``), every call's time kept. The M/G/1 queue fed by those times
+1. **Service times**: the bare timed loop in a fresh interpreter (``_bare_loop.py``,
+   3 s just before and 3 s just after the search and the grid, pooled: the machine
+   drifts), every call's time kept. The M/G/1 queue fed by those times
    (``npf_core.results.queueing.capacity_at``: Lindley's recursion on Poisson
    arrivals, the p99 of the time in system) gives the capacity theory predicts.
 2. **The search**: ``"load": {"mode": "capacity", "p99_ms": B}``, one npf run: its
@@ -48,11 +49,11 @@ from npf_core.results.queueing import capacity_at
 from npf_core.results.stats import GAMMA, Histogram
 
 MODEL = "Sleep2ms"
-SERVICE_S = 5.0
+SERVICE_S = 3.0
 
 
-def service_capacity(budget_s: float) -> tuple[float, dict[str, float]]:
-    """The M/G/1 capacity from the bare loop's service times (fresh interpreter)."""
+def service_times() -> np.ndarray:
+    """The bare loop's service times (s), in a fresh interpreter."""
     with tempfile.TemporaryDirectory() as tmp:
         samples = Path(tmp) / "lat.npy"
         cmd = [sys.executable, str(BARE_LOOP), "--model", MODEL, "--duration", str(SERVICE_S),
@@ -60,7 +61,11 @@ def service_capacity(budget_s: float) -> tuple[float, dict[str, float]]:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"bare loop failed: {done.stderr[-2000:]}")
-        lat = np.load(samples) / 1e9
+        return np.asarray(np.load(samples) / 1e9)
+
+
+def service_capacity(lat: np.ndarray, budget_s: float) -> tuple[float, dict[str, float]]:
+    """The M/G/1 capacity of those service times."""
     stats = {"mean_ms": float(lat.mean() * 1e3), "p99_ms": float(np.percentile(lat, 99) * 1e3)}
     return capacity_at(lat, budget_s), stats
 
@@ -114,9 +119,8 @@ def main() -> None:
     banner(f"capacity: {MODEL}, p99 <= {args.budget:g} ms; search vs grid vs M/G/1", args)
     rows, ratios, errors, costs, agreements = [], [], [], [], []
     for rep in range(args.reps):
-        predicted, svc = service_capacity(args.budget / 1000)
-        progress(f"rep {rep + 1}: service mean {svc['mean_ms']:.3f} ms, p99 {svc['p99_ms']:.2f} ms; "
-                 f"M/G/1 capacity {predicted:.0f}/s")  # fmt: skip
+        before = service_times()
+        svc_rate = 1.0 / float(before.mean())  # the grid's rates are fractions of it
         found: dict[str, Any] = {}
         for what in (("search", "grid") if rep % 2 == 0 else ("grid", "search")):
             if what == "search":
@@ -128,9 +132,11 @@ def main() -> None:
                                    "upper": r.throughput_ci95_high}  # fmt: skip
                 progress(f"search: {r.slo_capacity_inf_s:.0f}/s in {wall:.0f} s ({r.slo_search})")
             else:
-                upper = 1000 / svc["mean_ms"]  # the service rate: where the queue is unstable
-                found["grid"] = grid(args.budget, upper, args.step, 4.0 if args.quick else 8.0, rep)
+                found["grid"] = grid(args.budget, svc_rate, args.step, 4.0 if args.quick else 8.0, rep)
                 progress(f"grid: {found['grid']['capacity']:.0f}/s in {found['grid']['wall_s']:.0f} s")
+        predicted, svc = service_capacity(np.concatenate([before, service_times()]), args.budget / 1000)
+        progress(f"rep {rep + 1}: service mean {svc['mean_ms']:.3f} ms, p99 {svc['p99_ms']:.2f} ms; "
+                 f"M/G/1 capacity {predicted:.0f}/s")  # fmt: skip
         s, g = found["search"], found["grid"]
         err = s["capacity"] / predicted - 1 if s["capacity"] else math.nan
         errors.append(err)
@@ -138,7 +144,7 @@ def main() -> None:
         costs.append((s["wall_s"], g["wall_s"]))
         agree = abs(s["capacity"] - g["capacity"]) / g["capacity"] if s["capacity"] and g["capacity"] else math.nan
         # the grid resolves the capacity to one step of the service rate
-        agreements.append(abs(s["capacity"] - g["capacity"]) <= args.step * 1000 / svc["mean_ms"]
+        agreements.append(abs(s["capacity"] - g["capacity"]) <= args.step * svc_rate
                           if s["capacity"] and g["capacity"] else False)  # fmt: skip
         rows.append([
             rep + 1, f"{svc['mean_ms']:.3f}", f"{svc['p99_ms']:.2f}", f"{predicted:.0f}",
