@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio.to_thread
 import msgspec
+import numpy as np
 import structlog
 
 from npf_core.results.capacity import (
@@ -149,11 +150,14 @@ class CapacitySearch:
         """Where the first Poisson probe goes (calls/s): the rate at which each copy, an
         M/G/c queue (c its workers) fed its share of the arrivals and serving the
         closed loop's latencies as service times, would meet the budget. Computed in
-        a worker thread (a fraction of a second)."""
+        a worker thread (a fraction of a second). The latencies above their 99.5th
+        percentile are clipped to it: one stall of the machine (a call of hundreds of
+        ms), drawn again and again by the simulation, would put the first probe near 0."""
         hist = Histogram.merged(Histogram.from_wire(r.latency) for r in results)
         if not hist.n:
             return None
         service = service_samples(hist, 20_000)
+        service = np.minimum(service, np.percentile(service, 99.5))
         run = functools.partial(capacity_at, service, self.load.p99_ms / 1000, servers=config.workers_per_model,
                                 n=30_000, rel_tol=0.01)  # fmt: skip
         return config.n_models * await anyio.to_thread.run_sync(run)
