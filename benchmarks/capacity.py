@@ -17,9 +17,11 @@ Per repetition, 1 copy x 1 worker (an M/G/1 server):
 3. **The grid**: what a user would do without the search, one npf run per Poisson
    rate (``"load": {"mode": "poisson", "rate": R}``), rates from 10% to 95% of the
    service rate (1 / the mean service time) in steps of ``--step`` of it (5%; 10% with --quick),
-   each run as long as the search's longest probe (``probe_max_s``); its answer is
-   where ``log(fraction of calls over B)`` between the two grid rates that bracket 1%
-   crosses 1% (the search's own rule). Its cost: the sum of its runs' wall times.
+   each run as long as the search's longest probe (``probe_max_s``); its answer comes
+   from the search's own rule (``npf_core.results.capacity.estimate``: the line
+   fitted to ``log(fraction of calls over B)`` against the rate crosses 1%), on all
+   its points. Its cost: the sum of its runs' wall times. The two agree when their
+   answers are within one grid step.
 
 The search and the grid alternate their order each repetition, next to one
 service-time measurement. Then, unless --no-sweep, the issue's sweep: copies {1, 2}
@@ -44,7 +46,7 @@ from typing import Any
 import numpy as np
 from _common import BARE_LOOP, banner, median, parse_args, progress, run_npf, spec, table, verdict
 
-from npf_core.results.capacity import log_over
+from npf_core.results.capacity import BURSTS, UNDECIDED, CapacityProbe, decide, estimate
 from npf_core.results.queueing import capacity_at
 from npf_core.results.stats import GAMMA, Histogram
 
@@ -78,7 +80,7 @@ def over_count(report: Any, budget_ms: float) -> tuple[int, int]:
 
 
 def grid(budget_ms: float, upper: float, step: float, seconds: float, rep: int) -> dict[str, Any]:
-    """One npf run per rate; the rate where the fraction over the budget crosses 1%."""
+    """One npf run per rate; the capacity by the search's own rule on all the points."""
     t0 = time.monotonic()
     points = []
     measured = 0.0
@@ -86,17 +88,16 @@ def grid(budget_ms: float, upper: float, step: float, seconds: float, rep: int) 
         rate = float(frac * upper)
         r = run_npf(MODEL, duration_s=seconds, load={"mode": "poisson", "rate": rate}, name=f"grid-{rep}-{k}")
         calls, over = over_count(r, budget_ms)
-        points.append((rate, calls, over))
+        d = decide([], calls=calls, over=over, min_design_effect=BURSTS)
+        points.append(CapacityProbe(mode="poisson", rate=rate, inf_s=rate, achieved_inf_s=r.throughput_avg,
+                                    seconds=r.total_s, calls=calls, p99_ms=r.latency_ms_p99, over=over,
+                                    over_fraction=over / max(calls, 1), design_effect=BURSTS,
+                                    verdict=d.verdict or UNDECIDED))  # fmt: skip
         measured += r.total_s
         progress(f"grid {rate:.0f}/s: p99 {r.latency_ms_p99:.2f} ms, {over / max(calls, 1):.2%} over")
-    target = math.log(0.01)
-    answer = math.nan
-    for (r0, n0, x0), (r1, n1, x1) in zip(points, points[1:], strict=False):
-        y0, y1 = log_over(x0, n0), log_over(x1, n1)
-        if x0 / max(n0, 1) <= 0.01 < x1 / max(n1, 1):
-            answer = r0 + (target - y0) / (y1 - y0) * (r1 - r0) if y1 > y0 else r0
-            break
-    return {"capacity": answer, "runs": len(points), "measured_s": measured, "wall_s": time.monotonic() - t0}
+    answer = estimate(points, budget_ms, bound=None)[0]
+    return {"capacity": math.nan if answer is None else answer, "runs": len(points), "measured_s": measured,
+            "wall_s": time.monotonic() - t0}  # fmt: skip
 
 
 def search(budget_ms: float, name: str, n_models: list[int], workers: list[int]) -> tuple[list[Any], float]:

@@ -251,11 +251,12 @@ def estimate(probes: Sequence[CapacityProbe], budget_ms: float, bound: float | N
     if point is None:
         return None, low, high
     # within the decided interval, and between the highest rate on the passing side
-    # and the lowest on the failing side (a line through noisy fractions can land far off)
-    up_rates = [p.inf_s for p in open_ if side(p, budget_ms) == PASS]
-    down_rates = [p.inf_s for p in open_ if side(p, budget_ms) == FAIL]
-    point = max(point, low, max(up_rates, default=low))
-    top = min([x for x in (high, min(down_rates, default=None)) if x is not None], default=None)
+    # and the lowest on the failing side when those are in order (a line through noisy
+    # fractions can land far off; noisy sides can also cross, and then say nothing)
+    up = max((p.inf_s for p in open_ if side(p, budget_ms) == PASS), default=low)
+    down = min((p.inf_s for p in open_ if side(p, budget_ms) == FAIL), default=high)
+    bottom, top = (max(low, up), down) if down is None or up <= down else (low, high)
+    point = max(point, bottom)
     if top is not None:
         point = min(point, top)
     return point, low, high

@@ -183,3 +183,13 @@ def test_a_short_probe_that_saw_no_burst_does_not_pass_on_binomial_luck() -> Non
     assert decide(windows).verdict == PASS
     assert decide(windows, min_design_effect=BURSTS).verdict == ""
     assert decide([(250, 0)] * 20, min_design_effect=BURSTS).verdict == PASS  # 5,000 calls, none over
+
+
+def test_crossed_sides_do_not_pin_the_capacity_to_a_noisy_probe() -> None:
+    """Noise can put a probe on the failing side below one on the passing side: the
+    sides then bound nothing, and the fitted line decides."""
+    probes = [probe(300.0, UNDECIDED, over=12), probe(450.0, PASS), probe(520.0, UNDECIDED),
+              probe(600.0, FAIL)]  # fmt: skip
+    probes[0].p99_ms = 12.0  # a burst: over the budget at a light load
+    point, _, _ = estimate(probes, BUDGET_MS, bound=MU)
+    assert point is not None and point > 450.0
