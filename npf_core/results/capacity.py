@@ -19,7 +19,7 @@ Bursts are rare events: a short probe may see none, and then its windows cannot 
 how bursty the queue is. So a decision assumes at least the design effect
 :data:`BURSTS` (3: simulated M/G/1 queues near their capacity show 2 to 9, M/G/2
 queues 10 to 40; with 3 the whole search, simulated on both, finds their capacity
-within about 6% and 3% (one standard deviation) without making probes far from the
+within about 7% and 3-4% (one standard deviation; benchmarks/capacity_sim.py) without making probes far from the
 budget much longer). For the burstiest queues a short probe's pass can still be
 luck, which is why the capacity's interval comes from the fit over all the probes
 rather than from the bracket of single decisions.
@@ -70,8 +70,8 @@ Z = 1.959964
 BURSTS = 3.0
 #: the fit's standard error understates the capacity's (the line is a model, the
 #: design effects are estimates): its interval is widened this much, which makes it
-#: cover the true capacity in 124 of 130 searches simulated on M/G/1 and M/G/2 queues
-#: (1 or 2 copies of 1 or 2 workers; tests/unit/test_capacity_search.py's queue)
+#: cover the true capacity in 228 of 240 searches simulated on M/G/1 and M/G/2 queues
+#: (1 or 2 copies of 1 or 2 workers: benchmarks/capacity_sim.py)
 FIT_WIDEN = 2.5
 #: probes whose fraction over the budget is above this say little about where it is 1%
 INFORMATIVE_MAX = 0.1

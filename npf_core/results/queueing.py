@@ -12,6 +12,10 @@ time in system (waiting + service) within a budget?
   draws at every rate, so the p99 grows monotonically with the rate).
 - :func:`pk_mean_wait`: the Pollaczek-Khinchine mean wait of M/G/1,
   ``lambda E[S^2] / (2 (1 - rho))``, the closed form the simulation is checked against.
+- :class:`SimulatedCopies`: a configuration's copies as such queues, answering the
+  capacity search's probes, so that the search itself can be run against a queue
+  whose capacity is known (``tests/unit/test_capacity_search.py``,
+  ``benchmarks/capacity_sim.py``).
 
 The capacity search uses :func:`capacity_at` once per configuration, on the closed
 loop's latencies, to place its first Poisson probe; the probes then decide. The tests
@@ -22,13 +26,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from npf_core.results.stats import GAMMA, Histogram
+from npf_core.wire.protocol import Result
 
-__all__ = ["capacity_at", "pk_mean_wait", "service_samples", "sojourn_times"]
+__all__ = ["SimulatedCopies", "capacity_at", "pk_mean_wait", "service_samples", "sojourn_times"]
 
 
 def pk_mean_wait(service_s: Sequence[float] | np.ndarray, rate: float) -> float:
@@ -99,3 +104,68 @@ def capacity_at(service_s: Sequence[float] | np.ndarray, budget_s: float, *, q: 
         else:
             hi = mid
     return lo
+
+
+class SimulatedCopies:
+    """The capacity search's ``probe`` (see :mod:`npf_core.supervisor.capacity`)
+    answered by simulation instead of model copies: each copy an M/G/c queue (c
+    workers, FIFO) fed its share of the Poisson arrivals, with service times drawn
+    from ``service_s`` (seconds); a closed-loop probe's latencies are service times.
+    Windows of ``window_s`` feed the probe's stop rule as the copies' Progress would.
+    Set ``budget_ns`` (the p99 budget) before a search: slow calls are counted
+    against it. ``probes`` records ``(mode, rate, seconds)`` of each probe."""
+
+    def __init__(self, service_s: np.ndarray, copies: int, workers: int, seed: int, window_s: float = 0.25) -> None:
+        self.window_s = window_s
+        self.service = service_s
+        self.copies, self.workers = copies, workers
+        self.rng = np.random.default_rng(seed)
+        self.budget_ns = 0
+        self.probes: list[tuple[str, float, float]] = []  # (mode, rate, seconds)
+
+    async def __call__(self, mode: str, rate: float, bounds: tuple[float, float, int | None],
+                       rule: Callable[[Sequence[tuple[int, int]], float], str | None] | None,
+                       ) -> tuple[list[Result], list[tuple[int, int]]]:  # fmt: skip
+        min_s, max_s, calls = bounds
+        if mode == "closed":
+            per_copy = int(max(min_s, (calls or 0) / (self.copies * self.workers / self.service.mean())) /
+                           self.service.mean() * self.workers)  # fmt: skip
+            lat = [self.rng.choice(self.service, per_copy) for _ in range(self.copies)]
+            seconds = per_copy * self.service.mean() / self.workers
+            self.probes.append((mode, 0.0, seconds))
+            return [self._result(x, seconds, self.budget_ns) for x in lat], []
+        lat, ends = [], []
+        for _ in range(self.copies):
+            n = int(rate / self.copies * max_s * 1.2) + 10
+            arrivals = np.cumsum(self.rng.exponential(self.copies / rate, n))
+            service = self.rng.choice(self.service, n)
+            free = [0.0] * self.workers
+            done = np.empty(n)
+            for k, (t, s) in enumerate(zip(arrivals, service, strict=True)):
+                start = max(t, min(free))
+                free[free.index(min(free))] = start + s
+                done[k] = start + s
+            lat.append(done - arrivals)
+            ends.append(done)
+        seconds = max_s
+        windows: list[tuple[int, int]] = []
+        for w in range(int(max_s / self.window_s)):
+            lo, hi = w * self.window_s, (w + 1) * self.window_s
+            inside = [(e >= lo) & (e < hi) for e in ends]
+            windows.append((sum(int(m.sum()) for m in inside),
+                            sum(int((x[m] * 1e9 > self.budget_ns).sum()) for x, m in zip(lat, inside, strict=True))))
+            if rule is not None and rule(windows, hi) is not None:
+                seconds = hi
+                break
+        self.probes.append((mode, rate, seconds))
+        kept = [x[e < seconds] for x, e in zip(lat, ends, strict=True)]
+        return [self._result(x, seconds, self.budget_ns) for x in kept], windows
+
+    def _result(self, lat_s: np.ndarray, seconds: float, budget_ns: int = 0) -> Result:
+        h = Histogram()
+        ns = (lat_s * 1e9).astype(np.int64)
+        h.add(ns)
+        windows = [int(c) for c in np.bincount((np.arange(ns.size) * seconds / max(ns.size, 1) / self.window_s)
+                                               .astype(int))] if ns.size else []  # fmt: skip
+        return Result(completed=int(ns.size), interval_ns=int(seconds * 1e9), stages={}, latency=h.to_wire(),
+                      windows=windows, over=int((ns > budget_ns).sum()) if budget_ns else 0)  # fmt: skip
