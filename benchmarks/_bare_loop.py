@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--samples", help="also save every latency (ns) to this .npy file")
     args = parser.parse_args()
     model = getattr(bench_models, args.model)()
     inputs = (np.random.default_rng(0).random((1,), dtype=np.float32),)
@@ -76,6 +77,8 @@ def main() -> None:
     calls = sum(len(x) for x in lats)
     elapsed = max(done) - start[0]
     all_lat = np.concatenate([np.asarray(x, dtype=np.int64) for x in lats])
+    if args.samples:
+        np.save(args.samples, all_lat)
     print(
         json.dumps(
             {

@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="skip configurations already in the results file")
     run.add_argument("--label", metavar="TEXT",
                      help="a label for the run, kept in results.json, shown by 'history' (e.g. a version)")  # fmt: skip
+    run.add_argument("--slo-p99-ms", type=float, metavar="MS",
+                     help="find each configuration's capacity at this p99 budget (load mode 'capacity')")  # fmt: skip
     _sweep_flags(run)
     _verbosity(run)
 
@@ -255,6 +257,8 @@ def _run(args: argparse.Namespace, interrupts: _Interrupts) -> int:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     if args.duration_s is not None:
         overrides["duration_s"] = args.duration_s
+    if getattr(args, "slo_p99_ms", None) is not None:
+        overrides["slo_p99_ms"] = args.slo_p99_ms
     from npf_core.spec.overrides import sweep_overrides
 
     overrides.update(

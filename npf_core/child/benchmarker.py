@@ -46,6 +46,7 @@ from npf_core.plugin.references import resolve_reference
 from npf_core.results.stats import Histogram
 from npf_core.wire.protocol import (
     PROTOCOL_VERSION,
+    STOP_DONE,
     CallStamps,
     Channel,
     ChildExit,
@@ -96,6 +97,14 @@ class Benchmarker:
         self.stop_at_ns = 0
         self.n_windows_hint = 16
         self.open_loop = job.load_mode != "closed"
+        self.load_mode = job.load_mode
+        self.rate_per_copy = job.rate_per_copy
+        self.slo_ns = job.slo_ns
+        # a repeat job's measurements: the round the workers may run, under this condition
+        self._round = 0
+        self._armed = 0  # measurements armed so far
+        self._rounds = threading.Condition()
+        self._closing = False
         self.evaluation: Any = None  # evaluate mode (npf_core.evaluation.runner.Evaluation)
         self._shared: Callable[[], tuple[Any, ...]] | None = None
         self._shared_lock = threading.Lock()
@@ -233,6 +242,10 @@ class Benchmarker:
                     self.fixed_example = self._examples[0]
             else:
                 self.timed_input = True
+        self._shape_loop()
+
+    def _shape_loop(self) -> None:
+        """Which loop the workers run and which stages it stamps, for the current load."""
         self.simple = (
             self.fixed_example is not None and self.pre is None and self.post is None and not self.open_loop
         )
@@ -293,17 +306,19 @@ class Benchmarker:
 
     def start_arrivals(self) -> None:
         """This copy's request schedule (ns): its share of the spec's total rate,
-        constant (copies staggered by phase) or Poisson (independent per copy)."""
+        constant (copies staggered by phase) or Poisson (independent per copy).
+        Each measurement of a repeat job draws its own."""
         job = self.job
-        rate = job.rate_per_copy
+        rate = self.rate_per_copy
         period = 1e9 / rate
         start = float(self.go_at_ns)
         self._arrival_lock = threading.Lock()
-        if job.load_mode == "constant":
+        if self.load_mode == "constant":
             first = start + period * job.copy_index / job.n_models
             self._arrivals: Iterator[int] = (int(first + k * period) for k in itertools.count())
             return
-        rng = np.random.default_rng([job.seed, job.copy_index])
+        # each measurement of a repeat job (a capacity probe) draws its own arrivals
+        rng = np.random.default_rng([job.seed, job.copy_index] + ([self._armed] if job.repeat else []))
 
         def poisson() -> Iterator[int]:
             now = start
@@ -403,8 +418,59 @@ class Benchmarker:
                 for w in workers:
                     if w.thread.is_alive():
                         w.thread.join()
-        if go:
+        if not go:
+            return
+        try:
             self._measure(workers)
+            while self.job.repeat and self._next_go(workers):
+                self._measure(workers)
+        finally:
+            if self.job.repeat:
+                with self._rounds:
+                    self._closing = True
+                    self._rounds.notify_all()
+                for w in workers:
+                    w.state[0] = HALT
+                    w.thread.join()
+
+    def _next_go(self, workers: list[Worker]) -> bool:
+        """A repeat job between measurements: the next Go starts one (True); Stop or
+        a closed wire ends the copy (False)."""
+        while True:
+            try:
+                msg = self.channel.recv(None)
+            except EOFError:
+                return False
+            if isinstance(msg, Stop) and msg.reason == STOP_DONE:
+                return False
+            if isinstance(msg, Go):  # (another Stop: the last measurement's early stop, crossed with its Result)
+                break
+        self._set_load(msg)
+        self.stopping = False
+        self.ctl[0] = 0
+        self._arm(msg)
+        for w in workers:
+            w.reset()
+        self._sleep_until_go()
+        with self._rounds:
+            self._round += 1
+            for w in workers:
+                w.waiting = False  # released now (each clears it again when it wakes)
+            self._rounds.notify_all()
+        return True
+
+    def next_round(self, worker: Worker) -> bool:
+        """Called by a worker whose measurement is over: False ends its thread; a
+        repeat job's worker waits for the next measurement (True) or the end."""
+        if not self.job.repeat:
+            return False
+        with self._rounds:
+            worker.waiting = True
+            self._rounds.notify_all()  # the main thread waits for every worker to be here
+            self._rounds.wait_for(lambda: self._round > worker.round or self._closing)
+            worker.waiting = False
+            worker.round = self._round
+            return not self._closing
 
     def _warm_up_and_wait(self, workers: list[Worker], ready: Ready) -> bool:
         """Start the workers, which warm up at once; READY when all are warm; then
@@ -428,17 +494,34 @@ class Benchmarker:
                 break
             if isinstance(msg, Stop):
                 return False
-        self.go_at_ns, self.stop_at_ns = msg.go_at_ns, msg.stop_at_ns
-        self.n_windows_hint = int((msg.stop_at_ns - msg.go_at_ns) // self.window_ns) + 2
+        self._set_load(msg)
+        self._arm(msg)
         for w in workers:
             w.windows = np.zeros(max(1, self.n_windows_hint), dtype=np.int64)
+        self._sleep_until_go()
+        self.go_event.set()
+        return True
+
+    def _set_load(self, msg: Go) -> None:
+        """The load a Go names for its measurement (a repeat job's probes), if any."""
+        if msg.load_mode:
+            self.load_mode = msg.load_mode
+            self.open_loop = msg.load_mode != "closed"
+            self.rate_per_copy = msg.rate_per_copy
+            self._shape_loop()
+
+    def _arm(self, msg: Go) -> None:
+        """A measurement's clock, and its arrivals in an open loop."""
+        self._armed += 1
+        self.go_at_ns, self.stop_at_ns = msg.go_at_ns, msg.stop_at_ns
+        self.n_windows_hint = int((msg.stop_at_ns - msg.go_at_ns) // self.window_ns) + 2
         if self.open_loop:
             self.start_arrivals()
+
+    def _sleep_until_go(self) -> None:
         delay = self.go_at_ns - time.perf_counter_ns()
         if delay > 0:
             time.sleep(delay / 1e9)
-        self.go_event.set()
-        return True
 
     def _measure(self, workers: list[Worker]) -> None:
         pc = time.perf_counter_ns
@@ -448,8 +531,7 @@ class Benchmarker:
         self.stopping = True
         for w in workers:
             w.state[0] = HALT
-        for w in workers:
-            w.thread.join()
+        self._settle(workers)
         failed = next((w.error for w in workers if w.error is not None), None)
         if failed is not None:
             raise failed
@@ -492,6 +574,7 @@ class Benchmarker:
                 late=sum(w.late for w in workers),
                 dropped=sum(w.dropped for w in workers),
                 max_lag_ns=max(w.max_lag_ns for w in workers),
+                over=sum(w.over for w in workers),
                 stopped_by=stopped_by,
                 metric_states=metric_states,
                 eval_examples=sum(w.examples for w in workers),
@@ -516,6 +599,16 @@ class Benchmarker:
         if self.open_loop:
             return 3
         return 2 if self.simple else 5
+    def _settle(self, workers: list[Worker]) -> None:
+        """Wait until every worker has finished this measurement: its thread ended, or
+        (a repeat job) it waits for the next one."""
+        if not self.job.repeat:
+            for w in workers:
+                w.thread.join()
+            return
+        with self._rounds:
+            while not all(w.waiting or not w.thread.is_alive() for w in workers):
+                self._rounds.wait(0.05)
 
     def _control(self, workers: list[Worker]) -> str:
         """Until the deadline: ask workers to fold at each window boundary, send
@@ -527,13 +620,14 @@ class Benchmarker:
             now = pc()
             if self.error_event.is_set():
                 return "error"
-            if all(not w.thread.is_alive() for w in workers):
+            if all(w.waiting or not w.thread.is_alive() for w in workers):
                 return "exhausted"
             if now >= self.stop_at_ns:
                 return "deadline"
             if now >= next_window:
                 completed = sum(w.completed for w in workers)
-                self.channel.send(Progress(window=window, completed=completed))
+                over = sum(w.over for w in workers)
+                self.channel.send(Progress(window=window, completed=completed, over=over))
                 for w in workers:
                     if w.state[0] == RUN:
                         w.state[0] = FLUSH

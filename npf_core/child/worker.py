@@ -45,12 +45,14 @@ class Copy(Protocol):
     stop_at_ns: int
     window_ns: int
     n_windows_hint: int
+    slo_ns: int
 
     def convert(self, example: tuple[Any, ...]) -> tuple[Any, ...]: ...
     def example_iterator(self, warmup: bool = False) -> Callable[[], tuple[Any, ...]]: ...
     def take_arrival(self) -> int: ...
     def on_worker_error(self) -> None: ...
     def warmup(self, worker: Worker) -> None: ...
+    def next_round(self, worker: Worker) -> bool: ...
 
 
 class Worker:
@@ -68,6 +70,9 @@ class Worker:
         self.late = 0
         self.dropped = 0
         self.max_lag_ns = 0
+        self.over = 0  # calls slower than the job's slo_ns
+        self.round = 0  # the measurement this worker runs (a repeat job runs several)
+        self.waiting = False  # a repeat job's worker between measurements
         self.error: StageError | None = None
         self.warmup_ns = 0
         self.warmup_calls = 0
@@ -79,6 +84,15 @@ class Worker:
         self.keep_left = bench.keep_per_worker
         self.loop_ns = [0, 0]  # the measured loop's start and end (perf_counter_ns)
         self.thread = threading.Thread(target=self._run, name=f"npf-worker-{index}", daemon=True)
+
+    def reset(self) -> None:
+        """Empty the accumulators for the next measurement (a repeat job's next
+        probe); called by the copy's main thread while this worker waits between them."""
+        self.latency = Histogram()
+        self.stages = {}
+        self.windows = np.zeros(max(1, self.bench.n_windows_hint), dtype=np.int64)
+        self.completed = self.scheduled = self.late = self.dropped = self.max_lag_ns = self.over = 0
+        self.state[0] = RUN
 
     # -- folding -------------------------------------------------------------
 
@@ -97,6 +111,8 @@ class Worker:
             self.keep_left -= len(rows)
         start, end = cols[0], cols[-1]
         self.latency.add(end - start)
+        if b.slo_ns:
+            self.over += int(np.count_nonzero(end - start > b.slo_ns))
         for name, (i, j) in b.stage_cols.items():
             self.stages.setdefault(name, Histogram()).add(cols[j] - cols[i])
         if b.open_loop:
@@ -126,18 +142,21 @@ class Worker:
                 b.go_event.wait()
                 if self.state[0] == HALT:  # stopped before GO
                     return
-                self.loop_ns[0] = time.perf_counter_ns()
-                try:
-                    if b.evaluation is not None:
-                        self._evaluate()
-                    elif b.open_loop:
-                        self._open_loop()
-                    elif b.simple:
-                        self._closed_simple()
-                    else:
-                        self._closed_staged()
-                finally:
-                    self.loop_ns[1] = time.perf_counter_ns()
+                while True:
+                    self.loop_ns[0] = time.perf_counter_ns()
+                    try:
+                        if b.evaluation is not None:
+                            self._evaluate()
+                        elif b.open_loop:
+                            self._open_loop()
+                        elif b.simple:
+                            self._closed_simple()
+                        else:
+                            self._closed_staged()
+                    finally:
+                        self.loop_ns[1] = time.perf_counter_ns()
+                    if not b.next_round(self):  # a repeat job: the same thread measures again
+                        return
         except StageError as exc:
             self.error = exc
             b.on_worker_error()

@@ -128,6 +128,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("throughput", "inf/s", True, "throughput_avg", throughput),
     Figure("p50", "ms", False, "latency_ms_p50", percentile(50)),
     Figure("p99", "ms", False, "latency_ms_p99", percentile(99)),
+    # load mode "capacity": the highest rate within the p99 budget, compared only at the same budget
+    Figure("capacity", "inf/s", True, "slo_capacity_inf_s",
+           interval("slo_capacity_inf_s", "slo_capacity_ci_low", "slo_capacity_ci_high"),
+           comparable=lambda a, b: a.get("slo_p99_ms") == b.get("slo_p99_ms")),  # fmt: skip
 )
 
 

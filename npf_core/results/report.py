@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from npf_core.results.capacity import CapacityProbe
 from npf_core.results.stats import Histogram, StoredHistogram, coefficient_of_variation, rate_ci
 from npf_core.spec.config import RunConfig
 from npf_core.wire.protocol import Ready, Result
@@ -196,6 +197,14 @@ class Report(msgspec.Struct, kw_only=True):
     #: ``setup_avg_ms`` and ``env_setup_avg_ms`` are over the others, the copies it loaded
     #: (none loaded: ``load_avg_ms`` is null)
     reused_copies: int = 0
+    #: load mode "capacity": the p99 budget, the highest Poisson rate (inferences/s)
+    #: whose p99 stays within it, its interval, how the search ended, and its probes
+    slo_p99_ms: float | None = None
+    slo_capacity_inf_s: float | None = None
+    slo_capacity_ci_low: float | None = None
+    slo_capacity_ci_high: float | None = None
+    slo_search: str = ""
+    slo_probes: list[CapacityProbe] = []
 
     def __getitem__(self, key: str) -> Any:
         try:

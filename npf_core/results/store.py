@@ -333,7 +333,8 @@ LATER_FIELDS = frozenset({
     "input_signature", "reused_copies", "device_util_avg_percent", "device_util_peak_percent",
     "device_mem_used_peak_mb", "power_avg_w", "power_peak_w", "inf_per_joule", "device_clock_avg_mhz",
     "copy_cores_util_avg_percent", "copy_rss_peak_mb", "telemetry_avg", "telemetry_sources", "telemetry_note",
-    "telemetry_windows",
+    "telemetry_windows", "slo_p99_ms", "slo_capacity_inf_s", "slo_capacity_ci_low", "slo_capacity_ci_high",
+    "slo_search", "slo_probes",
 })  # fmt: skip
 _REPORT_FIELDS = tuple(f.encode_name for f in msgspec.structs.fields(Report) if f.encode_name not in LATER_FIELDS)
 

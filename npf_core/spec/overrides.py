@@ -1,5 +1,6 @@
 """Sweep overrides from the command line (``--n-models``, ``--workers``,
-``--batch-sizes``, ``--device``): the spec's lists replaced without editing it.
+``--batch-sizes``, ``--device``): the spec's lists replaced without editing it; and
+``--slo-p99-ms`` (``slo_p99_ms=`` in the API): the capacity search at that p99 budget.
 
 Each flag becomes a keyword override of :func:`npf_core.spec.schema.prepare`, so the
 result is validated exactly as a spec file would be.
@@ -109,7 +110,10 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
     evaluating: dict[str, Any] = {
         k: overrides.pop(k) for k in ("eval_metrics", "eval_target_col", "eval_reference") if k in overrides
     }
+    slo = overrides.pop("slo_p99_ms", None)
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if slo is not None:
+        overrides["load"] = _capacity_load(loaded, slo)
     if evaluating:
         from npf_core.spec.evaluate import evaluate_override
 
@@ -135,6 +139,16 @@ def prepare(spec: Any, **overrides: Any) -> LoadedSpec:
     new.objects = {**loaded.objects, **new.objects}  # tokens the new data kept (e.g. in evaluate)
     new.source = loaded.source
     return new
+
+
+def _capacity_load(loaded: LoadedSpec, p99_ms: Any) -> dict[str, Any]:
+    """The load block of a capacity search at ``p99_ms``: the spec's own capacity
+    options (if it has any) with this budget."""
+    if isinstance(p99_ms, bool) or not isinstance(p99_ms, (int, float)) or not p99_ms > 0:
+        raise FlagError("--slo-p99-ms", f"{p99_ms!r} is not a latency budget", "give milliseconds > 0, e.g. 10")
+    current = msgspec.to_builtins(loaded.spec.load)
+    base = current if current.get("mode") == "capacity" else {"mode": "capacity"}
+    return {**base, "p99_ms": float(p99_ms)}
 
 
 def _restore(data: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:

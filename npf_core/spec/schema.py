@@ -25,6 +25,7 @@ from npf_core.spec.tokens import OBJECT_PREFIX
 __all__ = [
     "AutoDuration",
     "DTYPES",
+    "Capacity",
     "Closed",
     "CompileSpec",
     "Constant",
@@ -119,7 +120,25 @@ class Constant(SpecBase, frozen=True, tag="constant", tag_field="mode"):
     rate: PositiveFloat
 
 
-Load = Union[Closed, Poisson, Constant]
+class Capacity(SpecBase, frozen=True, tag="capacity", tag_field="mode"):
+    """Capacity at a latency SLO: per configuration, the highest Poisson arrival rate
+    whose p99 stays within `p99_ms` (a closed-loop probe for the bracket, then
+    open-loop probes; see docs/capacity.md)."""
+
+    p99_ms: PositiveFloat
+    #: the whole search's wall-clock budget (all configurations); None: no limit
+    max_s: PositiveFloat | None = None
+    #: a probe's shortest and longest measurement
+    probe_s: PositiveFloat = 2.0
+    probe_max_s: PositiveFloat = 8.0
+    #: the search of a configuration ends when (lowest failing - highest passing rate)
+    #: / highest passing rate is at most this
+    tolerance: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.1
+    #: open-loop probes per configuration at most
+    max_probes: PositiveInt = 10
+
+
+Load = Union[Closed, Poisson, Constant, Capacity]
 
 
 class LauncherSpec(SpecBase, frozen=True):
@@ -510,6 +529,8 @@ def validate(loaded: LoadedSpec) -> None:
     d = spec.duration_s
     if isinstance(d, float) and (d < 0 or (spec.dataset_once and spec.evaluate is None) or math.isnan(d)):
         raise SpecError("duration_s", f"must be > 0, got {d:g}", "0 (the dataset once) needs an 'evaluate' block")
+    if isinstance(spec.load, Capacity):
+        _check_capacity(spec)
     if spec.evaluate is not None:
         from npf_core.spec.evaluate import validate_evaluate
 
@@ -545,6 +566,20 @@ def validate(loaded: LoadedSpec) -> None:
             raise SpecError(field, "must hold at least one value (or leave it out for the default)")
     if not spec.output.reporters and spec.output.reporters is not None:
         pass  # no reporters is allowed: results come back through the API
+
+
+def _check_capacity(spec: Spec) -> None:
+    load = spec.load
+    assert isinstance(load, Capacity)
+    if load.probe_max_s < load.probe_s:
+        raise SpecError("load.probe_max_s", f"{load.probe_max_s:g} is shorter than load.probe_s = {load.probe_s:g}",
+                        "give probe_max_s >= probe_s")  # fmt: skip
+    if spec.evaluate is not None:
+        raise SpecError("load.mode", "'capacity' cannot be combined with an 'evaluate' block",
+                        "evaluate accuracy in a run of its own, without the capacity search")  # fmt: skip
+    if spec.dataset is not None and not spec.dataset.loop:
+        raise SpecError("dataset.loop", "a dataset read once runs out, and the capacity search needs examples "
+                        "for every probe", "set loop: true")  # fmt: skip
 
 
 def _check_item(loaded: LoadedSpec, where: str, item: InputItem) -> None:

@@ -37,7 +37,8 @@ from npf_core.results.report import ErrorInfo, Report, build_report, error_repor
 from npf_core.results.stats import windows_stable
 from npf_core.results.telemetry import TelemetryResult, apply_telemetry
 from npf_core.spec.config import RunConfig
-from npf_core.spec.schema import LoadedSpec, duration_bounds
+from npf_core.spec.schema import Capacity, LoadedSpec, duration_bounds
+from npf_core.supervisor.capacity import CLOSED_CALLS, CapacityOutcome, CapacitySearch, StopRule
 from npf_core.supervisor.copy_output import CopyOutput
 from npf_core.supervisor.copy_pool import CopyPool
 from npf_core.supervisor.processes import Child
@@ -104,6 +105,8 @@ class ConfigRunner:
         self.kept: dict[str, tuple[list[pr.Ready], list[pr.Result]]] = {}
         #: what one copy of this run takes, measured on the first copy that got ready
         self.cost: limits.CopyCost | None = None
+        #: load mode "capacity": the search, across the run's configurations
+        self._capacity = CapacitySearch(self.spec.load) if isinstance(self.spec.load, Capacity) else None
 
     def _job(self, config: RunConfig, copy_index: int, assignment: dict[str, Any]) -> pr.Job:
         spec = self.spec
@@ -115,6 +118,9 @@ class ConfigRunner:
         load = spec.load
         mode = type(load).__name__.lower()
         rate = getattr(load, "rate", 0.0)
+        capacity = isinstance(load, Capacity)
+        if capacity:
+            mode = "closed"  # until a Go names a probe's load
         return pr.Job(
             config_id=config.config_id,
             copy_index=copy_index,
@@ -145,6 +151,8 @@ class ConfigRunner:
             evaluate=eval_job(self.loaded),
             keep_calls=spec.keep_calls,
             reuse=self._pool is not None and self._pool.open,
+            repeat=capacity,
+            slo_ns=int(load.p99_ms * 1e6) if isinstance(load, Capacity) else 0,
         )
 
     def window_s(self) -> float:
@@ -152,8 +160,10 @@ class ConfigRunner:
         return self._window_s()
 
     def _window_s(self) -> float:
-        """The measurement window: the spec's, but at least five per configuration."""
-        return max(0.01, min(self.spec.window_s, self._bounds()[0] / 5))
+        """The measurement window: the spec's, but at least five per configuration
+        (eight per capacity probe: the batch means its decision needs)."""
+        per = 8 if self._capacity is not None else 5
+        return max(0.01, min(self.spec.window_s, self._bounds()[0] / per))
 
     def _bounds(self) -> tuple[float, float, int | None]:
         """``(min_s, max_s, calls)`` of a configuration: ``duration_s`` (a number, or
@@ -162,6 +172,9 @@ class ConfigRunner:
         if self.spec.dataset_once:
             timeout = self.spec.evaluate.timeout_s if self.spec.evaluate is not None else 0.0
             return timeout, timeout, None
+        load = self.spec.load
+        if isinstance(load, Capacity):  # the closed-loop probe's; duration_s is not used
+            return load.probe_s, load.probe_max_s, CLOSED_CALLS
         return duration_bounds(self.spec.duration_s)
 
     async def run(self, index: int, total: int, config: RunConfig) -> Report:
@@ -186,6 +199,7 @@ class ConfigRunner:
         sampled: TelemetryResult | None = None
         reaped = completed = False
         load_deadline = time.monotonic() + spec.timeouts.load_s
+        capacity: CapacityOutcome | None = None
         try:
             async with anyio.create_task_group() as tg:
                 try:
@@ -241,8 +255,8 @@ class ConfigRunner:
                                 except ZygoteFailed:
                                     break  # the configuration that needs the copy reports it
                             await self._load_ahead(later, key, zygote, ahead, tg, asend)
-                    results = await self._drive(index, total, config, children, receive, resources,
-                                                ahead=(ahead, areceive, load_deadline))  # fmt: skip
+                    results, capacity = await self._drive(index, total, config, children, receive, resources,
+                                                          ahead=(ahead, areceive, load_deadline))  # fmt: skip
                 except ConfigFailure as exc:
                     failure = exc
                 except MachineLimit as exc:  # too many copies for this machine: the run stops (exit 2)
@@ -291,6 +305,8 @@ class ConfigRunner:
                 if spec.evaluate is not None:
                     report = apply_evaluation(report, results, self.loaded, self._metrics)
                 report = apply_telemetry(report, sampled)
+                if capacity is not None:
+                    report = capacity.apply(report)
                 if pool is not None and not reaped:
                     for c in children:  # a load done ahead is reported once, by this configuration
                         c.ahead_key, c.ahead_ready = None, None
@@ -508,15 +524,40 @@ class ConfigRunner:
         receive: Any,
         resources: dict[str, list[float]],
         ahead: tuple[list[Child], Any, float] | None = None,
-    ) -> list[pr.Result]:
+    ) -> tuple[list[pr.Result], CapacityOutcome | None]:
         """The phases of a configuration once its copies are started (and the copies
-        of a later one it loads ahead, ready before GO)."""
+        of a later one it loads ahead, ready before GO); with load mode "capacity",
+        the search's probes on the loaded copies."""
         await self._await_ready(config, children, receive)
+        if self._capacity is not None:
+            return await self._search(index, total, config, children, receive, resources, self._capacity)
         if ahead is not None and ahead[0]:
             await self._await_ahead(*ahead)
         clock = await self._go(children)
         await self._measure(index, total, config, children, receive, resources, clock)
-        return [c.result for c in children if c.result is not None]
+        return [c.result for c in children if c.result is not None], None
+
+    async def _search(
+        self, index: int, total: int, config: RunConfig, children: list[Child], receive: Any,
+        resources: dict[str, list[float]], search: CapacitySearch,
+    ) -> tuple[list[pr.Result], CapacityOutcome]:  # fmt: skip
+        """The capacity search: probes on the same loaded copies, one Go each (the
+        closed loop's resource samples are the report's), then Stop: the copies exit."""
+
+        async def probe(
+            mode: str, rate: float, bounds: tuple[float, float, int | None], rule: StopRule | None
+        ) -> tuple[list[pr.Result], list[tuple[int, int]]]:
+            for c in children:
+                c.result = None
+            clock = await self._go(children, bounds, mode, rate / config.n_models)
+            samples = resources if mode == "closed" else {k: [] for k in resources}
+            watch = await self._measure(index, total, config, children, receive, samples, clock, rule)
+            return [c.result for c in children if c.result is not None], watch.window_counts()
+
+        results, outcome = await search.search(config, probe, self._window_s())
+        for c in children:
+            await processes.send(c, pr.Stop(reason=pr.STOP_DONE))
+        return results, outcome
 
     async def _await_ready(self, config: RunConfig, children: list[Child], receive: Any) -> None:
         """Hello, Setup, Ready from every copy: all within ``timeouts.load_s``. A
@@ -567,14 +608,19 @@ class ConfigRunner:
 
         await anyio.to_thread.run_sync(lineage.note, children)  # what they started while loading
 
-    async def _go(self, children: list[Child]) -> _Clock:
-        """GO: one common start time and one common deadline for every copy."""
-        min_s, max_s, enough_calls = self._bounds()  # "auto": until p99 is supported
+    async def _go(
+        self, children: list[Child], bounds: tuple[float, float, int | None] | None = None, load_mode: str = "",
+        rate_per_copy: float = 0.0,
+    ) -> _Clock:  # fmt: skip
+        """GO: one common start time and one common deadline for every copy (a
+        capacity probe's ``bounds`` and load, else the configuration's)."""
+        min_s, max_s, enough_calls = bounds or self._bounds()  # "auto": until p99 is supported
         go_at = time.perf_counter_ns() + int(GO_MARGIN_S * 1e9)
         stop_at = go_at + int(max_s * 1e9)
         psutil.cpu_percent(None)
         for c in children:
-            await processes.send(c, pr.Go(go_at_ns=go_at, stop_at_ns=stop_at))
+            await processes.send(c, pr.Go(go_at_ns=go_at, stop_at_ns=stop_at, load_mode=load_mode,
+                                          rate_per_copy=rate_per_copy))  # fmt: skip
         mono_go = time.monotonic() + GO_MARGIN_S
         return _Clock(window_s=self._window_s(), min_s=min_s, max_s=max_s, enough_calls=enough_calls,
                       mono_go=mono_go, result_deadline=mono_go + max_s + self.spec.timeouts.stop_s)  # fmt: skip
@@ -588,9 +634,11 @@ class ConfigRunner:
         receive: Any,
         resources: dict[str, list[float]],
         clock: _Clock,
-    ) -> None:
+        rule: StopRule | None = None,
+    ) -> _Progress:
         """Until every copy sent its Result: progress events, resource samples, an early
-        stop (enough calls, stable windows), and a deadline for a call that hangs."""
+        stop (enough calls, stable windows, or a capacity probe's ``rule``), and a
+        deadline for a call that hangs. Returns the per-window counts."""
         t = self.spec.timeouts
         procs = ps_processes(children)
         period = min(clock.window_s, 0.5)
@@ -644,7 +692,7 @@ class ConfigRunner:
                 calls[id(child)] = msg.completed
                 rate = watch.add(msg, config.batch_size, clock.window_s)
                 if rate is not None:
-                    await self._on_window(index, total, config, children, msg.window, watch, rate, clock)
+                    await self._on_window(index, total, config, children, msg.window, watch, rate, clock, rule)
             elif isinstance(msg, pr.Result):
                 child.result = msg
                 pending.discard(id(child))
@@ -654,10 +702,11 @@ class ConfigRunner:
                 raise self._fail(
                     child, config, "call", f"sent {type(msg).__name__} while measuring", type="ProtocolError"
                 )
+        return watch
 
     async def _on_window(
         self, index: int, total: int, config: RunConfig, children: list[Child], window: int, watch: _Progress,
-        rate: float, clock: _Clock,
+        rate: float, clock: _Clock, rule: StopRule | None = None,
     ) -> None:  # fmt: skip
         """A measurement window completed by every copy: announce it, and stop early
         once the p99 is supported (duration "auto") or the windows are stable."""
@@ -671,8 +720,10 @@ class ConfigRunner:
         reason = None
         if clock.enough_calls and elapsed >= clock.min_s and watch.completed(window) >= clock.enough_calls:
             reason = "enough-calls"  # duration_s "auto": the p99 is supported
+        if reason is None and rule is not None:
+            reason = rule(watch.window_counts(), elapsed)  # a capacity probe: its p99 decided?
         stab = self.spec.stability
-        if reason is None and stab is not None and elapsed >= stab.min_s and windows_stable(
+        if reason is None and rule is None and stab is not None and elapsed >= stab.min_s and windows_stable(
             watch.rates, stab.windows, stab.tolerance
         ):
             reason = "stable"
@@ -700,6 +751,7 @@ class _Progress:
     def __init__(self, n_copies: int) -> None:
         self.n = n_copies
         self.counts: dict[int, list[int]] = {}
+        self.overs: dict[int, list[int]] = {}
         self.rates: list[float] = []
         self.stopped = False
 
@@ -709,12 +761,23 @@ class _Progress:
     def add(self, msg: pr.Progress, batch_size: int, window_s: float) -> float | None:
         counts = self.counts.setdefault(msg.window, [])
         counts.append(msg.completed)
+        self.overs.setdefault(msg.window, []).append(msg.over)
         if len(counts) != self.n:
             return None
         prev = sum(self.counts.get(msg.window - 1, [0] * self.n))
         rate = (sum(counts) - prev) * batch_size / window_s
         self.rates.append(rate)
         return rate
+
+    def window_counts(self) -> list[tuple[int, int]]:
+        """(calls, calls over the job's slo_ns) in each window that every copy reported."""
+        out: list[tuple[int, int]] = []
+        prev_n = prev_x = 0
+        for w in sorted(w for w, c in self.counts.items() if len(c) == self.n):
+            n, x = sum(self.counts[w]), sum(self.overs[w])
+            out.append((n - prev_n, x - prev_x))
+            prev_n, prev_x = n, x
+        return out
 
 
 def _slowest(pending: list[Child]) -> Child:

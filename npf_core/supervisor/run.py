@@ -51,7 +51,7 @@ from npf_core.results.store import (
 from npf_core.results.table import ReportList, report_list
 from npf_core.spec.config import RunConfig
 from npf_core.spec.overrides import prepare
-from npf_core.spec.schema import spec_to_dict
+from npf_core.spec.schema import Capacity, spec_to_dict
 from npf_core.supervisor.blocking import run_blocking
 from npf_core.supervisor.config_run import GO_MARGIN_S, GROUP_SIGNAL_WAIT_S, ConfigRunner
 from npf_core.supervisor.copy_output import CopyOutput
@@ -167,7 +167,8 @@ class Supervisor:
             room = limits.headroom()  # processes, threads and memory: n_models 100000 stops here
             for config in plan:
                 limits.check_copies(config, limits.floor_cost(config.start_method), room)
-        if self.spec.reuse_copies:
+        if self.spec.reuse_copies and not isinstance(self.spec.load, Capacity):
+            # (load mode "capacity" probes each configuration's copies again and again, then ends them)
             # copies outlive a configuration: the sweep runs in the order that loads fewest
             framework = plugins.framework(self.spec.model.framework, self.spec.model.options)
             self._rules = ReuseRules(device, framework.copy_depends_on(device))

@@ -30,6 +30,19 @@ A copy loaded ahead for a later configuration (``Job.preload``) answers its Setu
 with Ready once loaded, runs nothing (no warm-up, no Go), and waits for
 Reconfigure or Release like a kept copy.
 
+A job with ``repeat`` (the capacity search's probes) keeps its copy loaded after a
+Result: the next ``Go`` measures again, with the loaded model and the same worker
+threads, under the load that Go names (``load_mode``, ``rate_per_copy``); ``Stop``
+or a closed wire ends it (the capacity search does not keep copies between
+configurations)::
+
+    parent -> Go(go_at_ns, stop_at_ns, load_mode, rate_per_copy)
+    child  -> Progress(...) ... Result(...)
+    parent -> Stop(reason="done")            no more probes: the child exits
+
+(A Stop with another reason that arrives between measurements is the early stop of
+the one just finished, crossed on the wire with its Result: it is ignored.)
+
 New fields always get defaults, so old and new ends can talk.
 """
 
@@ -53,6 +66,7 @@ __all__ = [
     "CallStamps",
     "MAX_FRAME",
     "PROTOCOL_VERSION",
+    "STOP_DONE",
     "AnyMessage",
     "Channel",
     "EvalJob",
@@ -185,6 +199,10 @@ class Job(msgspec.Struct, kw_only=True):
     #: load only, ahead of the configuration that needs the copy: Ready, then wait
     #: (no warm-up, no measurement) for Reconfigure or Release
     preload: bool = False
+    #: after its Result the copy waits for another Go (or Stop) instead of exiting
+    repeat: bool = False
+    #: calls slower than this (ns) are counted (Progress.over, Result.over); 0: not counted
+    slo_ns: int = 0
 
 
 class Setup(Message, kw_only=True):
@@ -222,6 +240,14 @@ class Ready(Message, kw_only=True):
 class Go(Message, kw_only=True):
     go_at_ns: int
     stop_at_ns: int
+    #: a repeat job's load for this measurement ("closed", "poisson", "constant"); "" keeps the job's
+    load_mode: str = ""
+    #: the open loop's rate for this measurement (calls/s of this copy); with ``load_mode``
+    rate_per_copy: float = 0.0
+
+
+#: the reason of the Stop that ends a repeat job between measurements
+STOP_DONE = "done"
 
 
 class Stop(Message, kw_only=True):
@@ -231,6 +257,8 @@ class Stop(Message, kw_only=True):
 class Progress(Message, kw_only=True):
     window: int
     completed: int
+    #: of those, calls slower than the job's ``slo_ns``
+    over: int = 0
 
 
 class Hist(msgspec.Struct, array_like=True):
@@ -276,6 +304,8 @@ class Result(Message, kw_only=True):
     eval_examples: int = 0
     #: with ``Job.keep_calls``: one per worker thread
     calls: list[CallStamps] = []
+    #: calls slower than the job's ``slo_ns``
+    over: int = 0
 
 
 class Failed(Message, kw_only=True):

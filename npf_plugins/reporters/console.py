@@ -121,6 +121,8 @@ def report_table(reports: list[Report], title: str | None = None, width: int | N
 def _table(reports: list[Report], title: str | None, dropped: list[str]) -> Table:
     table = Table(title=title, header_style="bold")
     cols = [c for c in COLUMNS if c[0] not in dropped]
+    if any(r.slo_p99_ms is not None for r in reports):  # load mode "capacity"
+        cols.insert(1, ("slo_capacity_inf_s", "capacity", "rate"))
     for _field, header, kind in cols:
         if kind == "str":
             table.add_column(header, justify="left", overflow="fold")
@@ -284,6 +286,7 @@ def best_lines(reports: list[Report], latency_budget_ms: float | None = None) ->
             )  # fmt: skip
         else:
             lines.append(f"best within p99 <= {budget}: none (every configuration's p99 is above it)")
+    lines += capacity_lines(ok)
     if any(not r.valid for r in ok):
         lines.append("(rows marked ok? count; read their figures with care)")
     return lines
@@ -330,6 +333,8 @@ def failure_block(groups: list[FailureGroup], labels: dict[str, str]) -> list[st
             n = len(g.not_tried)
             lines.append(f"    not tried: {n} more configuration{'s' * (n != 1)}, which would fail the same way")
     return lines
+
+
 def saturation_note(r: Report) -> str | None:
     """``device at 38 %: more copies or a larger batch may help`` when telemetry saw
     the configuration's device busy less than SATURATED_PERCENT of the time."""
@@ -337,6 +342,27 @@ def saturation_note(r: Report) -> str | None:
     if util is None or _missing(util) or util >= SATURATED_PERCENT:
         return None
     return f"device at {util:.0f} %: more copies or a larger batch may help"
+
+
+def capacity_lines(ok: list[Report]) -> list[str]:
+    """Load mode "capacity": the configuration that carries the highest Poisson rate
+    within the p99 budget."""
+    searched = [r for r in ok if r.slo_p99_ms is not None]
+    if not searched:
+        return []
+    budget = f"{searched[0].slo_p99_ms:g} ms"
+    found = [r for r in searched if not _missing(r.slo_capacity_inf_s)]
+    if not found:
+        return [f"highest capacity at p99 <= {budget}: none (no configuration kept its p99 within it)"]
+    b = max(found, key=lambda r: r.slo_capacity_inf_s or 0.0)
+    return [f"highest capacity at p99 <= {budget}: {fmt_rate(b.slo_capacity_inf_s)} inf/s with {describe(b)}  "
+            f"({capacity_interval(b)}; closed loop {fmt_rate(b.throughput_avg)} inf/s)"]  # fmt: skip
+
+
+def capacity_interval(r: Report) -> str:
+    """``between 1,000 and 1,100 inf/s``: the highest rate that passed, the lowest that failed."""
+    low, high = r.slo_capacity_ci_low, r.slo_capacity_ci_high
+    return f"between {fmt_rate(low)} and {fmt_rate(high)} inf/s"
 
 
 def print_summary(
@@ -621,7 +647,12 @@ def result_line(r: Report) -> str:
         device += f", device {r.device_util_avg_percent:.0f} %"
     if r.power_avg_w is not None:
         device += f", {r.power_avg_w:.0f} W"
-    return f"{fmt_rate(r.throughput_avg)} inf/s{ci}, p50 {p50}, p99 {p99}{metrics}{device}"
+    line = f"{fmt_rate(r.throughput_avg)} inf/s{ci}, p50 {p50}, p99 {p99}{metrics}{device}"
+    if r.slo_p99_ms is not None:  # load mode "capacity": the closed loop's figures, then the search's
+        probes = sum(p.mode != "closed" for p in r.slo_probes)
+        line += (f"; capacity at p99 <= {r.slo_p99_ms:g} ms: {fmt_rate(r.slo_capacity_inf_s)} inf/s "
+                 f"({capacity_interval(r)}, {probes} probe{'s' * (probes != 1)}; {r.slo_search})")  # fmt: skip
+    return line
 
 
 def event_spec_budget(spec: Any) -> float | None:

@@ -27,9 +27,10 @@ from npf_core.plugin import events as ev
 
 # NeuronPerf's CSV columns first, in its order; then the device telemetry figures;
 # then its other report fields; then ours. Not columns: the histogram (thousands of
-# numbers, results.json only), the per-window telemetry (results.json), and evaluate
-# mode's metrics (they follow, one column per metric name).
-_NOT_IN_CSV = ("latency_histogram", "metrics", "telemetry_windows", "telemetry_sources", "telemetry_avg")
+# numbers, results.json only), the per-window telemetry (results.json), the capacity
+# search's probes (results.json) and evaluate mode's metrics (they follow, one column
+# per metric name).
+_NOT_IN_CSV = ("latency_histogram", "metrics", "telemetry_windows", "telemetry_sources", "telemetry_avg", "slo_probes")
 CSV_COLUMNS = tuple(
     dict.fromkeys(
         NEURONPERF_CSV_COLUMNS

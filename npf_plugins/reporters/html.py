@@ -143,8 +143,20 @@ def _has_device_telemetry(reports: list[Report]) -> bool:
     return any(getattr(r, f) is not None for r in reports for _, f, _ in _TELEMETRY_COLUMNS)
 
 
+#: load mode "capacity": after the throughput's columns
+_CAPACITY_COLUMNS: list[tuple[str, Any, str]] = [
+    ("capacity/s", "slo_capacity_inf_s", "rate"),
+    ("capacity low", "slo_capacity_ci_low", "rate"),
+    ("capacity high", "slo_capacity_ci_high", "rate"),
+]
+
+
 def summary_table(reports: list[Report]) -> str:
-    columns = _COLUMNS + (_TELEMETRY_COLUMNS if _has_device_telemetry(reports) else [])
+    columns = list(_COLUMNS)
+    if any(r.slo_p99_ms is not None for r in reports):
+        columns[9:9] = _CAPACITY_COLUMNS
+    if _has_device_telemetry(reports):
+        columns += _TELEMETRY_COLUMNS
     head = "".join(f'<th class="{"l" if f == "s" else ""}">{escape(h)}</th>' for h, _, f in columns)
     rows = []
     for r in reports:
@@ -291,6 +303,52 @@ def _no_utilisation(reports: list[Report]) -> str:
     notes = list(dict.fromkeys(r.telemetry_note for r in _ok(reports) if r.telemetry_note))
     why = f": {notes[0]}" if len(notes) == 1 else ""
     return f"no device utilisation in these results{why}"
+def _searched(reports: list[Report]) -> list[Report]:
+    return [r for r in _ok(reports) if r.slo_p99_ms is not None and any(p.mode != "closed" for p in r.slo_probes)]
+
+
+def capacity_chart(reports: list[Report]) -> str | None:
+    """Load mode "capacity": each configuration's p99 against the offered Poisson
+    load of its probes (with the p99's interval), and the budget as a dashed line;
+    where a curve crosses the line is that configuration's capacity."""
+    searched = _searched(reports)
+    if not searched:
+        return None
+    budget = float(searched[0].slo_p99_ms or 0.0)
+    top = 3 * budget
+    series = []
+    for r in searched:
+        probes = sorted((p for p in r.slo_probes if p.mode != "closed" and p.p99_ms is not None),
+                        key=lambda p: p.inf_s)  # fmt: skip
+        series.append(Series(
+            r.config_id, [(p.inf_s, float(p.p99_ms or 0.0)) for p in probes],
+            [(p.p99_ci_low_ms or 0.0, top if p.p99_ci_high_ms is None else p.p99_ci_high_ms) for p in probes],
+        ))  # fmt: skip
+    return line_chart("chart-capacity", f"Capacity: p99 against offered load (budget {budget:g} ms)", series,
+                      x_label="offered load (Poisson), inferences / s", y_label="p99 latency, ms",
+                      hlines=[(budget, f"p99 budget {budget:g} ms")], y_max=top)  # fmt: skip
+
+
+def probes_table(reports: list[Report]) -> str | None:
+    """Load mode "capacity": every probe of every configuration, with its verdict."""
+    rows = []
+    for r in reports:
+        for i, p in enumerate(r.slo_probes):
+            ci = (f"{p.p99_ci_low_ms or 0:.3f} .. " + ("?" if p.p99_ci_high_ms is None else f"{p.p99_ci_high_ms:.3f}"))
+            over = "-" if p.over_fraction is None else f"{100 * p.over_fraction:.2f}%"
+            p99 = "-" if p.p99_ms is None else f"{p.p99_ms:.3f}"
+            rows.append(
+                f'<tr><td class="l">{escape(r.config_id)}</td><td>{i}</td><td class="l">{escape(p.mode)}</td>'
+                f"<td>{p.inf_s:,.1f}</td><td>{p.achieved_inf_s:,.1f}</td><td>{p.seconds:.2f}</td><td>{p.calls:,}</td>"
+                f'<td>{p99}</td><td>{ci}</td><td>{over}</td><td class="l">{escape(p.verdict)}</td></tr>'
+            )
+    if not rows:
+        return None
+    head = "".join(f'<th class="{c}">{h}</th>' for h, c in (
+        ("configuration", "l"), ("probe", ""), ("load", "l"), ("offered inf/s", ""), ("achieved inf/s", ""),
+        ("s", ""), ("calls", ""), ("p99 ms", ""), ("p99 95% interval", ""), ("over budget", ""), ("verdict", "l"),
+    ))  # fmt: skip
+    return f'<table id="probes"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def cost_chart(reports: list[Report]) -> str | None:
@@ -384,6 +442,7 @@ def render_html(results: Results) -> str:
     ]
     charts = [
         ("Throughput scaling", scaling_chart(reports), "no successful configuration"),
+        *([("Capacity", capacity_chart(reports), "no capacity probes")] if _searched(reports) else []),
         ("Latency CDF", cdf_chart(reports), _NO_HISTOGRAMS),
         ("Latency percentiles", percentile_chart(reports), "no latency histograms to draw percentile curves from"),
         ("Throughput over time", windows_chart(reports), "no window throughputs recorded"),
@@ -399,6 +458,18 @@ def render_html(results: Results) -> str:
             parts.append(f'<figure><figcaption>{escape(heading)}</figcaption><p class="note">{escape(missing)}</p>'
                          "</figure>")  # fmt: skip
     parts.append("</div>")
+    probes = probes_table(reports)
+    if probes:
+        budget = next(r.slo_p99_ms for r in reports if r.slo_p99_ms is not None)
+        best = max((r for r in _ok(reports) if r.slo_capacity_inf_s is not None),
+                   key=lambda r: r.slo_capacity_inf_s or 0.0, default=None)  # fmt: skip
+        verdict = (f"highest capacity at p99 &lt;= {budget:g} ms: <b>{best.slo_capacity_inf_s:,.0f} inf/s</b> with "
+                   f"{escape(best.config_id)}" if best is not None else "no configuration met the budget")  # fmt: skip
+        parts.append("<h2>Capacity probes</h2>")
+        parts.append(f'<p class="meta" id="capacity-best">{verdict}. Probe 0 is the closed loop (its throughput '
+                     "bounds the capacity); the others are Poisson open loops, each measured until its p99's "
+                     "interval lies within or above the budget (see docs/capacity.md).</p>")  # fmt: skip
+        parts.append(probes)
     notes = [(r.config_id, "; ".join(r.validity_reasons)) for r in reports if r.status == "ok" and not r.valid]
     parts.append("<h2>Validity notes</h2>")
     if notes:

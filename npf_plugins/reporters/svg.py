@@ -179,11 +179,18 @@ def line_chart(
     y_log: bool = False,
     y_from_zero: bool = True,
     x_tick_labels: dict[float, str] | None = None,
+    hlines: Sequence[tuple[float, str]] = (),
+    y_max: float | None = None,
 ) -> str:
     """An SVG line chart, one coloured line (with markers and error bars) per series;
-    ``x_log``/``y_log``: that axis in powers of ten (1-2-5 ticks)."""
+    ``x_log``/``y_log``: that axis in powers of ten (1-2-5 ticks). ``hlines``: dashed
+    horizontal reference lines ``(y, label)``; ``y_max``: the y axis ends there (what
+    lies above is cut off at the plot's edge)."""
     xs = [p[0] for s in series for p in s.points]
     ys = [p[1] for s in series for p in s.points] + [e[i] for s in series for e in s.errors if e for i in (0, 1)]
+    ys += [y for y, _ in hlines]
+    if y_max is not None:
+        ys = [min(y, y_max) for y in ys]
     if x_tick_labels:
         xs += list(x_tick_labels)
     ax = _Axes(xs, ys, x_log, y_from_zero, y_log)
@@ -195,6 +202,11 @@ def line_chart(
     out = _frame(title, x_label, y_label, chart_id, ax, len(series), x_tick_labels)
     out.append(f'<clipPath id="{escape(chart_id)}-clip"><rect x="{LEFT}" y="{TOP}" width="{ax.pw}" '
                f'height="{ax.ph}"/></clipPath><g clip-path="url(#{escape(chart_id)}-clip)">')  # fmt: skip
+    for y, label in hlines:
+        py = ax.y(y)
+        out.append(f'<line class="hline" x1="{LEFT}" x2="{LEFT + ax.pw}" y1="{py:.1f}" y2="{py:.1f}" stroke="#c00" '
+                   f'stroke-dasharray="6 4" stroke-width="1.5"><title>{escape(label)}</title></line>')  # fmt: skip
+        out.append(f'<text x="{LEFT + 4}" y="{py - 4:.1f}" font-size="11" fill="#c00">{escape(label)}</text>')
     for i, s in enumerate(series):
         c = PALETTE[i % len(PALETTE)]
         errs = list(s.errors) + [None] * (len(s.points) - len(s.errors))

@@ -120,3 +120,30 @@ def test_the_harness_sees_errors_and_requests(tmp_path: Path) -> None:
 def test_chromium_is_the_system_package() -> None:
     path = os.environ.get("NPF_CHROMIUM", "/usr/bin/chromium")
     assert shutil.which(path), f"{path} missing: run 'nox -s browser', which installs it with apt-get"
+
+
+def test_a_capacity_report_draws_each_configurations_p99_curve_and_the_budget(tmp_path: Path) -> None:
+    """Load mode "capacity": the chart of p99 against offered load has a curve per
+    configuration and the budget's dashed red line, on screen."""
+    spec = {
+        "name": "capacity",
+        "model": {"framework": "python", "target": f"{ROOT / 'tests' / 'integration' / 'models.py'}:Sleepy"},
+        "inputs": [{"shape": [1, 4], "dtype": "float32"}],
+        "n_models": [1],
+        "workers_per_model": [1, 2],
+        "load": {"mode": "capacity", "p99_ms": 10, "probe_s": 0.3, "probe_max_s": 0.6, "max_probes": 3},
+        "output": {"dir": "out", "reporters": ["html"]},
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    run = subprocess.run([sys.executable, "-m", "npf_core", "run", "spec.json", "-q"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    page = resolve_results(tmp_path / "out").parent / "report.html"
+    seen = visit(page_url(page), PROBE)
+    assert seen.errors == []
+    info = seen.evaluated["info"]["chart-capacity"]
+    assert info["series"] == info["drawn"] == 2, info
+    width, height, rows = decode_png(seen.clips["chart-capacity"])
+    assert count_colour(rows, (0, 0, width, height), _hex("#cc0000")) >= 20  # the budget line
+    for colour in info["colours"]:
+        assert count_colour(rows, (0, 0, width, height), _hex(colour)) >= 20, colour

@@ -41,8 +41,10 @@ MESSAGES: list[pr.Message] = [
     pr.Loaded(),
     pr.Ready(load_ns=10, setup_ns=2, warmup_ns=30, warmup_calls=1),
     pr.Go(go_at_ns=1_000, stop_at_ns=2_000),
+    pr.Go(go_at_ns=1_000, stop_at_ns=2_000, load_mode="poisson", rate_per_copy=120.5),  # a capacity probe
     pr.Stop(reason="stable"),
     pr.Progress(window=3, completed=99),
+    pr.Progress(window=3, completed=99, over=4),
     pr.Result(
         completed=7,
         interval_ns=1_000_000,
