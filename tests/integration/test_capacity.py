@@ -190,6 +190,7 @@ def test_a_copy_measures_again_on_each_go_and_ignores_a_stop_crossed_with_its_re
                      inputs=[InputItem(shape=[1])], device=DeviceSpec(), load_mode="closed", warmup_iterations=1,
                      warmup_s=0.0, window_ns=100_000_000, repeat=True, slo_ns=1_000_000)  # fmt: skip
         wire.send(pr.Setup(job=job))
+        assert isinstance(wire.recv(10), pr.Loaded)  # loaded: warm-up begins
         assert isinstance(wire.recv(10), pr.Ready)
 
         def measure(seconds: float, **load: Any) -> pr.Result:
