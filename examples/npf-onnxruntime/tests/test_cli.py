@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ DIST = "npf-onnxruntime"
 def test_npf_plugins_lists_the_framework_with_this_distribution_and_its_version(tmp_path: Path) -> None:
     proc = npf("plugins", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    lines = [line.split(None, 1) for line in proc.stdout.splitlines() if line.startswith("  onnxruntime ")]
-    assert lines == [["onnxruntime", f"onnxruntime ({DIST} {version(DIST)})"]]
+    # columns: name, package (distribution and version), entry point, status
+    rows = [re.split(r"\s{2,}", line.strip()) for line in proc.stdout.splitlines() if line.startswith("  onnxruntime ")]
+    assert rows == [["onnxruntime", f"{DIST} {version(DIST)}", "onnxruntime", "ok"]]
     assert version(DIST) == npf_onnxruntime.__version__
 
 
