@@ -17,6 +17,7 @@ import psutil
 from npf_core.wire.protocol import ChildExit
 
 __all__ = [
+    "end_processes",
     "become_subreaper",
     "end_descendants",
     "end_own_group",
@@ -82,21 +83,27 @@ def end_descendants(grace_s: float = 0.3) -> None:
         procs = psutil.Process().children(recursive=True)
         if not procs:
             return
-        for p in procs:
-            try:
-                p.terminate()
-            except psutil.Error:
-                pass
-        _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(alive, timeout=1.0)
+        end_processes(procs, grace_s, 1.0)
         _reap_children()
     except Exception:  # noqa: BLE001 - exiting anyway
         pass
+
+
+def end_processes(procs: list[psutil.Process], grace_s: float, kill_wait_s: float) -> None:
+    """SIGTERM each, SIGKILL those still alive after ``grace_s``, then wait up to
+    ``kill_wait_s`` for them (which also reaps those that are our children)."""
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=kill_wait_s)
 
 
 def _descendants() -> list[int]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import anyio
 import psutil
 
+from npf_core.child.process import end_processes
 from npf_core.log import get_logger
 
 if TYPE_CHECKING:
@@ -128,16 +129,5 @@ def end_adopted(grace_s: float = 1.0) -> list[int]:
     if not left:
         return []
     logger.warning("ending processes that model copies started and left behind", pids=[p.pid for p in left])
-    for p in left:
-        try:
-            p.terminate()
-        except psutil.Error:
-            pass
-    _gone, alive = psutil.wait_procs(left, timeout=grace_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=5.0)  # for our children, this also reaps them
+    end_processes(left, grace_s, 5.0)  # for our children, this also reaps them
     return [p.pid for p in left]
