@@ -4,6 +4,7 @@ callables and numpy inputs, real benchmarker processes."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import sys
@@ -372,6 +373,7 @@ def test_generic_compile_then_benchmark_the_index_with_load_fn(in_tmp: Path, rec
     assert [r["batch_size"] for r in only4] == [4]
 
 
+@pytest.mark.torch
 def test_npf_compile_keeps_its_own_form(in_tmp: Path) -> None:
     """compile(model, inputs, batch_sizes) is npf's compile, not the generic one."""
     from npf_core.neuronperf.compiling import _batch_sizes_like
@@ -382,6 +384,17 @@ def test_npf_compile_keeps_its_own_form(in_tmp: Path) -> None:
     index = npf.model_index.load(npf.compile(Doubler(), [np.ones(1)], [1]))
     (entry,) = index["model_configs"]
     assert entry["status"] == "error" and "torch-neuronx" in entry["error"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="the error a machine without PyTorch gets")
+def test_npf_compile_without_pytorch_says_what_to_install(in_tmp: Path) -> None:
+    """Without PyTorch, npf.compile(model, inputs, batch_sizes) stops before any process
+    starts, naming the extra to install; no index is written."""
+    from npf_core.errors import PluginError
+
+    with pytest.raises(PluginError, match=r"needs PyTorch: pip install 'npf\[torch\]'"):
+        npf.compile(Doubler(), [np.ones(1)], [1])
+    assert not list(in_tmp.glob("*.json"))
 
 
 def test_a_missing_model_file_names_the_argument_and_the_file(in_tmp: Path) -> None:

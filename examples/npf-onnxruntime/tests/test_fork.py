@@ -55,10 +55,17 @@ def test_a_fork_of_a_process_without_onnxruntime_exits_cleanly(tmp_path: Path) -
 
 def test_a_fork_of_a_process_that_imported_onnxruntime_cannot_exit(tmp_path: Path) -> None:
     """The reason for the start method: onnxruntime starts a thread when imported; a
-    forked child lacks it and hangs (or aborts) in onnxruntime's exit handlers. If this
-    test fails, an onnxruntime release fixed it: reconsider ``preimport`` (README)."""
+    forked child lacks it and hangs (or aborts) in onnxruntime's exit handlers.
+
+    Whether the hang shows depends on the build and the machine (seen: hangs on a 2-core
+    development machine, exits cleanly on a CI machine with the same onnxruntime 1.32.0),
+    so a clean exit skips with that finding rather than failing: the guard below, not
+    this demonstration, is what keeps copies safe. Every outcome other than a clean exit
+    or the hazard (a crash of the parent, a wrong harness) still fails."""
     outcome = run_script(FORK_AND_EXIT + "import onnxruntime\nprint(fork_and_exit())", tmp_path)
-    assert outcome != "exit 0", "a fork of a process that imported onnxruntime exited cleanly"
+    if outcome == "exit 0":
+        pytest.skip("here a fork after importing onnxruntime exited cleanly: the hazard did not show")
+    assert outcome == "hung" or outcome.startswith("signal "), outcome
 
 
 def test_a_copy_forked_after_onnxruntime_was_imported_refuses_to_load(tmp_path: Path) -> None:
