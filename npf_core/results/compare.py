@@ -52,7 +52,8 @@ from npf_core.results.report import Report
 from npf_core.results.store import PlanEntry, Results, comparable_spec, read_results
 
 __all__ = [
-    "MIN_WINDOWS", "Comparison", "ConfigComparison", "MetricChange", "changes", "compare", "judge", "render", "welch",
+    "MIN_WINDOWS", "Comparison", "ConfigComparison", "MetricChange", "changes", "compare", "judge", "json_safe",
+    "render", "welch",
 ]  # fmt: skip
 
 CONFIDENCE = 0.95
@@ -182,15 +183,15 @@ class Comparison:
             d["verdict"] = c.verdict
         out["summary"] = self.summary()
         out["exit_code"] = self.exit_code
-        return _clean(out)
+        return json_safe(out)
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-able: NaN and infinities become None, tuples lists."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

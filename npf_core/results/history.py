@@ -33,6 +33,7 @@ from npf_core.results.compare import (
     DEFAULT_THRESHOLD_PCT,
     MetricChange,
     changes,
+    json_safe,
     judge,
 )
 from npf_core.results.figures import Figure
@@ -125,7 +126,7 @@ class History:
                 "significant_changes": sum(len(p.significant) for p in pts),
                 "configs": [self._point_dict(p) for p in pts],
             })  # fmt: skip
-        return _clean({
+        return json_safe({
             "path": self.path, "name": self.name, "threshold_pct": self.threshold_pct,
             "confidence": self.confidence, "series": self.series,
             "units": {f.field: f.unit for f in self.figures}, "runs": runs,
@@ -188,14 +189,6 @@ def _changes_text(p: Point) -> str:
     return "; ".join(f"{m.metric} {m.change_pct:+.1f}% {m.verdict}" for m in sig)
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---------------------------------------------------------------------------

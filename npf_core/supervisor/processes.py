@@ -36,6 +36,17 @@ TAIL_LINES, TAIL_CHARS = 200, 16 * 1024  # what an error report keeps of them
 PARENT_FDS: set[int] = set()
 
 
+def pid_stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (state T or t in /proc: SIGSTOP, SIGTSTP, a
+    debugger); False when it is gone or /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        return stat[stat.rindex(")") + 2] in "Tt"
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 @dataclass
 class Child:
     """One benchmarker: its process (or thread) and the parent's socket ends."""
@@ -142,14 +153,7 @@ class Child:
     def stopped(self) -> bool:
         """Whether the process is stopped (SIGSTOP, SIGTSTP, a debugger): it then runs
         no code, and acts on no signal but SIGKILL and SIGCONT."""
-        if self.pid is None or self.returncode is not None:
-            return False
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                stat = f.read()
-            return stat[stat.rindex(")") + 2] in "Tt"
-        except (OSError, ValueError, IndexError):
-            return False
+        return self.pid is not None and self.returncode is None and pid_stopped(self.pid)
 
     def left_behind(self) -> list[int]:
         """Live processes (not zombies) still in the benchmarker's group once it has

@@ -27,7 +27,7 @@ import npf_core.child.zygote as zg
 from npf_core.child.process import child_pythonpath
 from npf_core.errors import ZygoteFailed
 from npf_core.log import get_logger
-from npf_core.supervisor.processes import _NEW_GROUP, OUTPUT_TAIL, PARENT_FDS, Child
+from npf_core.supervisor.processes import _NEW_GROUP, OUTPUT_TAIL, PARENT_FDS, Child, pid_stopped
 
 __all__ = ["SPAWN_TIMEOUT_S", "ZYGOTE_START_S", "Zygote", "ZygoteKeeper"]
 
@@ -158,14 +158,7 @@ class Zygote:
     def stopped(self) -> bool:
         """Whether the zygote is stopped (SIGSTOP, SIGTSTP): it forks nothing and
         reaps nothing until it is resumed."""
-        if self.popen is None or self.popen.poll() is not None:
-            return False
-        try:
-            with open(f"/proc/{self.popen.pid}/stat") as f:
-                stat = f.read()
-            return stat[stat.rindex(")") + 2] in "Tt"
-        except (OSError, ValueError, IndexError):
-            return False
+        return self.popen is not None and self.popen.poll() is None and pid_stopped(self.popen.pid)
 
     def returncode(self) -> int | None:
         return self.popen.poll() if self.popen is not None else None

@@ -162,30 +162,10 @@ def cores_from_neuron_ls(text: str) -> list[int]:
     return sorted(cores)
 
 
-def neuron_ls_devices() -> list[dict[str, Any]] | None:
-    """The device objects ``neuron-ls`` prints as JSON (``--json-output``, or
-    ``--output-format json`` from Neuron 2.34), or None when it is not on PATH, fails
-    or prints no device list. For the run's environment record (telemetry)."""
-    exe = shutil.which("neuron-ls")
-    if exe is None:
-        return None
-    for args in (["--json-output"], ["--output-format", "json"]):
-        try:
-            proc = subprocess.run(
-                [exe, *args], capture_output=True, text=True, timeout=NEURON_LS_TIMEOUT_S, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if proc.returncode != 0:
-            continue
-        try:
-            return _device_entries(json.loads(proc.stdout))
-        except (ValueError, TypeError):
-            return None
-    return None
-
-
-def _run_neuron_ls() -> list[int] | None:
+def _neuron_ls_output() -> str | None:
+    """What ``neuron-ls`` prints as JSON (``--json-output``, or ``--output-format
+    json`` from Neuron 2.34, tried in that order), or None when it is not on PATH,
+    fails or refuses both flags."""
     exe = shutil.which("neuron-ls")
     if exe is None:
         return None
@@ -197,15 +177,33 @@ def _run_neuron_ls() -> list[int] | None:
         except (OSError, subprocess.TimeoutExpired) as exc:
             logger.warning("neuron-ls failed", error=repr(exc))
             return None
-        if proc.returncode != 0:
-            logger.debug("neuron-ls refused the flags", args=args, code=proc.returncode, stderr=proc.stderr[-500:])
-            continue
-        try:
-            return cores_from_neuron_ls(proc.stdout)
-        except (ValueError, TypeError) as exc:
-            logger.warning("cannot read the output of neuron-ls", args=args, error=str(exc))
-            return None
+        if proc.returncode == 0:
+            return proc.stdout
+        logger.debug("neuron-ls refused the flags", args=args, code=proc.returncode, stderr=proc.stderr[-500:])
     return None
+
+
+def neuron_ls_devices() -> list[dict[str, Any]] | None:
+    """The device objects ``neuron-ls`` prints, or None when it is not on PATH,
+    fails or prints no device list. For the run's environment record (telemetry)."""
+    text = _neuron_ls_output()
+    if text is None:
+        return None
+    try:
+        return _device_entries(json.loads(text))
+    except (ValueError, TypeError):
+        return None
+
+
+def _run_neuron_ls() -> list[int] | None:
+    text = _neuron_ls_output()
+    if text is None:
+        return None
+    try:
+        return cores_from_neuron_ls(text)
+    except (ValueError, TypeError) as exc:
+        logger.warning("cannot read the output of neuron-ls", error=str(exc))
+        return None
 
 
 def _cores_from_sysfs(root: Path) -> list[int] | None:
