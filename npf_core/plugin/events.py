@@ -63,7 +63,9 @@ class Progress(Event, kw_only=True):
     throughput: float
 
 
-class ConfigFinished(Event, kw_only=True):
+class _ConfigOutcome(Event, kw_only=True):
+    """What the three ends of a configuration carry (not emitted itself)."""
+
     index: int
     total: int
     config: RunConfig
@@ -73,25 +75,16 @@ class ConfigFinished(Event, kw_only=True):
     recorded: bool = True
 
 
-class ConfigFailed(Event, kw_only=True):
-    index: int
-    total: int
-    config: RunConfig
-    report: Report
-    #: results.json holds this report and every one announced before it: False when writing
-    #: it failed (a file reporter then leaves the report out, never holding a row results.json lacks)
-    recorded: bool = True
+class ConfigFinished(_ConfigOutcome, kw_only=True):
+    """A configuration measured: its report's status is "ok"."""
 
 
-class ConfigSkipped(Event, kw_only=True):
+class ConfigFailed(_ConfigOutcome, kw_only=True):
+    """A configuration that failed: its report says why."""
+
+
+class ConfigSkipped(_ConfigOutcome, kw_only=True):
     """A configuration already in the results file (``--resume``)."""
-
-    index: int
-    total: int
-    config: RunConfig
-    report: Report
-    #: as :attr:`ConfigFinished.recorded`
-    recorded: bool = True
 
 
 class RunFinished(Event, kw_only=True):
