@@ -242,3 +242,16 @@ def count_colour(rows: list[bytes], box: tuple[int, int, int, int], rgb: tuple[i
 
 def page_url(path: Path) -> str:
     return path.resolve().as_uri()
+
+
+def visit_offline(page: Path, expression: str, shot: str) -> PageVisit:
+    """:func:`visit` a file page, keep its screenshot as ``shot`` (in $NPF_SCREENSHOT_DIR,
+    else beside the page) and check it loaded with no console error and fetched nothing
+    but local files."""
+    seen = visit(page_url(page), expression)
+    shots = Path(os.environ.get("NPF_SCREENSHOT_DIR") or page.parent)
+    shots.mkdir(parents=True, exist_ok=True)
+    (shots / shot).write_bytes(seen.screenshot)
+    assert seen.errors == []
+    assert all(u.startswith("file://") for u in seen.requests), seen.requests  # nothing fetched from elsewhere
+    return seen

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .cdp import count_colour, decode_png, page_url, visit
+from .cdp import count_colour, decode_png, visit_offline
 
 pytestmark = pytest.mark.browser
 
@@ -88,13 +88,7 @@ def history_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_history_opens_offline_without_errors_and_draws_every_trend(history_page: Path) -> None:
-    seen = visit(page_url(history_page), PROBE)
-    shots = Path(os.environ.get("NPF_SCREENSHOT_DIR") or history_page.parent)
-    shots.mkdir(parents=True, exist_ok=True)
-    (shots / "history.png").write_bytes(seen.screenshot)
-
-    assert seen.errors == []
-    assert all(u.startswith("file://") for u in seen.requests), seen.requests  # nothing fetched from elsewhere
+    seen = visit_offline(history_page, PROBE, "history.png")
     probe = seen.evaluated
     assert probe["runs"] == ["v1", "v2", "v3 slower"]
     assert set(probe["info"]) == {f"chart-history-{f}" for f in FIGURES}

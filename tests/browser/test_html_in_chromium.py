@@ -16,7 +16,7 @@ import pytest
 
 from npf_core.results.store import resolve_results
 
-from .cdp import count_colour, decode_png, page_url, visit
+from .cdp import count_colour, decode_png, page_url, visit, visit_offline
 
 pytestmark = pytest.mark.browser
 
@@ -82,13 +82,7 @@ def sweep_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_opens_offline_without_errors_and_draws_every_chart(sweep_report: Path) -> None:
-    seen = visit(page_url(sweep_report), PROBE)
-    shots = Path(os.environ.get("NPF_SCREENSHOT_DIR") or sweep_report.parent)
-    shots.mkdir(parents=True, exist_ok=True)
-    (shots / "report.png").write_bytes(seen.screenshot)
-
-    assert seen.errors == []
-    assert all(u.startswith("file://") for u in seen.requests), seen.requests  # nothing fetched from elsewhere
+    seen = visit_offline(sweep_report, PROBE, "report.png")
     probe = seen.evaluated
     assert probe["rows"] == 8
     assert probe["asc"] == sorted(probe["asc"]) and probe["desc"] == sorted(probe["asc"], reverse=True)
