@@ -343,21 +343,46 @@ class RayLauncher(Launcher):
         run.config_done(index, config, report)
 
     async def _release(self, ray: Any, pool: NodePool, node: Node, fault: str) -> None:
-        """Back to the pool, unless the node died (Ray may still list a dead node as
-        alive for a while: a NodeDiedError is believed at once). A node that just ran
-        a configuration without a fault is alive: no need to ask Ray."""
+        """Back to the pool, unless the node died. A node that just ran a configuration
+        without a fault is alive: no need to ask Ray; a NodeDiedError is believed at
+        once. After any other fault the node must answer a probe: Ray lists a node that
+        vanished as alive until its heartbeats have been missed for a while (seconds),
+        and the error the lost agent raises then (ActorUnavailableError, ActorDiedError)
+        does not say whether the node or only the agent's worker died."""
         if not fault:
             pool.release(node)
             return
         self._drop_agent(ray, node)
-        if fault == "node":
-            pool.drop(node)
-            return
-        table = await anyio.to_thread.run_sync(ray.nodes)
-        if any(n.get("NodeID") == node.id and n.get("Alive") for n in table):
+        if fault != "node" and await self._answers(ray, node):
             pool.release(node)
         else:
             pool.drop(node)
+
+    async def _answers(self, ray: Any, node: Node) -> bool:
+        """Whether ``node`` is listed alive and runs a no-op task pinned to it within
+        :data:`NODE_PROBE_S`."""
+        table = await anyio.to_thread.run_sync(ray.nodes)
+        if not any(n.get("NodeID") == node.id and n.get("Alive") for n in table):
+            return False
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ref = (
+            ray.remote(_noop)
+            .options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False), num_cpus=0, max_retries=0)
+            .remote()
+        )
+        ready, _ = await anyio.to_thread.run_sync(lambda: ray.wait([ref], timeout=NODE_PROBE_S), abandon_on_cancel=True)
+        if not ready:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - not scheduled anywhere, or already gone
+                pass
+            return False
+        try:
+            await anyio.to_thread.run_sync(ray.get, ref)
+        except ray.exceptions.RayError:
+            return False
+        return True
 
     # -- the node agents: one Ray actor per node, kept across its configurations ----
 
@@ -502,6 +527,11 @@ class NodePool:
         self._changed = anyio.Event()
 
 
+def _noop() -> bool:
+    """The liveness probe's task (see :meth:`RayLauncher._answers`)."""
+    return True
+
+
 def _next_ref(gen: Any) -> Any:
     try:
         return next(gen)
@@ -513,6 +543,9 @@ def _next_ref(gen: Any) -> Any:
 
 #: how long the driver waits for the agents to release their copies at the end of a run
 AGENT_CLOSE_S = 30.0
+#: how long a node that lost a configuration has to run a no-op task before it is
+#: taken out of the run (a live node needs a Ray worker's start, about a second)
+NODE_PROBE_S = 15.0
 
 
 class NodeAgent:

@@ -346,3 +346,31 @@ def test_a_node_that_dies_mid_run_fails_only_its_configuration(cluster: Any, pid
     assert all(r.status == "ok" for r in reports if r is not lost), [r.error for r in reports]
     assert len(reports) == 4
     assert not still_alive([pid for _, pid, _ in benchmarkers(pid_dir, before)])
+
+
+def test_a_node_ray_still_lists_alive_after_it_vanished_gets_no_more_configurations(cluster: Any) -> None:
+    """After a fault, a node goes back to the pool only if it runs a probe task: Ray
+    keeps listing a node that vanished as alive until its heartbeats are missed (the
+    race that once sent the next configuration to a dead node). A live node that lost
+    only its agent's worker goes back."""
+    import ray
+
+    from npf_plugins.launchers.ray import Node, NodePool, RayLauncher
+
+    launcher = RayLauncher({"address": cluster.address})
+    live = next(n for n in ray.nodes() if n["Alive"])
+    extra = cluster.add_node(**NODE_ARGS)
+    cluster.wait_for_nodes()
+    gone_id = extra.node_id
+    nodes = [Node(id=i, host="", resources={}, labels={}) for i in (live["NodeID"], gone_id)]
+    pool = NodePool(nodes)
+    pool.free = []  # both were running a configuration
+    cluster.remove_node(extra, allow_graceful=False)
+    listed_alive = any(n["NodeID"] == gone_id and n["Alive"] for n in ray.nodes())
+
+    async def main() -> None:
+        await launcher._release(ray, pool, nodes[1], "worker")
+        await launcher._release(ray, pool, nodes[0], "worker")
+
+    anyio.run(main)
+    assert gone_id not in pool.alive and [n.id for n in pool.free] == [live["NodeID"]], listed_alive
