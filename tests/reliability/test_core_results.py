@@ -112,7 +112,10 @@ async def test_the_callers_loop_keeps_ticking_while_a_run_is_built_and_run(tmp_p
     assert [r.status for r in reports] == ["ok"]
     assert elapsed >= 2 * SlowProbe.PROBE_S  # the probes did run, once each
     assert len(gaps) > 100
-    assert max(gaps) < 0.05, f"the event loop stalled for {max(gaps) * 1000:.0f} ms"
+    # a probe run on the loop would stall it for PROBE_S (1.5 s); the bound leaves room for
+    # what a busy 2-core machine does to any thread now and then (a 131 ms gap seen once in CI)
+    assert max(gaps) < SlowProbe.PROBE_S / 5, f"the event loop stalled for {max(gaps) * 1000:.0f} ms"
+    assert sorted(gaps)[len(gaps) // 2] < 0.02  # and it ticked on time most of the run
 
 
 async def test_a_user_error_found_while_building_raises_from_run(tmp_path: Path) -> None:
